@@ -1,0 +1,942 @@
+"""
+Manage the persistence of Microsoft iSCSI initiator sessions.
+
+Wraps ``Get-IscsiSession``, ``Unregister-IscsiSession`` and ``Register-IscsiSession``
+(PowerShell module ``iSCSI``) so that sessions which must not reconnect at boot can be
+found and made non-persistent from the CLI, from states and from the reactor.
+
+:depends: Windows Server 2016 or newer (PowerShell 5.1, ``iSCSI`` module)
+:platform: Windows
+
+How it talks to Windows
+-----------------------
+Every call runs one fixed, versioned PowerShell script (``MAIN_SCRIPT`` below). Requests
+travel to it as data: a base64-encoded JSON document read by the script, never text
+pasted into PowerShell source. One PowerShell process (or one in-process runspace)
+serves a whole call, whatever the number of sessions.
+
+Minion configuration (minion config or pillar, read with ``config.get``):
+
+.. code-block:: yaml
+
+    # PowerShell to run; default: in-process runspace when Salt's pythonnet
+    # support is available, else powershell.exe
+    iscsi.powershell: C:\\Windows\\System32\\WindowsPowerShell\\v1.0\\powershell.exe
+    # seconds one request may take before PowerShell is stopped (default 120)
+    iscsi.timeout: 120
+
+Mapping of the cmdlet's parameters
+----------------------------------
+=====================  ===========================================================
+Unregister-IscsiSession  this module
+=====================  ===========================================================
+-SessionIdentifier     ``session_identifier`` (one id, a list, or ``id1,id2``)
+-InputObject           ``sessions`` (session dicts as ``iscsi.get_sessions`` returns)
+-PassThru              ``passthru=True``
+-AsJob                 Salt's own ``salt --async``
+=====================  ===========================================================
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import fnmatch
+import json
+import logging
+import queue
+import subprocess
+import threading
+import time
+from collections.abc import Iterable
+from typing import Any
+
+import salt.utils.platform
+from salt.exceptions import CommandExecutionError, SaltInvocationError
+
+try:
+    import salt.utils.win_pwsh as _win_pwsh
+
+    HAS_INPROCESS_PWSH = bool(_win_pwsh.HAS_CLR and _win_pwsh.HAS_PWSH_SDK)
+except ImportError:  # pragma: no cover - salt without win_pwsh
+    _win_pwsh = None
+    HAS_INPROCESS_PWSH = False
+
+log = logging.getLogger(__name__)
+
+__virtualname__ = "iscsi"
+
+PROTOCOL_VERSION = 1
+DEFAULT_TIMEOUT = 120
+DEFAULT_POWERSHELL = "powershell.exe"
+RESPONSE_MARKER = "ISCSI1 "
+
+SESSION_FIELDS = (
+    "SessionIdentifier",
+    "InitiatorSideIdentifier",
+    "TargetSideIdentifier",
+    "NumberOfConnections",
+    "TargetNodeAddress",
+    "InitiatorPortalAddress",
+    "InitiatorNodeAddress",
+    "InitiatorInstanceName",
+    "AuthenticationType",
+    "IsConnected",
+    "IsPersistent",
+    "IsDiscovered",
+    "IsDataDigest",
+    "IsHeaderDigest",
+    "IsMultipathEnabled",
+)
+
+# The process entry point, passed with -EncodedCommand. It reads the main script (base64,
+# first line of stdin), then answers each further line (one base64 JSON request) with one
+# line: RESPONSE_MARKER + base64 JSON response. A single call sends one or a few requests;
+# the beacon keeps the process and sends one request per tick.
+BOOTSTRAP_SCRIPT = """\
+$ErrorActionPreference = 'Stop'
+$ProgressPreference = 'SilentlyContinue'
+$mainText = [Text.Encoding]::UTF8.GetString([Convert]::FromBase64String([Console]::In.ReadLine()))
+$main = [scriptblock]::Create($mainText)
+while ($null -ne ($line = [Console]::In.ReadLine())) {
+    if ($line.Length -gt 0) {
+        $answer = & $main $line
+        [Console]::Out.WriteLine('ISCSI1 ' + $answer)
+        [Console]::Out.Flush()
+    }
+}
+"""
+
+# Protocol version 1. Changing this text changes the protocol: bump PROTOCOL_VERSION and
+# update the simulated host under tests/ (its pin test fails until then).
+MAIN_SCRIPT = """\
+# salt iscsi extension, main script, protocol 1.
+# In: $Payload, base64 of a UTF-8 JSON request. Out: base64 of a UTF-8 JSON response.
+# Request values are only ever used as parameter values, never as script text.
+param([string]$Payload)
+
+$ErrorActionPreference = 'Stop'
+$ProgressPreference = 'SilentlyContinue'
+
+$SessionFields = @(
+    'SessionIdentifier', 'InitiatorSideIdentifier', 'TargetSideIdentifier',
+    'NumberOfConnections', 'TargetNodeAddress', 'InitiatorPortalAddress',
+    'InitiatorNodeAddress', 'InitiatorInstanceName', 'AuthenticationType',
+    'IsConnected', 'IsPersistent', 'IsDiscovered', 'IsDataDigest',
+    'IsHeaderDigest', 'IsMultipathEnabled'
+)
+$ConnectionFields = @(
+    'ConnectionIdentifier', 'InitiatorAddress', 'InitiatorPortNumber',
+    'TargetAddress', 'TargetPortNumber'
+)
+
+function ConvertTo-ErrorData($Record) {
+    [ordered]@{
+        message  = $Record.Exception.Message
+        category = $Record.CategoryInfo.Category.ToString()
+        error_id = $Record.FullyQualifiedErrorId
+        hresult  = '0x{0:X8}' -f $Record.Exception.HResult
+    }
+}
+
+function Select-Fields($Object, [string[]]$Fields) {
+    $data = [ordered]@{}
+    foreach ($field in $Fields) {
+        $data[$field] = $Object.$field
+    }
+    $data
+}
+
+function Get-SessionData([bool]$WithConnections) {
+    foreach ($session in @(Get-IscsiSession)) {
+        $data = Select-Fields $session $SessionFields
+        if ($WithConnections) {
+            $data['Connections'] = @(
+                foreach ($connection in @(Get-IscsiConnection -IscsiSession $session)) {
+                    Select-Fields $connection $ConnectionFields
+                }
+            )
+        }
+        $data
+    }
+}
+
+function Invoke-PerSession([object[]]$Ids, [scriptblock]$Action) {
+    foreach ($id in $Ids) {
+        $item = [ordered]@{ id = [string]$id; ok = $true }
+        try {
+            $null = & $Action ([string]$id)
+        } catch {
+            $item['ok'] = $false
+            $item['error'] = ConvertTo-ErrorData $_
+        }
+        $item
+    }
+}
+
+$response = [ordered]@{ v = 1; ok = $true }
+try {
+    $requestJson = [Text.Encoding]::UTF8.GetString([Convert]::FromBase64String($Payload))
+    $request = ConvertFrom-Json -InputObject $requestJson
+    switch ([string]$request.op) {
+        'get_sessions' {
+            $response['sessions'] = @(Get-SessionData ([bool]$request.connections))
+        }
+        'digest' {
+            $ids = @(
+                Get-IscsiSession | Where-Object { $_.IsPersistent } |
+                    ForEach-Object { [string]$_.SessionIdentifier } | Sort-Object
+            )
+            $sha = [Security.Cryptography.SHA256]::Create()
+            $hash = $sha.ComputeHash([Text.Encoding]::UTF8.GetBytes($ids -join "`n"))
+            $response['count'] = $ids.Count
+            $response['digest'] = -join ($hash | ForEach-Object { $_.ToString('x2') })
+        }
+        'unregister' {
+            $response['results'] = @(
+                Invoke-PerSession @($request.ids) {
+                    param($Id)
+                    Unregister-IscsiSession -SessionIdentifier $Id
+                }
+            )
+        }
+        'register' {
+            $options = @{ IsMultipathEnabled = [bool]$request.is_multipath_enabled }
+            if ($request.chap_username) { $options['ChapUsername'] = [string]$request.chap_username }
+            if ($request.chap_secret) { $options['ChapSecret'] = [string]$request.chap_secret }
+            $response['results'] = @(
+                Invoke-PerSession @($request.ids) {
+                    param($Id)
+                    Register-IscsiSession -SessionIdentifier $Id @options
+                }
+            )
+        }
+        default {
+            throw (New-Object System.ArgumentException 'unknown operation')
+        }
+    }
+} catch {
+    $response = [ordered]@{ v = 1; ok = $false; error = (ConvertTo-ErrorData $_) }
+}
+$responseJson = ConvertTo-Json -InputObject $response -Depth 6 -Compress
+[Convert]::ToBase64String([Text.Encoding]::UTF8.GetBytes($responseJson))
+"""
+
+POWERSHELL_ARGS = ("-NoLogo", "-NoProfile", "-NonInteractive", "-EncodedCommand")
+
+
+def __virtual__():
+    if salt.utils.platform.is_windows() or __opts__.get("iscsi.powershell"):
+        return __virtualname__
+    return (
+        False,
+        "iscsi: the Microsoft iSCSI initiator is only on Windows; on another minion set "
+        "iscsi.powershell in the minion config",
+    )
+
+
+# --------------------------------------------------------------------------------------
+# Wire format
+# --------------------------------------------------------------------------------------
+
+
+def _encode_powershell_command(script: str) -> str:
+    """Encode ``script`` for powershell.exe ``-EncodedCommand`` (base64 of UTF-16LE)."""
+    return base64.b64encode(script.encode("utf-16-le")).decode("ascii")
+
+
+def _encode_request(request: dict) -> str:
+    """Encode one request as the single stdin line the main script reads."""
+    body = json.dumps({"v": PROTOCOL_VERSION, **request}, ensure_ascii=True)
+    return base64.b64encode(body.encode("utf-8")).decode("ascii")
+
+
+def _decode_response(text: str) -> dict:
+    """Decode the main script's answer, raising CommandExecutionError if it is not one."""
+    try:
+        response = json.loads(base64.b64decode(text.strip(), validate=True).decode("utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise CommandExecutionError(
+            f"iSCSI: PowerShell answered with something that is not a response ({exc}): "
+            f"{_preview(text)}"
+        ) from exc
+    if not isinstance(response, dict) or response.get("v") != PROTOCOL_VERSION:
+        raise CommandExecutionError(
+            f"iSCSI: PowerShell answered in an unknown protocol version: {_preview(text)}"
+        )
+    return response
+
+
+def _preview(text: str, limit: int = 200) -> str:
+    text = text.strip()
+    return repr(text if len(text) <= limit else text[:limit] + "...")
+
+
+def _describe_windows_error(error: dict) -> str:
+    """One line for a Windows error record as the main script reports it."""
+    message = str(error.get("message") or "unknown error").strip()
+    details = [d for d in (error.get("category"), error.get("error_id")) if d]
+    return f"{message} ({', '.join(details)})" if details else message
+
+
+def _is_not_found(error: dict) -> bool:
+    """True for the CDXML 'No MSFT_iSCSISession objects found' error."""
+    return str(error.get("error_id", "")).startswith("CmdletizationQuery_NotFound")
+
+
+# --------------------------------------------------------------------------------------
+# Channels: one PowerShell that answers requests
+# --------------------------------------------------------------------------------------
+
+
+class ProcessChannel:
+    """A powershell.exe process running the bootstrap; one line in, one line out."""
+
+    def __init__(self, executable: str, timeout: float) -> None:
+        self.executable = executable
+        self.timeout = timeout
+        command = [executable, *POWERSHELL_ARGS, _encode_powershell_command(BOOTSTRAP_SCRIPT)]
+        creationflags = getattr(subprocess, "CREATE_NO_WINDOW", 0)
+        try:
+            self._proc = subprocess.Popen(  # pylint: disable=consider-using-with
+                command,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                creationflags=creationflags,
+            )
+        except FileNotFoundError as exc:
+            raise CommandExecutionError(
+                f"iSCSI: PowerShell not found at '{executable}' (set iscsi.powershell)"
+            ) from exc
+        except OSError as exc:
+            raise CommandExecutionError(
+                f"iSCSI: cannot start PowerShell '{executable}': {exc.strerror or exc}"
+            ) from exc
+        self._lines: queue.Queue = queue.Queue()
+        self._stderr: list[bytes] = []
+        self._readers = [
+            threading.Thread(target=self._read_stdout, daemon=True),
+            threading.Thread(target=self._read_stderr, daemon=True),
+        ]
+        for reader in self._readers:
+            reader.start()
+        self._write(base64.b64encode(MAIN_SCRIPT.encode("utf-8")).decode("ascii"))
+
+    def _read_stdout(self) -> None:
+        for raw in self._proc.stdout:
+            self._lines.put(raw.decode("utf-8", "replace").rstrip("\r\n"))
+        self._lines.put(None)
+
+    def _read_stderr(self) -> None:
+        for raw in self._proc.stderr:
+            self._stderr.append(raw)
+
+    def _stderr_text(self) -> str:
+        return b"".join(self._stderr).decode("utf-8", "replace").strip()
+
+    def _write(self, line: str) -> None:
+        try:
+            self._proc.stdin.write(line.encode("ascii") + b"\n")
+            self._proc.stdin.flush()
+        except OSError as exc:
+            raise self._died("PowerShell stopped before it read the request") from exc
+
+    def _died(self, what: str) -> CommandExecutionError:
+        try:
+            code = self._proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            code = self._proc.returncode
+        for reader in self._readers:
+            reader.join(timeout=5)
+        stderr = self._stderr_text()
+        detail = f"; stderr: {_preview(stderr)}" if stderr else ""
+        return CommandExecutionError(f"iSCSI: {what} (exit code {code}){detail}")
+
+    def request(self, request: dict) -> dict:
+        """Send one request and wait for its response."""
+        self._write(_encode_request(request))
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                line = self._lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                self.kill()
+                raise CommandExecutionError(
+                    f"iSCSI: PowerShell did not answer '{request.get('op')}' within "
+                    f"{self.timeout:g} s; the process was stopped"
+                ) from None
+            if line is None:
+                raise self._died(f"PowerShell ended without answering '{request.get('op')}'")
+            if not line.strip():
+                continue
+            if not line.startswith(RESPONSE_MARKER):
+                self.kill()
+                raise CommandExecutionError(
+                    f"iSCSI: PowerShell printed unexpected output: {_preview(line)}"
+                )
+            return _decode_response(line[len(RESPONSE_MARKER) :])
+
+    def close(self) -> None:
+        """End the process; raise if it failed or wrote to stderr."""
+        if self._proc.poll() is None:
+            with contextlib.suppress(OSError):
+                self._proc.stdin.close()
+            try:
+                self._proc.wait(timeout=self.timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+                raise CommandExecutionError(
+                    f"iSCSI: PowerShell did not exit within {self.timeout:g} s; "
+                    "the process was stopped"
+                ) from None
+        for reader in self._readers:
+            reader.join(timeout=5)
+        stderr = self._stderr_text()
+        if self._proc.returncode != 0 or stderr:
+            detail = f": {_preview(stderr)}" if stderr else ""
+            raise CommandExecutionError(
+                f"iSCSI: PowerShell exited with code {self._proc.returncode}{detail}"
+            )
+
+    def kill(self) -> None:
+        """Stop the process at once (timeouts, protocol errors, shutdown)."""
+        if self._proc.poll() is None:
+            self._proc.kill()
+            try:
+                self._proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:  # pragma: no cover - unkillable process
+                log.error("iSCSI: PowerShell process %s did not stop", self._proc.pid)
+
+    @property
+    def alive(self) -> bool:
+        return self._proc.poll() is None
+
+
+class InProcessChannel:
+    """Salt's in-process PowerShell runspace (pythonnet): no process start at all."""
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self._ps = _win_pwsh.PowerShell.Create()
+
+    def request(self, request: dict) -> dict:
+        """Run the main script on one request and return its response."""
+        self._ps.Commands.Clear()
+        self._ps.Streams.ClearStreams()
+        self._ps.AddScript(MAIN_SCRIPT).AddArgument(_encode_request(request))
+        handle = self._ps.BeginInvoke()
+        if not handle.AsyncWaitHandle.WaitOne(int(self.timeout * 1000)):
+            self._ps.Stop()
+            raise CommandExecutionError(
+                f"iSCSI: PowerShell did not answer '{request.get('op')}' within "
+                f"{self.timeout:g} s; the runspace was stopped"
+            )
+        results = list(self._ps.EndInvoke(handle))
+        if not results:
+            errors = [str(e) for e in self._ps.Streams.Error]
+            raise CommandExecutionError(
+                "iSCSI: PowerShell returned no response"
+                + (f": {_preview(errors[0])}" if errors else "")
+            )
+        return _decode_response(str(results[-1]))
+
+    def close(self) -> None:
+        self._ps.Dispose()
+
+    def kill(self) -> None:
+        self._ps.Stop()
+        self._ps.Dispose()
+
+    alive = True
+
+
+def _config(key: str, default: Any = None) -> Any:
+    return __salt__["config.get"](f"iscsi.{key}", default)
+
+
+def _timeout() -> float:
+    value = _config("timeout", DEFAULT_TIMEOUT)
+    try:
+        timeout = float(value)
+    except (TypeError, ValueError):
+        timeout = -1
+    if timeout <= 0:
+        raise SaltInvocationError(f"iscsi.timeout must be a positive number, not {value!r}")
+    return timeout
+
+
+def _open_channel() -> ProcessChannel | InProcessChannel:
+    """The PowerShell this minion is configured to use."""
+    executable = _config("powershell")
+    if not executable and HAS_INPROCESS_PWSH:
+        return InProcessChannel(_timeout())
+    return ProcessChannel(executable or DEFAULT_POWERSHELL, _timeout())
+
+
+class HostCall:
+    """One call against the host: one channel, a journal of what was done.
+
+    Any error raised inside or while closing names what had already been changed, so a
+    failure half-way through is never silent.
+    """
+
+    def __init__(self) -> None:
+        self.done: list[str] = []
+        self._channel = None
+
+    def __enter__(self) -> HostCall:
+        self._channel = _open_channel()
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            if exc is not None:
+                self._channel.kill()
+            else:
+                self._channel.close()
+        except CommandExecutionError as err:
+            exc = err
+        if isinstance(exc, CommandExecutionError) and self.done:
+            raise CommandExecutionError(f"{exc}; already done: {', '.join(self.done)}") from exc
+        if exc is not None and exc_type is None:
+            raise exc
+
+    def request(self, op: str, **fields: Any) -> dict:
+        response = self._channel.request({"op": op, **fields})
+        if not response.get("ok"):
+            raise CommandExecutionError(
+                f"iSCSI: '{op}' failed: {_describe_windows_error(response.get('error') or {})}"
+            )
+        return response
+
+    def sessions(self, connections: bool = False) -> list[dict]:
+        return self.request("get_sessions", connections=connections)["sessions"]
+
+    def per_session(self, op: str, ids: list[str], **fields: Any) -> dict[str, dict | None]:
+        """Run a per-session op; map each id to its Windows error, or None on success."""
+        if not ids:
+            return {}
+        results = self.request(op, ids=ids, **fields)["results"]
+        outcome = {
+            item["id"]: (None if item.get("ok") else item.get("error") or {}) for item in results
+        }
+        self.done.extend(f"{op} {sid}" for sid, error in outcome.items() if error is None)
+        return outcome
+
+
+# --------------------------------------------------------------------------------------
+# Selecting sessions
+# --------------------------------------------------------------------------------------
+
+
+def _as_list(value: Any, name: str) -> list[str] | None:
+    """A CLI/state value as a list of non-empty strings ('a,b' splits), or None."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        items = value.split(",")
+    elif isinstance(value, (list, tuple)):
+        items = list(value)
+    else:
+        raise SaltInvocationError(
+            f"{name} must be a string or a list of strings, not {type(value).__name__}"
+        )
+    result = []
+    for item in items:
+        if not isinstance(item, str):
+            raise SaltInvocationError(f"{name} must hold strings, not {type(item).__name__}")
+        if not item.strip():
+            raise SaltInvocationError(f"{name} holds an empty value")
+        result.append(item.strip())
+    if not result:
+        raise SaltInvocationError(f"{name} is empty")
+    return result
+
+
+def _ids_from_sessions(sessions: Any) -> list[str]:
+    if isinstance(sessions, dict):
+        sessions = [sessions]
+    if not isinstance(sessions, (list, tuple)) or not sessions:
+        raise SaltInvocationError("sessions must be a non-empty list of session dicts")
+    ids = []
+    for session in sessions:
+        sid = session.get("SessionIdentifier") if isinstance(session, dict) else None
+        if not isinstance(sid, str) or not sid.strip():
+            raise SaltInvocationError(
+                "each item of sessions needs a SessionIdentifier (as iscsi.get_sessions returns)"
+            )
+        ids.append(sid.strip())
+    return ids
+
+
+def _portals(session: dict) -> list[str]:
+    """'address' and 'address:port' forms of each connection's target portal."""
+    forms = []
+    for connection in session.get("Connections") or []:
+        address = str(connection.get("TargetAddress") or "")
+        if ":" in address:
+            address = f"[{address}]"
+        forms += [address, f"{address}:{connection.get('TargetPortNumber')}"]
+    return forms
+
+
+def _matches_any(values: Iterable[str], patterns: list[str]) -> bool:
+    # IQNs are case-insensitive (RFC 3722 folds them to lower case); so are our globs.
+    return any(
+        fnmatch.fnmatchcase(value.lower(), pattern.lower())
+        for value in values
+        for pattern in patterns
+    )
+
+
+class Selector:
+    """What a call selects: ids (exact) and/or globs on target, initiator and portal."""
+
+    def __init__(
+        self,
+        session_identifier: Any = None,
+        sessions: Any = None,
+        target_node_address: Any = None,
+        initiator_node_address: Any = None,
+        target_portal: Any = None,
+        is_persistent: Any = None,
+    ) -> None:
+        ids = _as_list(session_identifier, "session_identifier")
+        if sessions is not None:
+            ids = (ids or []) + _ids_from_sessions(sessions)
+        self.ids = ids
+        self.targets = _as_list(target_node_address, "target_node_address")
+        self.initiators = _as_list(initiator_node_address, "initiator_node_address")
+        self.portals = _as_list(target_portal, "target_portal")
+        if is_persistent is not None and not isinstance(is_persistent, bool):
+            raise SaltInvocationError(f"is_persistent must be True or False, not {is_persistent!r}")
+        self.is_persistent = is_persistent
+
+    @property
+    def empty(self) -> bool:
+        return not (self.ids or self.targets or self.initiators or self.portals)
+
+    @property
+    def needs_connections(self) -> bool:
+        return bool(self.portals)
+
+    def __call__(self, session: dict) -> bool:
+        sid = str(session.get("SessionIdentifier", "")).lower()
+        return (
+            (self.ids is None or sid in {i.lower() for i in self.ids})
+            and (
+                not self.targets
+                or _matches_any([session.get("TargetNodeAddress") or ""], self.targets)
+            )
+            and (
+                not self.initiators
+                or _matches_any([session.get("InitiatorNodeAddress") or ""], self.initiators)
+            )
+            and (not self.portals or _matches_any(_portals(session), self.portals))
+            and (
+                self.is_persistent is None
+                or bool(session.get("IsPersistent")) == self.is_persistent
+            )
+        )
+
+    def missing_ids(self, sessions: list[dict]) -> list[str]:
+        """Requested ids that no session on the host has."""
+        present = {str(s.get("SessionIdentifier", "")).lower() for s in sessions}
+        return [i for i in self.ids or [] if i.lower() not in present]
+
+
+def _test_mode(test: Any) -> bool:
+    return bool(__opts__.get("test", False) if test is None else test)
+
+
+def _resolve_secret(value: str | None) -> str | None:
+    """A CHAP secret given as an sdb:// URI is looked up, so it need not be on the CLI."""
+    if isinstance(value, str) and value.startswith("sdb://"):
+        resolved = __salt__["sdb.get"](value)
+        if not resolved or resolved == value:
+            raise SaltInvocationError("chap_secret: the sdb:// URI did not resolve")
+        return str(resolved)
+    return value
+
+
+def _scrub(text: str, secret: str | None) -> str:
+    return text.replace(secret, "********") if secret else text
+
+
+# --------------------------------------------------------------------------------------
+# Public functions
+# --------------------------------------------------------------------------------------
+
+
+def get_sessions(
+    session_identifier=None,
+    target_node_address=None,
+    initiator_node_address=None,
+    target_portal=None,
+    is_persistent=None,
+    connections=False,
+):
+    """
+    List iSCSI sessions as ``Get-IscsiSession`` reports them.
+
+    Each session is a dict with the cmdlet's own field names (SessionIdentifier,
+    TargetNodeAddress, InitiatorNodeAddress, IsPersistent, IsConnected, ...).
+
+    session_identifier
+        Only these sessions: one id, a list, or a comma-separated string.
+
+    target_node_address
+        Only sessions whose target IQN matches this glob (or any glob of a list).
+        Matching is case-insensitive, as IQNs are. Regular expressions are not supported.
+
+    initiator_node_address
+        Likewise for the initiator IQN.
+
+    target_portal
+        Only sessions with a connection to a matching portal, written ``address`` or
+        ``address:port`` (IPv6 as ``[address]:port``); globs allowed.
+
+    is_persistent
+        ``True`` or ``False`` to keep only persistent or non-persistent sessions.
+
+    connections
+        Add each session's connections (``Connections``: target and initiator address and
+        port). Costs one more query per session; implied by ``target_portal``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' iscsi.get_sessions
+        salt '*' iscsi.get_sessions target_node_address='iqn.1991-05.com.contoso:*' is_persistent=True
+        salt '*' iscsi.get_sessions session_identifier=fffffa800d008430-4000013700000001
+    """
+    select = Selector(
+        session_identifier=session_identifier,
+        target_node_address=target_node_address,
+        initiator_node_address=initiator_node_address,
+        target_portal=target_portal,
+        is_persistent=is_persistent,
+    )
+    with HostCall() as host:
+        sessions = host.sessions(connections=bool(connections) or select.needs_connections)
+    return [s for s in sessions if select(s)]
+
+
+def _change_persistence(
+    *,
+    op: str,
+    select: Selector,
+    want_persistent: bool,
+    force: bool,
+    done_status: str,
+    skip_status: str,
+    test: bool,
+    passthru: bool,
+    fields: dict | None = None,
+    secret: str | None = None,
+) -> dict | list:
+    """Shared flow of unregister and register: select, act, verify, report per session."""
+    if select.empty:
+        raise SaltInvocationError(
+            "no session selected: give session_identifier, sessions, target_node_address, "
+            "initiator_node_address or target_portal"
+        )
+    report: dict[str, dict] = {}
+    with HostCall() as host:
+        before = host.sessions(connections=select.needs_connections)
+        for sid in select.missing_ids(before):
+            report[sid] = {"status": "not_found"}
+        chosen = [s for s in before if select(s)]
+        todo = []
+        for session in chosen:
+            sid = session["SessionIdentifier"]
+            entry = report[sid] = {"TargetNodeAddress": session.get("TargetNodeAddress")}
+            if bool(session.get("IsPersistent")) == want_persistent and not force:
+                entry["status"] = skip_status
+            elif test:
+                entry["status"] = f"would_{done_status}"
+            else:
+                todo.append(sid)
+        errors = host.per_session(op, todo, **(fields or {}))
+        after = {s["SessionIdentifier"]: s for s in host.sessions()} if todo else {}
+        # Unregister may remove one persistent login of several (MPIO); repeat for those
+        # still persistent, at most as many times as there were sessions to change.
+        if op == "unregister":
+            for _ in range(len(todo)):
+                again = [
+                    sid
+                    for sid in todo
+                    if errors.get(sid) is None and after.get(sid, {}).get("IsPersistent")
+                ]
+                if not again:
+                    break
+                errors.update(host.per_session(op, again))
+                after = {s["SessionIdentifier"]: s for s in host.sessions()}
+    for sid in todo:
+        entry = report[sid]
+        error = errors.get(sid)
+        now = after.get(sid)
+        if error is not None:
+            entry["status"] = "not_found" if _is_not_found(error) else "failed"
+            if entry["status"] == "failed":
+                entry["error"] = _scrub(_describe_windows_error(error), secret)
+        elif now is None:
+            entry.update(status="failed", error="the session disappeared during the change")
+        elif bool(now.get("IsPersistent")) == want_persistent:
+            entry["status"] = done_status
+        else:
+            entry.update(status="failed", error=f"IsPersistent is still {now.get('IsPersistent')}")
+    failed = {sid: e for sid, e in report.items() if e["status"] == "failed"}
+    if failed:
+        __context__["retcode"] = 1
+    if not passthru:
+        return report
+    if failed:
+        raise CommandExecutionError(
+            "iSCSI: "
+            + "; ".join(f"{sid}: {e['error']}" for sid, e in failed.items())
+            + f"; {done_status}: "
+            + (", ".join(s for s, e in report.items() if e["status"] == done_status) or "none")
+        )
+    return [after[sid] for sid in todo if sid in after]
+
+
+def unregister_session(
+    session_identifier=None,
+    sessions=None,
+    target_node_address=None,
+    initiator_node_address=None,
+    target_portal=None,
+    passthru=False,
+    test=None,
+):
+    """
+    Remove iSCSI sessions from being persistent, so they do not reconnect at restart
+    (``Unregister-IscsiSession``). The sessions stay connected.
+
+    Select sessions with ``session_identifier`` (``-SessionIdentifier``: one id, a list, or a
+    comma-separated string), ``sessions`` (``-InputObject``: session dicts as
+    ``iscsi.get_sessions`` returns them), and/or the globs ``target_node_address``,
+    ``initiator_node_address``, ``target_portal`` (see ``iscsi.get_sessions``). Given
+    together, they narrow each other. At least one is required.
+
+    passthru
+        Return the changed sessions as they are afterwards (``-PassThru``) instead of the
+        per-session report; raises if any session failed.
+
+    test
+        Report what would change and change nothing (defaults to the minion's ``test``).
+
+    Returns a dict keyed by session id, each with ``status``: ``unregistered``,
+    ``not_persistent`` (nothing to do), ``not_found``, ``would_unregister`` (test) or
+    ``failed`` with ``error``, the Windows error. Any failure sets the exit code to 1.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' iscsi.unregister_session session_identifier=fffffa800d008430-4000013700000001
+        salt '*' iscsi.unregister_session target_node_address='iqn.1991-05.com.contoso:*'
+        salt '*' iscsi.unregister_session target_node_address='*:backup-*' test=True
+    """
+    select = Selector(
+        session_identifier=session_identifier,
+        sessions=sessions,
+        target_node_address=target_node_address,
+        initiator_node_address=initiator_node_address,
+        target_portal=target_portal,
+    )
+    return _change_persistence(
+        op="unregister",
+        select=select,
+        want_persistent=False,
+        force=False,
+        done_status="unregistered",
+        skip_status="not_persistent",
+        test=_test_mode(test),
+        passthru=passthru,
+    )
+
+
+def register_session(
+    session_identifier=None,
+    sessions=None,
+    target_node_address=None,
+    initiator_node_address=None,
+    target_portal=None,
+    is_multipath_enabled=False,
+    chap_username=None,
+    chap_secret=None,
+    force=False,
+    passthru=False,
+    test=None,
+):
+    """
+    Make iSCSI sessions persistent, so they reconnect at restart
+    (``Register-IscsiSession``), the inverse of ``iscsi.unregister_session``.
+
+    Sessions are selected as for ``iscsi.unregister_session``.
+
+    is_multipath_enabled
+        ``-IsMultipathEnabled``: reconnect with MPIO.
+
+    chap_username, chap_secret
+        ``-ChapUsername`` / ``-ChapSecret``. Arguments given on the command line are kept
+        in the job cache: pass the secret as an ``sdb://`` URI, or from a state with
+        pillar data. The secret never appears in a log, a return or an error.
+
+    force
+        Register a session that is already persistent again. Each registration adds a
+        persistent login that reconnects at restart (what MPIO set-ups do on purpose).
+
+    passthru, test
+        As for ``iscsi.unregister_session``.
+
+    Returns a dict keyed by session id, each with ``status``: ``registered``,
+    ``already_persistent``, ``not_found``, ``would_register`` (test) or ``failed`` with
+    ``error``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' iscsi.register_session session_identifier=fffffa800d008430-4000013700000001
+        salt '*' iscsi.register_session target_node_address='iqn.*:db-*' is_multipath_enabled=True
+        salt '*' iscsi.register_session session_identifier=... chap_username=host1 chap_secret=sdb://vault/iscsi/chap
+    """
+    select = Selector(
+        session_identifier=session_identifier,
+        sessions=sessions,
+        target_node_address=target_node_address,
+        initiator_node_address=initiator_node_address,
+        target_portal=target_portal,
+    )
+    secret = _resolve_secret(chap_secret)
+    if chap_username is not None and not isinstance(chap_username, str):
+        raise SaltInvocationError("chap_username must be a string")
+    if secret is not None and not isinstance(secret, str):
+        raise SaltInvocationError("chap_secret must be a string")
+    # The initiator accepts CHAP secrets of 12 to 16 bytes; checking here keeps the value
+    # out of PowerShell's parameter-validation message.
+    if secret is not None and not 12 <= len(secret.encode("utf-8")) <= 16:
+        raise SaltInvocationError("chap_secret must be 12 to 16 bytes long")
+    fields = {
+        "is_multipath_enabled": bool(is_multipath_enabled),
+        "chap_username": chap_username,
+        "chap_secret": secret,
+    }
+    return _change_persistence(
+        op="register",
+        select=select,
+        want_persistent=True,
+        force=bool(force),
+        done_status="registered",
+        skip_status="already_persistent",
+        test=_test_mode(test),
+        passthru=passthru,
+        fields=fields,
+        secret=secret,
+    )

@@ -1,0 +1,79 @@
+"""Shared fixtures: the simulated Windows host and the Salt daemons that manage it."""
+
+from __future__ import annotations
+
+import os
+import stat
+import sys
+from pathlib import Path
+
+import pytest
+from saltfactories.utils import random_string
+
+from tests.simhost.model import SimulatedHost
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SALT_TREE = REPO_ROOT / "salt"
+STANDIN = REPO_ROOT / "tests" / "simhost" / "powershell_standin.py"
+
+
+def make_powershell(directory: Path, state_path: Path) -> Path:
+    """Write an executable that plays powershell.exe for the host stored at state_path."""
+    directory.mkdir(parents=True, exist_ok=True)
+    exe = directory / "powershell"
+    exe.write_text(
+        f"#!/bin/sh\nISCSI_SIM_STATE='{state_path}' exec '{sys.executable}' '{STANDIN}' \"$@\"\n"
+    )
+    exe.chmod(exe.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    return exe
+
+
+@pytest.fixture(scope="session")
+def salt_factories_config():
+    return {
+        "code_dir": str(REPO_ROOT),
+        "inject_sitecustomize": False,
+        "start_timeout": 120 if os.environ.get("CI") else 60,
+    }
+
+
+@pytest.fixture(scope="package")
+def host_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("simhost")
+
+
+@pytest.fixture(scope="package")
+def host(host_dir) -> SimulatedHost:
+    """The simulated Windows host the package's minion manages (reset per test)."""
+    return SimulatedHost(host_dir / "state.json").reset(sessions=3)
+
+
+@pytest.fixture(scope="package")
+def powershell(host_dir, host) -> Path:
+    return make_powershell(host_dir / "bin", host.path)
+
+
+@pytest.fixture
+def seeded(host) -> SimulatedHost:
+    """The host as in the seed's example: three persistent sessions to one target."""
+    return host.reset(sessions=3)
+
+
+def minion_config(powershell: Path, **extra) -> dict:
+    return {
+        "file_client": "local",
+        "file_roots": {"base": [str(SALT_TREE)]},
+        "iscsi.powershell": str(powershell),
+        "iscsi.timeout": 10,
+        **extra,
+    }
+
+
+@pytest.fixture(scope="package")
+def master_id() -> str:
+    return random_string("master-")
+
+
+@pytest.fixture(scope="package")
+def minion_id() -> str:
+    return random_string("minion-")

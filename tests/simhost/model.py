@@ -1,0 +1,398 @@
+"""A model of the Microsoft iSCSI initiator on one simulated Windows host (test code).
+
+The host's state lives in one JSON file so that tests, the PowerShell stand-in, the WinRM
+endpoint and a person with an editor all see and change the same host. Every change
+happens under an exclusive lock on ``<state>.lock``.
+
+What it models (``../shared/windows-iscsi-reference.md``, Microsoft's cmdlet docs):
+- sessions with every Get-IscsiSession field and their connections (Get-IscsiConnection);
+- the initiator's persistent-login list, which is what ``IsPersistent`` reflects: a
+  session is persistent while at least one persistent login belongs to it;
+- Register-IscsiSession adds a persistent login each time (registering twice = MPIO);
+- Unregister-IscsiSession removes the session's logins: one or all of them
+  (``behaviour.unregister_removes``, undocumented by Microsoft, so configurable); on a
+  session that is not persistent it does nothing or fails with 0xEFFF0042
+  (``behaviour.unregister_non_persistent``);
+- an unknown session id fails the CDXML way ("No MSFT_iSCSISession objects found ...");
+- fault switches: access denied, service stopped, per-session failures, hang, garbage
+  output, stderr noise, non-zero exit, crash, PowerShell start-up delay.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import fcntl
+import hashlib
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+SESSION_FIELDS = (
+    "SessionIdentifier",
+    "InitiatorSideIdentifier",
+    "TargetSideIdentifier",
+    "NumberOfConnections",
+    "TargetNodeAddress",
+    "InitiatorPortalAddress",
+    "InitiatorNodeAddress",
+    "InitiatorInstanceName",
+    "AuthenticationType",
+    "IsConnected",
+    "IsPersistent",
+    "IsDiscovered",
+    "IsDataDigest",
+    "IsHeaderDigest",
+    "IsMultipathEnabled",
+)
+
+INITIATOR_NODE = "iqn.1991-05.com.contoso:deepcore.contoso.com"
+INITIATOR_INSTANCE = "ROOT\\ISCSIPRT\\0000_0"
+SEED_TARGET = "iqn.1991-05.com.contoso:testiscsi-deepcore-target"
+
+# iscsierr.h texts, as Windows shows them.
+ERR_PERSISTENT_REMOVE = ("Failed to remove persistent login information.", 0xEFFF0042)
+ERR_PERSISTENT_SAVE = ("Failed to save persistent login information.", 0xEFFF0041)
+ERR_SERVICE_STOPPED = (
+    "The Microsoft iSCSI Initiator Service is not running. Please start the service and retry.",
+    0xEFFF003E,
+)
+ERR_INVALID_SESSION = ("Invalid Session Id.", 0xEFFF001C)
+
+DEFAULT_BEHAVIOUR = {"unregister_removes": "all", "unregister_non_persistent": "noop"}
+DEFAULT_FAULTS: dict[str, Any] = {
+    "access_denied": False,  # every cmdlet: Access denied (not elevated)
+    "service_stopped": False,  # MSiSCSI stopped: every cmdlet fails
+    "fail_sessions": {},  # session id -> "persistent_remove" | "persistent_save" | "access_denied"
+    "hang": False,  # the stand-in never answers
+    "garbage": False,  # the stand-in prints non-protocol text instead of answering
+    "stderr": "",  # the stand-in writes this to stderr after answering
+    "exit_code": 0,  # the stand-in exits with this code at the end
+    "crash": False,  # the stand-in dies while reading a request
+    "startup_delay": 0.0,  # seconds: models powershell.exe's start-up cost
+}
+
+
+class WindowsError_(Exception):
+    """A PowerShell ErrorRecord as the main script reports it."""
+
+    def __init__(self, message: str, category: str, error_id: str, hresult: int) -> None:
+        super().__init__(message)
+        self.record = {
+            "message": message,
+            "category": category,
+            "error_id": error_id,
+            "hresult": f"0x{hresult & 0xFFFFFFFF:08X}",
+        }
+
+
+def _iscsi_error(text_code: tuple[str, int], cmdlet: str) -> WindowsError_:
+    text, code = text_code
+    return WindowsError_(text, "NotSpecified", f"HRESULT 0x{code:08x},{cmdlet}", code)
+
+
+def _access_denied(cmdlet: str) -> WindowsError_:
+    return WindowsError_(
+        "Access denied", "PermissionDenied", f"Windows System Error 5,{cmdlet}", 0x80070005
+    )
+
+
+def _not_found(session_id: str, cmdlet: str) -> WindowsError_:
+    # CDXML wording (two spaces before "Verify"), category ObjectNotFound.
+    return WindowsError_(
+        f"No MSFT_iSCSISession objects found with property 'SessionIdentifier' equal to "
+        f"'{session_id}'.  Verify the value of the property and retry.",
+        "ObjectNotFound",
+        f"CmdletizationQuery_NotFound_SessionIdentifier,{cmdlet}",
+        0x80131500,
+    )
+
+
+def empty_state() -> dict:
+    return {
+        "initiator": {"node_address": INITIATOR_NODE, "instance_name": INITIATOR_INSTANCE},
+        "sessions": [],
+        "persistent_logins": [],
+        "behaviour": dict(DEFAULT_BEHAVIOUR),
+        "faults": copy.deepcopy(DEFAULT_FAULTS),
+        "stats": {"processes": 0, "requests": {}},
+        "next_login": 1,
+    }
+
+
+class SimulatedHost:
+    """One simulated Windows host, backed by the JSON file at ``path``."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+
+    # -- storage -----------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def edit(self) -> Iterator[dict]:
+        """Lock, load, yield the state for changes, save."""
+        lock_path = self.path.with_name(self.path.name + ".lock")
+        with open(lock_path, "a+") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                state = self._load()
+                yield state
+                tmp = self.path.with_name(self.path.name + ".tmp")
+                tmp.write_text(json.dumps(state, indent=1))
+                os.replace(tmp, self.path)
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def read(self) -> dict:
+        with self.edit() as state:
+            return copy.deepcopy(state)
+
+    def _load(self) -> dict:
+        if not self.path.exists():
+            return empty_state()
+        state = json.loads(self.path.read_text())
+        for key, value in empty_state().items():
+            state.setdefault(key, value)
+        for key, value in DEFAULT_FAULTS.items():
+            state["faults"].setdefault(key, value)
+        return state
+
+    # -- set-up helpers for tests and people -----------------------------------------
+
+    def reset(self, sessions: int = 0) -> SimulatedHost:
+        """An empty host, or one with the seed's sessions (``sessions=3``) and more."""
+        with self.edit() as state:
+            state.clear()
+            state.update(empty_state())
+        for _ in range(sessions):
+            self.add_session(SEED_TARGET, persistent=True)
+        return self
+
+    def add_session(
+        self,
+        target: str,
+        *,
+        persistent: bool = False,
+        portal: str = "10.0.0.5",
+        port: int = 3260,
+        connected: bool = True,
+    ) -> str:
+        """Log in to ``target``; return the new session id."""
+        with self.edit() as state:
+            n = len(state["sessions"]) + 1
+            sid = f"fffffa800d008430-40000137{n:08x}"
+            init = state["initiator"]
+            state["sessions"].append(
+                {
+                    "SessionIdentifier": sid,
+                    "InitiatorSideIdentifier": f"4000013700{n:02x}",
+                    "TargetSideIdentifier": f"{(n % 255) + 1:02x}00",
+                    "NumberOfConnections": 1,
+                    "TargetNodeAddress": target,
+                    "InitiatorPortalAddress": "",
+                    "InitiatorNodeAddress": init["node_address"],
+                    "InitiatorInstanceName": init["instance_name"],
+                    "AuthenticationType": "NONE",
+                    "IsConnected": connected,
+                    "IsDiscovered": True,
+                    "IsDataDigest": False,
+                    "IsHeaderDigest": False,
+                    "IsMultipathEnabled": False,
+                    "Connections": [
+                        {
+                            "ConnectionIdentifier": f"fffffa800d008430-{n:x}",
+                            "InitiatorAddress": "0.0.0.0",
+                            "InitiatorPortNumber": 44000 + n,
+                            "TargetAddress": portal,
+                            "TargetPortNumber": port,
+                        }
+                    ],
+                }
+            )
+            if persistent:
+                self._add_login(state, state["sessions"][-1], False)
+            return sid
+
+    def register_by_hand(self, session_id: str, *, multipath: bool = False) -> None:
+        """What an admin's Register-IscsiSession does (a new persistent login)."""
+        with self.edit() as state:
+            self._add_login(
+                state, self._session(state, session_id, "Register-IscsiSession"), multipath
+            )
+
+    def set_fault(self, name: str, value: Any) -> None:
+        if name not in DEFAULT_FAULTS:
+            raise KeyError(f"unknown fault {name!r}; known: {sorted(DEFAULT_FAULTS)}")
+        with self.edit() as state:
+            state["faults"][name] = value
+
+    def clear_faults(self) -> None:
+        with self.edit() as state:
+            state["faults"] = copy.deepcopy(DEFAULT_FAULTS)
+
+    def set_behaviour(self, name: str, value: str) -> None:
+        if name not in DEFAULT_BEHAVIOUR:
+            raise KeyError(f"unknown behaviour {name!r}")
+        with self.edit() as state:
+            state["behaviour"][name] = value
+
+    # -- what tests inspect ------------------------------------------------------------
+
+    def sessions(self) -> list[dict]:
+        state = self.read()
+        return [self._session_view(state, s, connections=False) for s in state["sessions"]]
+
+    def persistent_ids(self) -> set[str]:
+        return {s["SessionIdentifier"] for s in self.sessions() if s["IsPersistent"]}
+
+    def persistent_logins(self) -> list[dict]:
+        return self.read()["persistent_logins"]
+
+    def stats(self) -> dict:
+        return self.read()["stats"]
+
+    def reset_stats(self) -> None:
+        with self.edit() as state:
+            state["stats"] = {"processes": 0, "requests": {}}
+
+    # -- the main script's operations (what Windows does) -------------------------------
+
+    def handle(self, request: dict) -> dict:
+        """Answer one main-script request exactly as the script would on Windows."""
+        op = request.get("op")
+        with self.edit() as state:
+            counts = state["stats"]["requests"]
+            counts[str(op)] = counts.get(str(op), 0) + 1
+            try:
+                if op == "get_sessions":
+                    self._check_service(state, "Get-IscsiSession")
+                    return self._ok(
+                        sessions=[
+                            self._session_view(state, s, bool(request.get("connections")))
+                            for s in state["sessions"]
+                        ]
+                    )
+                if op == "digest":
+                    self._check_service(state, "Get-IscsiSession")
+                    ids = sorted(
+                        s["SessionIdentifier"]
+                        for s in state["sessions"]
+                        if self._is_persistent(state, s)
+                    )
+                    digest = hashlib.sha256("\n".join(ids).encode()).hexdigest()
+                    return self._ok(count=len(ids), digest=digest)
+                if op == "unregister":
+                    return self._ok(results=self._per_session(state, request, self._unregister))
+                if op == "register":
+                    return self._ok(results=self._per_session(state, request, self._register))
+                raise WindowsError_(
+                    "unknown operation", "NotSpecified", "System.ArgumentException", 0x80070057
+                )
+            except WindowsError_ as err:
+                return {"v": 1, "ok": False, "error": err.record}
+
+    @staticmethod
+    def _ok(**fields: Any) -> dict:
+        return {"v": 1, "ok": True, **fields}
+
+    def _per_session(self, state: dict, request: dict, action) -> list[dict]:
+        results = []
+        for sid in request.get("ids") or []:
+            item = {"id": str(sid), "ok": True}
+            try:
+                action(state, str(sid), request)
+            except WindowsError_ as err:
+                item.update(ok=False, error=err.record)
+            results.append(item)
+        return results
+
+    def _unregister(self, state: dict, sid: str, _request: dict) -> None:
+        cmdlet = "Unregister-IscsiSession"
+        self._check_service(state, cmdlet)
+        self._session(state, sid, cmdlet)
+        self._injected_failure(state, sid, cmdlet)
+        logins = [lg for lg in state["persistent_logins"] if lg.get("session") == sid]
+        if not logins:
+            if state["behaviour"]["unregister_non_persistent"] == "error":
+                raise _iscsi_error(ERR_PERSISTENT_REMOVE, cmdlet)
+            return
+        remove = logins if state["behaviour"]["unregister_removes"] == "all" else logins[:1]
+        ids = {lg["id"] for lg in remove}
+        # The session itself stays connected: unregistering is not a logout.
+        state["persistent_logins"] = [
+            lg for lg in state["persistent_logins"] if lg["id"] not in ids
+        ]
+
+    def _register(self, state: dict, sid: str, request: dict) -> None:
+        cmdlet = "Register-IscsiSession"
+        self._check_service(state, cmdlet)
+        session = self._session(state, sid, cmdlet)
+        self._injected_failure(state, sid, cmdlet)
+        login = self._add_login(state, session, bool(request.get("is_multipath_enabled")))
+        if request.get("chap_username"):
+            login["chap_username"] = request["chap_username"]
+        if request.get("chap_secret"):
+            # Kept as a digest: tests check the right secret arrived without storing it.
+            login["chap_secret_sha256"] = hashlib.sha256(
+                request["chap_secret"].encode()
+            ).hexdigest()
+
+    # -- internals -----------------------------------------------------------------------
+
+    def _check_service(self, state: dict, cmdlet: str) -> None:
+        if state["faults"]["service_stopped"]:
+            raise _iscsi_error(ERR_SERVICE_STOPPED, cmdlet)
+        if state["faults"]["access_denied"]:
+            raise _access_denied(cmdlet)
+
+    def _injected_failure(self, state: dict, sid: str, cmdlet: str) -> None:
+        kind = state["faults"]["fail_sessions"].get(sid)
+        if kind == "persistent_remove":
+            raise _iscsi_error(ERR_PERSISTENT_REMOVE, cmdlet)
+        if kind == "persistent_save":
+            raise _iscsi_error(ERR_PERSISTENT_SAVE, cmdlet)
+        if kind == "access_denied":
+            raise _access_denied(cmdlet)
+
+    @staticmethod
+    def _session(state: dict, sid: str, cmdlet: str) -> dict:
+        # CIM key lookup is case-insensitive.
+        for session in state["sessions"]:
+            if session["SessionIdentifier"].lower() == sid.lower():
+                return session
+        raise _not_found(sid, cmdlet)
+
+    @staticmethod
+    def _add_login(state: dict, session: dict, multipath: bool) -> dict:
+        connection = session["Connections"][0]
+        login = {
+            "id": state["next_login"],
+            "session": session["SessionIdentifier"],
+            "TargetName": session["TargetNodeAddress"],
+            "InitiatorInstance": session["InitiatorInstanceName"],
+            "InitiatorPortNumber": 0xFFFFFFFF,
+            "TargetPortal": {
+                "Address": connection["TargetAddress"],
+                "Port": connection["TargetPortNumber"],
+            },
+            "IsMultipathEnabled": multipath,
+        }
+        state["next_login"] += 1
+        state["persistent_logins"].append(login)
+        if multipath:
+            session["IsMultipathEnabled"] = True
+        return login
+
+    @staticmethod
+    def _is_persistent(state: dict, session: dict) -> bool:
+        sid = session["SessionIdentifier"]
+        return any(lg.get("session") == sid for lg in state["persistent_logins"])
+
+    def _session_view(self, state: dict, session: dict, connections: bool) -> dict:
+        view = {field: session.get(field) for field in SESSION_FIELDS}
+        view["IsPersistent"] = self._is_persistent(state, session)
+        if connections:
+            view["Connections"] = copy.deepcopy(session["Connections"])
+        return view

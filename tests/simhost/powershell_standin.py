@@ -1,0 +1,85 @@
+"""Stand-in for powershell.exe on a simulated Windows host (test code).
+
+Run exactly as the execution module runs powershell.exe:
+``powershell -NoLogo -NoProfile -NonInteractive -EncodedCommand <bootstrap>``, with the
+main script on the first stdin line and one request per further line. It accepts only the
+pinned bootstrap and main script (``pins.json``), so the module's script cannot change
+without this simulator being reviewed, and answers every request from the host model
+named by ``ISCSI_SIM_STATE``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from tests.simhost.model import SimulatedHost  # noqa: E402
+
+EXPECTED_ARGS = ["-NoLogo", "-NoProfile", "-NonInteractive", "-EncodedCommand"]
+PINS = json.loads((Path(__file__).with_name("pins.json")).read_text())
+MARKER = "ISCSI1 "
+
+
+def fail(message: str, code: int = 1) -> None:
+    sys.stderr.write(f"powershell stand-in: {message}\n")
+    sys.stderr.flush()
+    sys.exit(code)
+
+
+def sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def main(argv: list[str]) -> None:
+    host = SimulatedHost(os.environ["ISCSI_SIM_STATE"])
+    with host.edit() as state:
+        state["stats"]["processes"] += 1
+        faults = dict(state["faults"])
+    time.sleep(float(faults.get("startup_delay") or 0))
+
+    if argv[:-1] != EXPECTED_ARGS:
+        fail(f"unexpected command line {argv[:-1]!r}")
+    bootstrap = base64.b64decode(argv[-1]).decode("utf-16-le")
+    if sha256(bootstrap) != PINS["bootstrap_sha256"]:
+        fail("the -EncodedCommand is not the pinned bootstrap script")
+    first = sys.stdin.readline()
+    if not first:
+        return
+    main_script = base64.b64decode(first.strip()).decode("utf-8")
+    if sha256(main_script) != PINS["main_sha256"]:
+        fail("the main script on stdin is not the pinned main script")
+
+    for line in sys.stdin:
+        line = line.strip()
+        if not line:
+            continue
+        faults = host.read()["faults"]
+        if faults["crash"]:
+            fail("simulated crash", code=255)
+        if faults["hang"]:
+            while True:
+                time.sleep(3600)
+        if faults["garbage"]:
+            sys.stdout.write("Get-IscsiSession : \x00\x7f garbage that is no response\n")
+            sys.stdout.flush()
+            continue
+        request = json.loads(base64.b64decode(line).decode("utf-8"))
+        response = host.handle(request)
+        payload = base64.b64encode(json.dumps(response).encode("utf-8")).decode("ascii")
+        sys.stdout.write(MARKER + payload + "\n")
+        sys.stdout.flush()
+        if faults["stderr"]:
+            sys.stderr.write(faults["stderr"] + "\n")
+            sys.stderr.flush()
+    sys.exit(int(faults.get("exit_code") or 0))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
