@@ -3,29 +3,16 @@
 from __future__ import annotations
 
 import os
-import stat
-import sys
 from pathlib import Path
 
 import pytest
 from saltfactories.utils import random_string
 
 from tests.simhost.model import SimulatedHost
+from tests.simhost.powershell_standin import install as make_powershell
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SALT_TREE = REPO_ROOT / "salt"
-STANDIN = REPO_ROOT / "tests" / "simhost" / "powershell_standin.py"
-
-
-def make_powershell(directory: Path, state_path: Path) -> Path:
-    """Write an executable that plays powershell.exe for the host stored at state_path."""
-    directory.mkdir(parents=True, exist_ok=True)
-    exe = directory / "powershell"
-    exe.write_text(
-        f"#!/bin/sh\nISCSI_SIM_STATE='{state_path}' exec '{sys.executable}' '{STANDIN}' \"$@\"\n"
-    )
-    exe.chmod(exe.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
-    return exe
 
 
 @pytest.fixture(scope="session")

@@ -41,10 +41,11 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import fnmatch
+import functools
 import json
 import logging
 import queue
+import re
 import subprocess
 import threading
 import time
@@ -70,6 +71,7 @@ PROTOCOL_VERSION = 1
 DEFAULT_TIMEOUT = 120
 DEFAULT_POWERSHELL = "powershell.exe"
 RESPONSE_MARKER = "ISCSI1 "
+MAX_UNREGISTER_PASSES = 16
 
 SESSION_FIELDS = (
     "SessionIdentifier",
@@ -582,13 +584,18 @@ def _portals(session: dict) -> list[str]:
     return forms
 
 
+@functools.lru_cache(maxsize=256)
+def _glob(pattern: str) -> re.Pattern:
+    """Compile a glob where only ``*`` and ``?`` are special (``[`` is literal, for IPv6).
+
+    Case-insensitive: IQNs are (RFC 3722 folds them to lower case).
+    """
+    parts = (".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
+    return re.compile("".join(parts), re.IGNORECASE | re.DOTALL)
+
+
 def _matches_any(values: Iterable[str], patterns: list[str]) -> bool:
-    # IQNs are case-insensitive (RFC 3722 folds them to lower case); so are our globs.
-    return any(
-        fnmatch.fnmatchcase(value.lower(), pattern.lower())
-        for value in values
-        for pattern in patterns
-    )
+    return any(_glob(pattern).fullmatch(value) for value in values for pattern in patterns)
 
 
 class Selector:
@@ -688,7 +695,8 @@ def get_sessions(
         Only these sessions: one id, a list, or a comma-separated string.
 
     target_node_address
-        Only sessions whose target IQN matches this glob (or any glob of a list).
+        Only sessions whose target IQN matches this glob (or any glob of a list): ``*``
+        matches any run of characters, ``?`` one character, everything else itself.
         Matching is case-insensitive, as IQNs are. Regular expressions are not supported.
 
     initiator_node_address
@@ -757,15 +765,15 @@ def _change_persistence(
             if bool(session.get("IsPersistent")) == want_persistent and not force:
                 entry["status"] = skip_status
             elif test:
-                entry["status"] = f"would_{done_status}"
+                entry["status"] = f"would_{op}"
             else:
                 todo.append(sid)
         errors = host.per_session(op, todo, **(fields or {}))
         after = {s["SessionIdentifier"]: s for s in host.sessions()} if todo else {}
-        # Unregister may remove one persistent login of several (MPIO); repeat for those
-        # still persistent, at most as many times as there were sessions to change.
+        # Windows may remove one persistent login of several (MPIO) per Unregister: repeat
+        # for sessions still persistent, up to MAX_UNREGISTER_PASSES logins per session.
         if op == "unregister":
-            for _ in range(len(todo)):
+            for _ in range(MAX_UNREGISTER_PASSES - 1):
                 again = [
                     sid
                     for sid in todo

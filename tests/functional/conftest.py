@@ -28,3 +28,21 @@ def reset_loaders_state(loaders):
 @pytest.fixture
 def iscsi(loaders):
     return loaders.modules.iscsi
+
+
+@pytest.fixture
+def minion_setting(loaders):
+    """Change minion config keys for one test: minion_setting({"iscsi.timeout": 1})."""
+    saved = {}
+
+    def _set(settings: dict) -> None:
+        for key, value in settings.items():
+            saved.setdefault(key, loaders.opts.get(key))
+            loaders.opts[key] = value
+
+    yield _set
+    for key, value in saved.items():
+        if value is None:
+            loaders.opts.pop(key, None)
+        else:
+            loaders.opts[key] = value

@@ -51,6 +51,8 @@ SESSION_FIELDS = (
 INITIATOR_NODE = "iqn.1991-05.com.contoso:deepcore.contoso.com"
 INITIATOR_INSTANCE = "ROOT\\ISCSIPRT\\0000_0"
 SEED_TARGET = "iqn.1991-05.com.contoso:testiscsi-deepcore-target"
+# (InitiatorSideIdentifier, TargetSideIdentifier) of the seed's three sessions, in order.
+SEED_SIDES = [("400001370001", "0200"), ("400001370004", "0100"), ("400001370002", "0300")]
 
 # iscsierr.h texts, as Windows shows them.
 ERR_PERSISTENT_REMOVE = ("Failed to remove persistent login information.", 0xEFFF0042)
@@ -166,8 +168,9 @@ class SimulatedHost:
         with self.edit() as state:
             state.clear()
             state.update(empty_state())
-        for _ in range(sessions):
-            self.add_session(SEED_TARGET, persistent=True)
+        for n in range(sessions):
+            sides = SEED_SIDES[n] if n < len(SEED_SIDES) else (None, None)
+            self.add_session(SEED_TARGET, persistent=True, sides=sides)
         return self
 
     def add_session(
@@ -178,6 +181,7 @@ class SimulatedHost:
         portal: str = "10.0.0.5",
         port: int = 3260,
         connected: bool = True,
+        sides: tuple[str | None, str | None] = (None, None),
     ) -> str:
         """Log in to ``target``; return the new session id."""
         with self.edit() as state:
@@ -187,8 +191,8 @@ class SimulatedHost:
             state["sessions"].append(
                 {
                     "SessionIdentifier": sid,
-                    "InitiatorSideIdentifier": f"4000013700{n:02x}",
-                    "TargetSideIdentifier": f"{(n % 255) + 1:02x}00",
+                    "InitiatorSideIdentifier": sides[0] or f"40000137{n:04x}",
+                    "TargetSideIdentifier": sides[1] or f"{n % 256:02x}{n // 256 % 256:02x}",
                     "NumberOfConnections": 1,
                     "TargetNodeAddress": target,
                     "InitiatorPortalAddress": "",

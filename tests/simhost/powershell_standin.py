@@ -27,6 +27,18 @@ PINS = json.loads((Path(__file__).with_name("pins.json")).read_text())
 MARKER = "ISCSI1 "
 
 
+def install(directory: Path, state_path: Path) -> Path:
+    """Write an executable ``powershell`` in ``directory`` for the host at ``state_path``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    exe = directory / "powershell"
+    exe.write_text(
+        "#!/bin/sh\n"
+        f"ISCSI_SIM_STATE='{state_path}' exec '{sys.executable}' '{Path(__file__).resolve()}' \"$@\"\n"
+    )
+    exe.chmod(0o755)
+    return exe
+
+
 def fail(message: str, code: int = 1) -> None:
     sys.stderr.write(f"powershell stand-in: {message}\n")
     sys.stderr.flush()

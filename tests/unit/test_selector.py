@@ -1,0 +1,82 @@
+"""Which sessions a call selects."""
+
+import pytest
+from salt.exceptions import SaltInvocationError
+
+
+def session(sid="s1", target="iqn.1991-05.com.contoso:db-01", persistent=True, portal=None):
+    data = {
+        "SessionIdentifier": sid,
+        "TargetNodeAddress": target,
+        "InitiatorNodeAddress": "iqn.1991-05.com.contoso:host",
+        "IsPersistent": persistent,
+    }
+    if portal:
+        data["Connections"] = [{"TargetAddress": portal[0], "TargetPortNumber": portal[1]}]
+    return data
+
+
+def test_ids_are_exact_and_case_insensitive(iscsi_mod):
+    select = iscsi_mod.Selector(session_identifier="S1, s2")
+    assert select.ids == ["S1", "s2"]
+    assert select(session("s1")) and not select(session("s10"))
+    assert select.missing_ids([session("s1")]) == ["s2"]
+
+
+def test_globs_on_target_and_initiator(iscsi_mod):
+    assert iscsi_mod.Selector(target_node_address="IQN.1991-05.com.contoso:db-*")(session())
+    assert not iscsi_mod.Selector(target_node_address="*:web-*")(session())
+    assert iscsi_mod.Selector(target_node_address=["*:web-*", "*:db-0?"])(session())
+    assert not iscsi_mod.Selector(initiator_node_address="*:other")(session())
+
+
+def test_filters_narrow_each_other(iscsi_mod):
+    select = iscsi_mod.Selector(session_identifier="s1", target_node_address="*:web-*")
+    assert not select(session("s1"))
+
+
+def test_portal_forms(iscsi_mod):
+    v4 = session(portal=("10.0.0.5", 3260))
+    v6 = session(portal=("fe80::1", 3260))
+    assert iscsi_mod.Selector(target_portal="10.0.0.5")(v4)
+    assert iscsi_mod.Selector(target_portal="10.0.0.*:3260")(v4)
+    assert not iscsi_mod.Selector(target_portal="10.0.0.5:860")(v4)
+    assert iscsi_mod.Selector(target_portal="[fe80::1]:3260")(v6)
+    assert not iscsi_mod.Selector(target_portal="10.*")(session())
+    assert iscsi_mod.Selector(target_portal="10.*").needs_connections
+
+
+def test_is_persistent(iscsi_mod):
+    assert iscsi_mod.Selector(is_persistent=False)(session(persistent=False))
+    assert not iscsi_mod.Selector(is_persistent=False)(session())
+
+
+def test_sessions_input_objects(iscsi_mod):
+    select = iscsi_mod.Selector(sessions=[session("a"), session("b")])
+    assert select.ids == ["a", "b"]
+    assert iscsi_mod.Selector(sessions=session("c")).ids == ["c"]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"session_identifier": 5}, "session_identifier must be a string or a list"),
+        ({"session_identifier": ["a", 5]}, "must hold strings"),
+        ({"session_identifier": " , "}, "empty value"),
+        ({"session_identifier": []}, "is empty"),
+        ({"target_node_address": ""}, "empty value"),
+        ({"target_portal": {"a": 1}}, "target_portal must be"),
+        ({"sessions": []}, "non-empty list"),
+        ({"sessions": ["abc"]}, "SessionIdentifier"),
+        ({"is_persistent": "yes"}, "True or False"),
+    ],
+)
+def test_malformed_selectors(iscsi_mod, kwargs, message):
+    with pytest.raises(SaltInvocationError, match=message):
+        iscsi_mod.Selector(**kwargs)
+
+
+def test_empty_selector(iscsi_mod):
+    assert iscsi_mod.Selector().empty
+    assert iscsi_mod.Selector(is_persistent=True).empty
+    assert not iscsi_mod.Selector(target_node_address="*").empty
