@@ -609,6 +609,7 @@ class Selector:
         initiator_node_address: Any = None,
         target_portal: Any = None,
         is_persistent: Any = None,
+        exclude_target_node_address: Any = None,
     ) -> None:
         ids = _as_list(session_identifier, "session_identifier")
         if sessions is not None:
@@ -617,6 +618,7 @@ class Selector:
         self.targets = _as_list(target_node_address, "target_node_address")
         self.initiators = _as_list(initiator_node_address, "initiator_node_address")
         self.portals = _as_list(target_portal, "target_portal")
+        self.excluded_targets = _as_list(exclude_target_node_address, "exclude_target_node_address")
         if is_persistent is not None and not isinstance(is_persistent, bool):
             raise SaltInvocationError(f"is_persistent must be True or False, not {is_persistent!r}")
         self.is_persistent = is_persistent
@@ -642,6 +644,10 @@ class Selector:
                 or _matches_any([session.get("InitiatorNodeAddress") or ""], self.initiators)
             )
             and (not self.portals or _matches_any(_portals(session), self.portals))
+            and not (
+                self.excluded_targets
+                and _matches_any([session.get("TargetNodeAddress") or ""], self.excluded_targets)
+            )
             and (
                 self.is_persistent is None
                 or bool(session.get("IsPersistent")) == self.is_persistent
@@ -682,6 +688,7 @@ def get_sessions(
     target_node_address=None,
     initiator_node_address=None,
     target_portal=None,
+    exclude_target_node_address=None,
     is_persistent=None,
     connections=False,
 ):
@@ -706,6 +713,10 @@ def get_sessions(
         Only sessions with a connection to a matching portal, written ``address`` or
         ``address:port`` (IPv6 as ``[address]:port``); globs allowed.
 
+    exclude_target_node_address
+        Leave out sessions whose target IQN matches this glob (or any of a list): the
+        exceptions of a policy.
+
     is_persistent
         ``True`` or ``False`` to keep only persistent or non-persistent sessions.
 
@@ -727,6 +738,7 @@ def get_sessions(
         initiator_node_address=initiator_node_address,
         target_portal=target_portal,
         is_persistent=is_persistent,
+        exclude_target_node_address=exclude_target_node_address,
     )
     with HostCall() as host:
         sessions = host.sessions(connections=bool(connections) or select.needs_connections)
@@ -818,6 +830,7 @@ def unregister_session(
     target_node_address=None,
     initiator_node_address=None,
     target_portal=None,
+    exclude_target_node_address=None,
     passthru=False,
     test=None,
 ):
@@ -828,8 +841,9 @@ def unregister_session(
     Select sessions with ``session_identifier`` (``-SessionIdentifier``: one id, a list, or a
     comma-separated string), ``sessions`` (``-InputObject``: session dicts as
     ``iscsi.get_sessions`` returns them), and/or the globs ``target_node_address``,
-    ``initiator_node_address``, ``target_portal`` (see ``iscsi.get_sessions``). Given
-    together, they narrow each other. At least one is required.
+    ``initiator_node_address``, ``target_portal`` and ``exclude_target_node_address`` (see
+    ``iscsi.get_sessions``). Given together, they narrow each other. At least one of the
+    first five is required.
 
     passthru
         Return the changed sessions as they are afterwards (``-PassThru``) instead of the
@@ -856,6 +870,7 @@ def unregister_session(
         target_node_address=target_node_address,
         initiator_node_address=initiator_node_address,
         target_portal=target_portal,
+        exclude_target_node_address=exclude_target_node_address,
     )
     return _change_persistence(
         op="unregister",
@@ -875,6 +890,7 @@ def register_session(
     target_node_address=None,
     initiator_node_address=None,
     target_portal=None,
+    exclude_target_node_address=None,
     is_multipath_enabled=False,
     chap_username=None,
     chap_secret=None,
@@ -921,6 +937,7 @@ def register_session(
         target_node_address=target_node_address,
         initiator_node_address=initiator_node_address,
         target_portal=target_portal,
+        exclude_target_node_address=exclude_target_node_address,
     )
     secret = _resolve_secret(chap_secret)
     if chap_username is not None and not isinstance(chap_username, str):

@@ -1,17 +1,34 @@
 """Integration layer: a real salt-master and salt-minion on loopback."""
 
+from pathlib import Path
+
 import pytest
+import salt.utils.yaml
 
 from tests.conftest import SALT_TREE, minion_config
 
 
 @pytest.fixture(scope="package")
-def master(salt_factories, master_id):
+def master_trees(tmp_path_factory) -> dict[str, Path]:
+    """Pillar and a site state tree (top.sls) beside the extension's own salt/ tree."""
+    root = tmp_path_factory.mktemp("master-trees")
+    trees = {"pillar": root / "pillar", "states": root / "states"}
+    for tree in trees.values():
+        tree.mkdir()
+    (trees["states"] / "top.sls").write_text("base:\n  '*':\n    - iscsi\n")
+    (trees["pillar"] / "top.sls").write_text("base:\n  '*':\n    - iscsi\n")
+    (trees["pillar"] / "iscsi.sls").write_text("{}\n")
+    return trees
+
+
+@pytest.fixture(scope="package")
+def master(salt_factories, master_id, master_trees):
     factory = salt_factories.salt_master_daemon(
         master_id,
         overrides={
             "interface": "127.0.0.1",
-            "file_roots": {"base": [str(SALT_TREE)]},
+            "file_roots": {"base": [str(SALT_TREE), str(master_trees["states"])]},
+            "pillar_roots": {"base": [str(master_trees["pillar"])]},
         },
     )
     with factory.started():
@@ -40,3 +57,17 @@ def salt_cli(master):
 @pytest.fixture(scope="package")
 def salt_call_cli(minion):
     return minion.salt_call_cli(timeout=60)
+
+
+@pytest.fixture
+def set_pillar(master_trees, salt_call_cli):
+    """Write the minion's iscsi pillar (any YAML value, or raw text) and refresh it."""
+
+    def _set(data=None, raw: str | None = None) -> None:
+        text = raw if raw is not None else salt.utils.yaml.safe_dump(data, default_flow_style=False)
+        (master_trees["pillar"] / "iscsi.sls").write_text(text)
+        ret = salt_call_cli.run("saltutil.refresh_pillar", "wait=True")
+        assert ret.returncode == 0, ret
+
+    yield _set
+    _set({})

@@ -1,0 +1,192 @@
+"""
+Declare which iSCSI sessions must not reconnect at boot (or must).
+
+Session identifiers change at every login and restart, so lasting policy selects sessions
+by target IQN glob (``*`` and ``?``; case-insensitive; no regular expressions), optionally
+narrowed by initiator IQN and target portal, minus exceptions:
+
+.. code-block:: yaml
+
+    backup targets never reconnect at boot:
+      iscsi.not_persistent:
+        - target_node_address: 'iqn.1991-05.com.contoso:backup-*'
+        - exclude_target_node_address: 'iqn.1991-05.com.contoso:backup-keep'
+
+    # With no selector, the name is the target IQN glob:
+    'iqn.1991-05.com.contoso:scratch-*':
+      iscsi.not_persistent
+
+The formula ``iscsi.policy`` (``salt/iscsi/policy.sls``) builds these states from pillar;
+see ``pillar.example``. All work is done by the ``iscsi`` execution module.
+"""
+
+from __future__ import annotations
+
+from salt.exceptions import CommandExecutionError, SaltInvocationError
+
+__virtualname__ = "iscsi"
+
+# Selectors that choose sessions; exclude_target_node_address only narrows a choice.
+_CHOOSING = ("session_identifier", "target_node_address", "initiator_node_address", "target_portal")
+
+
+def __virtual__():
+    if "iscsi.unregister_session" in __salt__:
+        return __virtualname__
+    return (False, "iscsi state: the iscsi execution module is not loaded on this minion")
+
+
+def _describe(sessions: dict[str, dict]) -> str:
+    return ", ".join(f"{sid} ({entry.get('TargetNodeAddress')})" for sid, entry in sessions.items())
+
+
+def _enforce(name: str, want_persistent: bool, selectors: dict, extra: dict) -> dict:
+    """Run the execution module on the selection and turn its report into a state return."""
+    ret = {"name": name, "result": False, "changes": {}, "comment": ""}
+    if not any(selectors.get(key) is not None for key in _CHOOSING):
+        selectors["target_node_address"] = name
+    function = "iscsi.register_session" if want_persistent else "iscsi.unregister_session"
+    verb = "register" if want_persistent else "unregister"
+    adjective = "persistent" if want_persistent else "non-persistent"
+    try:
+        report = __salt__[function](**selectors, **extra, test=__opts__["test"])
+    except SaltInvocationError as exc:
+        ret["comment"] = f"Invalid selection: {exc}"
+        return ret
+    except CommandExecutionError as exc:
+        ret["comment"] = f"Could not enforce the policy: {exc}"
+        return ret
+
+    def having(*statuses: str) -> dict[str, dict]:
+        return {sid: entry for sid, entry in report.items() if entry["status"] in statuses}
+
+    changed = having(f"{verb}ed", f"would_{verb}")
+    failed = having("failed")
+    ret["changes"] = {
+        sid: {
+            "TargetNodeAddress": entry.get("TargetNodeAddress"),
+            "IsPersistent": {"old": not want_persistent, "new": want_persistent},
+        }
+        for sid, entry in changed.items()
+    }
+    comments = []
+    if failed:
+        comments.append(
+            f"Failed for {len(failed)} session(s): "
+            + "; ".join(
+                f"{sid} ({e.get('TargetNodeAddress')}): {e.get('error')}"
+                for sid, e in failed.items()
+            )
+            + "."
+        )
+    if changed:
+        made = "Would make" if __opts__["test"] else "Made"
+        comments.append(f"{made} {len(changed)} session(s) {adjective}: {_describe(changed)}.")
+    already = having("already_persistent", "not_persistent")
+    if already:
+        comments.append(f"{len(already)} matching session(s) already {adjective}.")
+    missing = having("not_found")
+    if missing:
+        comments.append(f"No such session (nothing to do): {', '.join(missing)}.")
+    if not report:
+        comments.append(f"No iSCSI session matches; the policy holds ({adjective}).")
+    ret["comment"] = " ".join(comments)
+    if failed:
+        ret["result"] = False
+    elif changed and __opts__["test"]:
+        ret["result"] = None
+    else:
+        ret["result"] = True
+    return ret
+
+
+def not_persistent(
+    name,
+    session_identifier=None,
+    target_node_address=None,
+    initiator_node_address=None,
+    target_portal=None,
+    exclude_target_node_address=None,
+):
+    """
+    Ensure that the selected iSCSI sessions are not persistent: they stay connected but do
+    not reconnect at restart (``Unregister-IscsiSession`` where needed).
+
+    name
+        The state's name; used as the ``target_node_address`` glob when no selector is given.
+
+    session_identifier
+        One session id or a list (ids change at every restart: prefer the globs).
+
+    target_node_address, initiator_node_address, target_portal
+        Globs (or lists of globs) on the target IQN, initiator IQN and target portal
+        (``address`` or ``address:port``); given together they narrow each other.
+
+    exclude_target_node_address
+        Globs of targets to leave alone even when selected (policy exceptions).
+
+    A selection that matches no session succeeds: the policy holds. A session that fails
+    makes the state fail, naming it and Windows' error; the others are still changed and
+    listed in ``changes``.
+
+    .. code-block:: yaml
+
+        no boot reconnect for test targets:
+          iscsi.not_persistent:
+            - target_node_address:
+              - 'iqn.1991-05.com.contoso:testiscsi-*'
+              - 'iqn.1991-05.com.contoso:scratch-*'
+            - target_portal: '10.0.9.*'
+    """
+    selectors = {
+        "session_identifier": session_identifier,
+        "target_node_address": target_node_address,
+        "initiator_node_address": initiator_node_address,
+        "target_portal": target_portal,
+        "exclude_target_node_address": exclude_target_node_address,
+    }
+    return _enforce(name, False, selectors, {})
+
+
+def persistent(
+    name,
+    session_identifier=None,
+    target_node_address=None,
+    initiator_node_address=None,
+    target_portal=None,
+    exclude_target_node_address=None,
+    is_multipath_enabled=False,
+    chap_username=None,
+    chap_secret=None,
+):
+    """
+    Ensure that the selected iSCSI sessions are persistent: they reconnect at restart
+    (``Register-IscsiSession`` where needed). Sessions are selected as for
+    ``iscsi.not_persistent``.
+
+    is_multipath_enabled, chap_username, chap_secret
+        As for ``iscsi.register_session``. Take the secret from pillar (or an ``sdb://``
+        URI); it never appears in the state's return or the logs.
+
+    .. code-block:: yaml
+
+        database targets reconnect at boot:
+          iscsi.persistent:
+            - target_node_address: 'iqn.1991-05.com.contoso:db-*'
+            - is_multipath_enabled: True
+            - chap_username: {{ pillar['iscsi']['chap']['user'] }}
+            - chap_secret: {{ pillar['iscsi']['chap']['secret'] }}
+    """
+    selectors = {
+        "session_identifier": session_identifier,
+        "target_node_address": target_node_address,
+        "initiator_node_address": initiator_node_address,
+        "target_portal": target_portal,
+        "exclude_target_node_address": exclude_target_node_address,
+    }
+    extra = {
+        "is_multipath_enabled": is_multipath_enabled,
+        "chap_username": chap_username,
+        "chap_secret": chap_secret,
+    }
+    return _enforce(name, True, selectors, extra)
