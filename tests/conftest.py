@@ -64,3 +64,13 @@ def master_id() -> str:
 @pytest.fixture(scope="package")
 def minion_id() -> str:
     return random_string("minion-")
+
+
+def pytest_unconfigure(config):
+    """Hand Salt's buffered start-up log records to pytest's handlers while they are open.
+
+    Otherwise Salt flushes them at interpreter exit into a closed stream ("Logging error").
+    """
+    import salt._logging.impl  # pylint: disable=import-outside-toplevel
+
+    salt._logging.impl.shutdown_temp_handler()

@@ -49,6 +49,7 @@ import re
 import subprocess
 import threading
 import time
+import weakref
 from collections.abc import Iterable
 from typing import Any
 
@@ -71,6 +72,7 @@ PROTOCOL_VERSION = 1
 DEFAULT_TIMEOUT = 120
 DEFAULT_POWERSHELL = "powershell.exe"
 RESPONSE_MARKER = "ISCSI1 "
+WATCH_CHANNEL_KEY = "iscsi.watch_channel"
 MAX_UNREGISTER_PASSES = 16
 
 SESSION_FIELDS = (
@@ -291,6 +293,13 @@ def _is_not_found(error: dict) -> bool:
 # --------------------------------------------------------------------------------------
 
 
+def _stop_process(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.kill()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=5)
+
+
 class ProcessChannel:
     """A powershell.exe process running the bootstrap; one line in, one line out."""
 
@@ -315,6 +324,9 @@ class ProcessChannel:
             raise CommandExecutionError(
                 f"iSCSI: cannot start PowerShell '{executable}': {exc.strerror or exc}"
             ) from exc
+        # A channel dropped without close() (e.g. a kept one lost on a module refresh) must
+        # not leave PowerShell running.
+        self._finalizer = weakref.finalize(self, _stop_process, self._proc)
         self._lines: queue.Queue = queue.Queue()
         self._stderr: list[bytes] = []
         self._readers = [
@@ -469,35 +481,46 @@ def _timeout() -> float:
     return timeout
 
 
-def _open_channel() -> ProcessChannel | InProcessChannel:
+def _open_channel(timeout: float | None = None) -> ProcessChannel | InProcessChannel:
     """The PowerShell this minion is configured to use."""
+    timeout = timeout or _timeout()
     executable = _config("powershell")
     if not executable and HAS_INPROCESS_PWSH:
-        return InProcessChannel(_timeout())
-    return ProcessChannel(executable or DEFAULT_POWERSHELL, _timeout())
+        return InProcessChannel(timeout)
+    return ProcessChannel(executable or DEFAULT_POWERSHELL, timeout)
 
 
 class HostCall:
     """One call against the host: one channel, a journal of what was done.
 
     Any error raised inside or while closing names what had already been changed, so a
-    failure half-way through is never silent.
+    failure half-way through is never silent. With ``keep_open`` the channel survives a
+    successful call (``.channel``) so that the next call can reuse it; on error it is
+    always stopped.
     """
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        channel: ProcessChannel | InProcessChannel | None = None,
+        keep_open: bool = False,
+        timeout: float | None = None,
+    ) -> None:
         self.done: list[str] = []
-        self._channel = None
+        self.channel = channel
+        self._keep_open = keep_open
+        self._timeout = timeout
 
     def __enter__(self) -> HostCall:
-        self._channel = _open_channel()
+        if self.channel is None or not self.channel.alive:
+            self.channel = _open_channel(self._timeout)
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
         try:
             if exc is not None:
-                self._channel.kill()
-            else:
-                self._channel.close()
+                self.channel.kill()
+            elif not self._keep_open:
+                self.channel.close()
         except CommandExecutionError as err:
             exc = err
         if isinstance(exc, CommandExecutionError) and self.done:
@@ -506,7 +529,7 @@ class HostCall:
             raise exc
 
     def request(self, op: str, **fields: Any) -> dict:
-        response = self._channel.request({"op": op, **fields})
+        response = self.channel.request({"op": op, **fields})
         if not response.get("ok"):
             raise CommandExecutionError(
                 f"iSCSI: '{op}' failed: {_describe_windows_error(response.get('error') or {})}"
@@ -965,3 +988,67 @@ def register_session(
         fields=fields,
         secret=secret,
     )
+
+
+def watch(
+    previous_digest=None,
+    target_node_address=None,
+    exclude_target_node_address=None,
+    keep_open=False,
+    timeout=None,
+):
+    """
+    Tell cheaply whether the set of persistent sessions changed since ``previous_digest``.
+
+    Asks Windows for a digest of the persistent sessions' ids (one small answer); only when
+    it differs from ``previous_digest`` are the persistent sessions read and returned. The
+    ``iscsi`` beacon calls this every tick with ``keep_open=True``, so that one PowerShell
+    (process or runspace) serves all ticks instead of one process per tick.
+
+    previous_digest
+        The ``digest`` of the previous call; ``None`` on a first call.
+
+    target_node_address, exclude_target_node_address
+        Globs (as for ``iscsi.get_sessions``) choosing which persistent sessions are listed
+        in ``selected`` (all of them when not given).
+
+    keep_open
+        Keep the PowerShell running for the next call from this process.
+
+    timeout
+        Seconds to wait for PowerShell (default: ``iscsi.timeout``).
+
+    Returns ``{"digest", "count", "changed"}``, plus, when ``changed``, ``"sessions"``
+    (every session, as ``iscsi.get_sessions``) and ``"selected"`` (ids of the persistent
+    sessions the globs match).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' iscsi.watch
+        salt '*' iscsi.watch previous_digest=5e0c...9a1f
+    """
+    select = Selector(
+        target_node_address=target_node_address,
+        exclude_target_node_address=exclude_target_node_address,
+    )
+    if timeout is not None and (not isinstance(timeout, (int, float)) or timeout <= 0):
+        raise SaltInvocationError(f"timeout must be a positive number, not {timeout!r}")
+    kept = __context__.pop(WATCH_CHANNEL_KEY, None) if keep_open else None
+    with HostCall(channel=kept, keep_open=keep_open, timeout=timeout) as host:
+        state = host.request("digest")
+        result = {
+            "digest": state["digest"],
+            "count": state["count"],
+            "changed": state["digest"] != previous_digest,
+        }
+        if result["changed"]:
+            sessions = host.sessions()
+            result["sessions"] = sessions
+            result["selected"] = [
+                s["SessionIdentifier"] for s in sessions if s.get("IsPersistent") and select(s)
+            ]
+    if keep_open:
+        __context__[WATCH_CHANNEL_KEY] = host.channel
+    return result
