@@ -40,6 +40,7 @@ Unregister-IscsiSession  this module
 from __future__ import annotations
 
 import base64
+import concurrent.futures
 import contextlib
 import functools
 import json
@@ -50,11 +51,20 @@ import subprocess
 import threading
 import time
 import weakref
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import salt.utils.platform
 from salt.exceptions import CommandExecutionError, SaltInvocationError
+
+try:
+    import requests.exceptions
+    import winrm.exceptions
+    import winrm.protocol
+
+    HAS_WINRM = True
+except ImportError:  # pragma: no cover - pywinrm is a dependency, but optional on Windows
+    HAS_WINRM = False
 
 try:
     import salt.utils.win_pwsh as _win_pwsh
@@ -232,10 +242,14 @@ POWERSHELL_ARGS = ("-NoLogo", "-NoProfile", "-NonInteractive", "-EncodedCommand"
 def __virtual__():
     if salt.utils.platform.is_windows() or __opts__.get("iscsi.powershell"):
         return __virtualname__
+    if __opts__.get("iscsi.winrm") or __pillar__.get("iscsi.winrm"):
+        if HAS_WINRM:
+            return __virtualname__
+        return (False, "iscsi: iscsi.winrm is configured but pywinrm is not installed")
     return (
         False,
-        "iscsi: the Microsoft iSCSI initiator is only on Windows; on another minion set "
-        "iscsi.powershell in the minion config",
+        "iscsi: the Microsoft iSCSI initiator is only on Windows; to manage Windows hosts "
+        "from this minion, configure WinRM profiles (iscsi.winrm)",
     )
 
 
@@ -407,7 +421,7 @@ class ProcessChannel:
                 ) from None
         for reader in self._readers:
             reader.join(timeout=5)
-        stderr = self._stderr_text()
+        stderr = _meaningful_stderr(self._stderr_text())
         if self._proc.returncode != 0 or stderr:
             detail = f": {_preview(stderr)}" if stderr else ""
             raise CommandExecutionError(
@@ -466,6 +480,286 @@ class InProcessChannel:
     alive = True
 
 
+def _meaningful_stderr(text: str) -> str:
+    """stderr without PowerShell's CLIXML progress records (not errors); errors kept."""
+    text = text.strip()
+    if not text.startswith("#< CLIXML"):
+        return text
+    errors = re.findall(r'<S S="Error">(.*?)</S>', text, re.DOTALL)
+    return "".join(errors).replace("_x000D__x000A_", "\n").strip()
+
+
+# --------------------------------------------------------------------------------------
+# Remote computers: the same protocol through a WinRM shell (pywinrm)
+# --------------------------------------------------------------------------------------
+
+WINRM_PROFILE_KEYS = {
+    "transport",  # ntlm (default), kerberos, credssp, certificate, ssl (Basic over HTTPS), basic
+    "username",
+    "password",  # or sdb://...
+    "scheme",  # https (default) or http
+    "port",  # 5986 for https, 5985 for http
+    "path",  # /wsman
+    "server_cert_validation",  # validate (default) or ignore
+    "ca_trust_path",
+    "cert_pem",
+    "cert_key_pem",
+    "message_encryption",  # auto (default), always, never
+    "kerberos_delegation",
+    "operation_timeout",  # seconds one WS-Management operation may take (default 20)
+    "read_timeout",  # seconds the HTTP client waits (default operation_timeout + 10)
+    "insecure",  # True allows Basic over plain HTTP (tests only); logs a warning
+}
+DEFAULT_THROTTLE_LIMIT = 32
+
+
+class RemoteComputer:
+    """A Windows computer reached over WinRM, with its resolved connection profile."""
+
+    def __init__(self, name: str, profile_name: str, settings: dict) -> None:
+        self.name = name
+        self.profile_name = profile_name
+        self.settings = settings
+
+    def __repr__(self) -> str:  # never shows the settings: they hold the password
+        return f"RemoteComputer({self.name!r}, profile={self.profile_name!r})"
+
+
+def _winrm_profile(computer: str, profile: str | None) -> RemoteComputer:
+    """Resolve the connection profile for ``computer`` from config/pillar."""
+    profiles = _config("winrm", {}) or {}
+    if not isinstance(profiles, dict):
+        raise SaltInvocationError("iscsi.winrm must be a mapping of profile names to settings")
+    if profile is None:
+        hosts = _config("winrm_hosts", {}) or {}
+        if not isinstance(hosts, dict):
+            raise SaltInvocationError("iscsi.winrm_hosts must map computer globs to profile names")
+        profile = next(
+            (name for glob, name in hosts.items() if _glob(str(glob)).fullmatch(computer)),
+            "default",
+        )
+    settings = profiles.get(profile)
+    if not isinstance(settings, dict):
+        raise SaltInvocationError(
+            f"no WinRM profile '{profile}' for {computer} (configure iscsi.winrm:{profile})"
+        )
+    unknown = set(settings) - WINRM_PROFILE_KEYS
+    if unknown:
+        raise SaltInvocationError(
+            f"WinRM profile '{profile}' has unknown settings: {', '.join(sorted(unknown))}"
+        )
+    return RemoteComputer(computer, profile, settings)
+
+
+def _winrm_protocol(remote: RemoteComputer, timeout: float):
+    """A pywinrm Protocol for ``remote``, secure unless the profile explicitly says not."""
+    cfg = remote.settings
+    transport = cfg.get("transport", "ntlm")
+    scheme = cfg.get("scheme", "https")
+    if scheme not in ("https", "http"):
+        raise SaltInvocationError(
+            f"WinRM profile '{remote.profile_name}': scheme must be https or http"
+        )
+    if transport in ("basic", "plaintext") and scheme == "http":
+        if not cfg.get("insecure"):
+            raise SaltInvocationError(
+                f"WinRM profile '{remote.profile_name}': Basic authentication over plain HTTP "
+                "sends the password readable; use https (transport: ssl) or ntlm/kerberos, or "
+                "set insecure: True for a test lab"
+            )
+        log.warning("iSCSI: WinRM profile '%s' uses Basic over plain HTTP", remote.profile_name)
+        transport = "plaintext"
+    if transport == "basic":
+        transport = "ssl"
+    validation = cfg.get("server_cert_validation", "validate")
+    if validation not in ("validate", "ignore"):
+        raise SaltInvocationError(
+            f"WinRM profile '{remote.profile_name}': server_cert_validation must be validate or ignore"
+        )
+    if validation == "ignore" and scheme == "https":
+        log.warning(
+            "iSCSI: WinRM profile '%s' does not validate %s's TLS certificate",
+            remote.profile_name,
+            remote.name,
+        )
+    password = cfg.get("password")
+    if isinstance(password, str) and password.startswith("sdb://"):
+        password = __salt__["sdb.get"](password)
+    operation_timeout = int(cfg.get("operation_timeout", 20))
+    read_timeout = int(cfg.get("read_timeout", operation_timeout + 10))
+    host = f"[{remote.name}]" if ":" in remote.name else remote.name
+    port = cfg.get("port", 5986 if scheme == "https" else 5985)
+    endpoint = f"{scheme}://{host}:{port}{cfg.get('path', '/wsman')}"
+    options = {
+        "transport": transport,
+        "username": cfg.get("username"),
+        "password": password,
+        "server_cert_validation": validation,
+        "message_encryption": cfg.get("message_encryption", "auto"),
+        "kerberos_delegation": bool(cfg.get("kerberos_delegation", False)),
+        "operation_timeout_sec": min(operation_timeout, max(1, int(timeout) - 1)),
+        "read_timeout_sec": min(read_timeout, int(timeout) + 10),
+    }
+    for key in ("ca_trust_path", "cert_pem", "cert_key_pem"):
+        if cfg.get(key):
+            options[key] = cfg[key]
+    if options["read_timeout_sec"] <= options["operation_timeout_sec"]:
+        options["read_timeout_sec"] = options["operation_timeout_sec"] + 1
+    return winrm.protocol.Protocol(endpoint, **options)
+
+
+def _winrm_error(remote: RemoteComputer, exc: Exception) -> CommandExecutionError:
+    """A clear, secret-free message for what went wrong talking to ``remote``."""
+    who = f"{remote.name} (WinRM profile '{remote.profile_name}')"
+    if isinstance(exc, winrm.exceptions.InvalidCredentialsError):
+        what = "refused the credentials"
+    elif isinstance(exc, requests.exceptions.SSLError):
+        what = "failed TLS certificate validation"
+    elif isinstance(exc, requests.exceptions.ConnectionError):
+        what = "cannot be reached (connection failed)"
+    elif isinstance(exc, requests.exceptions.Timeout):
+        what = "did not answer in time"
+    elif isinstance(exc, winrm.exceptions.WinRMTransportError):
+        what = f"answered HTTP {exc.code}"
+    elif isinstance(exc, winrm.exceptions.WSManFaultError):
+        what = f"reported a WS-Management fault: {exc.reason or exc.code}"
+    else:
+        what = f"failed: {type(exc).__name__}"
+    return CommandExecutionError(f"iSCSI: {who} {what}")
+
+
+class WinRMChannel:
+    """The bootstrap run by powershell.exe in a WinRM shell; requests on its stdin.
+
+    The command line holds only the short fixed bootstrap (far below cmd.exe's 8191
+    characters); the main script and the requests travel on stdin, so their length does
+    not matter.
+    """
+
+    def __init__(self, remote: RemoteComputer, timeout: float) -> None:
+        self.remote = remote
+        self.timeout = timeout
+        self._shell = self._command = None
+        self._buffer = b""
+        self._stderr = b""
+        self._exit_code: int | None = None
+        try:
+            self._protocol = _winrm_protocol(remote, timeout)
+            self._shell = self._protocol.open_shell(codepage=65001, noprofile=True)
+            self._command = self._protocol.run_command(
+                self._shell,
+                "powershell.exe",
+                [*POWERSHELL_ARGS, _encode_powershell_command(BOOTSTRAP_SCRIPT)],
+                console_mode_stdin=False,
+            )
+            self._send(base64.b64encode(MAIN_SCRIPT.encode("utf-8")).decode("ascii"))
+        except SaltInvocationError:
+            raise
+        except Exception as exc:  # pylint: disable=broad-except
+            self.kill()
+            raise _winrm_error(remote, exc) from None
+
+    def _send(self, line: str, end: bool = False) -> None:
+        self._protocol.send_command_input(
+            self._shell, self._command, (line + "\n").encode("ascii") if line else b"", end
+        )
+
+    def _receive(self, deadline: float) -> bool:
+        """Read what output there is; False once the command has finished."""
+        while True:
+            try:
+                stdout, stderr, code, done = self._protocol.get_command_output_raw(
+                    self._shell, self._command
+                )
+            except winrm.exceptions.WinRMOperationTimeoutError:
+                if time.monotonic() >= deadline:
+                    raise
+                continue
+            self._buffer += stdout
+            self._stderr += stderr
+            if done:
+                self._exit_code = code
+            return not done
+
+    def request(self, request: dict) -> dict:
+        """Send one request and wait for its response line."""
+        deadline = time.monotonic() + self.timeout
+        try:
+            self._send(_encode_request(request))
+            while True:
+                while b"\n" in self._buffer:
+                    raw, self._buffer = self._buffer.split(b"\n", 1)
+                    line = raw.decode("utf-8", "replace").rstrip("\r")
+                    if not line.strip():
+                        continue
+                    if not line.startswith(RESPONSE_MARKER):
+                        raise CommandExecutionError(
+                            f"iSCSI: PowerShell on {self.remote.name} printed unexpected "
+                            f"output: {_preview(line)}"
+                        )
+                    return _decode_response(line[len(RESPONSE_MARKER) :])
+                if self._exit_code is not None or not self._receive(deadline):
+                    stderr = _meaningful_stderr(self._stderr.decode("utf-8", "replace"))
+                    raise CommandExecutionError(
+                        f"iSCSI: PowerShell on {self.remote.name} ended without answering "
+                        f"'{request.get('op')}' (exit code {self._exit_code})"
+                        + (f"; stderr: {_preview(stderr)}" if stderr else "")
+                    )
+                if time.monotonic() >= deadline:
+                    raise winrm.exceptions.WinRMOperationTimeoutError()
+        except CommandExecutionError:
+            self.kill()
+            raise
+        except winrm.exceptions.WinRMOperationTimeoutError:
+            self.kill()
+            raise CommandExecutionError(
+                f"iSCSI: PowerShell on {self.remote.name} did not answer '{request.get('op')}' "
+                f"within {self.timeout:g} s; the remote command was stopped"
+            ) from None
+        except Exception as exc:  # pylint: disable=broad-except
+            self.kill()
+            raise _winrm_error(self.remote, exc) from None
+
+    def close(self) -> None:
+        """End stdin, wait for the remote PowerShell to exit; raise if it failed."""
+        deadline = time.monotonic() + self.timeout
+        try:
+            self._send("", end=True)
+            while self._exit_code is None and self._receive(deadline):
+                if time.monotonic() >= deadline:
+                    raise winrm.exceptions.WinRMOperationTimeoutError()
+        except winrm.exceptions.WinRMOperationTimeoutError:
+            self.kill()
+            raise CommandExecutionError(
+                f"iSCSI: PowerShell on {self.remote.name} did not exit within {self.timeout:g} s"
+            ) from None
+        except Exception as exc:  # pylint: disable=broad-except
+            self.kill()
+            raise _winrm_error(self.remote, exc) from None
+        self.kill()
+        stderr = _meaningful_stderr(self._stderr.decode("utf-8", "replace"))
+        if self._exit_code != 0 or stderr:
+            detail = f": {_preview(stderr)}" if stderr else ""
+            raise CommandExecutionError(
+                f"iSCSI: PowerShell on {self.remote.name} exited with code {self._exit_code}{detail}"
+            )
+
+    def kill(self) -> None:
+        """Stop the remote command and close the shell, ignoring errors (best effort)."""
+        shell, command, self._shell, self._command = self._shell, self._command, None, None
+        if shell is None:
+            return
+        with contextlib.suppress(Exception):
+            if command is not None:
+                self._protocol.cleanup_command(shell, command)
+        with contextlib.suppress(Exception):
+            self._protocol.close_shell(shell)
+
+    @property
+    def alive(self) -> bool:
+        return self._shell is not None and self._exit_code is None
+
+
 def _config(key: str, default: Any = None) -> Any:
     return __salt__["config.get"](f"iscsi.{key}", default)
 
@@ -481,9 +775,17 @@ def _timeout() -> float:
     return timeout
 
 
-def _open_channel(timeout: float | None = None) -> ProcessChannel | InProcessChannel:
-    """The PowerShell this minion is configured to use."""
+def _open_channel(
+    timeout: float | None = None, remote: RemoteComputer | None = None
+) -> ProcessChannel | InProcessChannel | WinRMChannel:
+    """The PowerShell this minion is configured to use, or one on a remote computer."""
     timeout = timeout or _timeout()
+    if remote is not None:
+        if not HAS_WINRM:
+            raise CommandExecutionError(
+                "iSCSI: remote computers need pywinrm (pip install pywinrm)"
+            )
+        return WinRMChannel(remote, timeout)
     executable = _config("powershell")
     if not executable and HAS_INPROCESS_PWSH:
         return InProcessChannel(timeout)
@@ -504,15 +806,17 @@ class HostCall:
         channel: ProcessChannel | InProcessChannel | None = None,
         keep_open: bool = False,
         timeout: float | None = None,
+        remote: RemoteComputer | None = None,
     ) -> None:
         self.done: list[str] = []
         self.channel = channel
         self._keep_open = keep_open
         self._timeout = timeout
+        self._remote = remote
 
     def __enter__(self) -> HostCall:
         if self.channel is None or not self.channel.alive:
-            self.channel = _open_channel(self._timeout)
+            self.channel = _open_channel(self._timeout, self._remote)
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
@@ -683,6 +987,14 @@ class Selector:
         return [i for i in self.ids or [] if i.lower() not in present]
 
 
+def _require_selection(select: Selector) -> None:
+    if select.empty:
+        raise SaltInvocationError(
+            "no session selected: give session_identifier, sessions, target_node_address, "
+            "initiator_node_address or target_portal"
+        )
+
+
 def _test_mode(test: Any) -> bool:
     return bool(__opts__.get("test", False) if test is None else test)
 
@@ -701,6 +1013,55 @@ def _scrub(text: str, secret: str | None) -> str:
     return text.replace(secret, "********") if secret else text
 
 
+def _computers(computer_name: Any, profile: Any) -> list[RemoteComputer] | None:
+    """The remote computers named (profiles resolved up front), or None for this host."""
+    names = _as_list(computer_name, "computer_name")
+    if names is None:
+        return None
+    if profile is not None and not isinstance(profile, str):
+        raise SaltInvocationError("profile must be the name of a WinRM profile")
+    return [_winrm_profile(name, profile) for name in dict.fromkeys(names)]
+
+
+def _throttle(throttle_limit: Any, count: int) -> int:
+    if (
+        isinstance(throttle_limit, bool)
+        or not isinstance(throttle_limit, int)
+        or throttle_limit < 0
+    ):
+        raise SaltInvocationError(
+            f"throttle_limit must be a whole number >= 0, not {throttle_limit!r}"
+        )
+    return max(1, min(throttle_limit or DEFAULT_THROTTLE_LIMIT, count))
+
+
+def _on_each(
+    computers: list[RemoteComputer] | None,
+    throttle_limit: Any,
+    work: Callable[[RemoteComputer | None], Any],
+) -> Any:
+    """Run ``work`` here, or on each computer with at most ``throttle_limit`` at once.
+
+    One computer's failure (down, credentials refused, timeout) is reported under its name
+    as ``{"error": ...}`` and sets the exit code; the others go on.
+    """
+    if computers is None:
+        return work(None)
+    workers = _throttle(throttle_limit, len(computers))
+    results: dict[str, Any] = {}
+    with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = {pool.submit(work, computer): computer for computer in computers}
+        for future in concurrent.futures.as_completed(futures):
+            name = futures[future].name
+            try:
+                results[name] = future.result()
+            except (CommandExecutionError, SaltInvocationError) as exc:
+                log.error("iSCSI: %s", exc)
+                results[name] = {"error": str(exc)}
+                __context__["retcode"] = 1
+    return {computer.name: results[computer.name] for computer in computers}
+
+
 # --------------------------------------------------------------------------------------
 # Public functions
 # --------------------------------------------------------------------------------------
@@ -714,6 +1075,9 @@ def get_sessions(
     exclude_target_node_address=None,
     is_persistent=None,
     connections=False,
+    computer_name=None,
+    profile=None,
+    throttle_limit=0,
 ):
     """
     List iSCSI sessions as ``Get-IscsiSession`` reports them.
@@ -747,6 +1111,19 @@ def get_sessions(
         Add each session's connections (``Connections``: target and initiator address and
         port). Costs one more query per session; implied by ``target_portal``.
 
+    computer_name
+        Act on these remote Windows computers over WinRM instead of this minion
+        (``-CimSession``): one name, a list, or ``a,b``. Returns a dict keyed by computer;
+        a computer that fails is reported as ``{"error": ...}`` and the others go on.
+
+    profile
+        The WinRM connection profile (``iscsi.winrm:<profile>`` in config or pillar);
+        default: the first ``iscsi.winrm_hosts`` glob matching the computer, else
+        ``default``. Credentials never go on the command line.
+
+    throttle_limit
+        At most this many computers at once (``-ThrottleLimit``); 0 means 32.
+
     CLI Example:
 
     .. code-block:: bash
@@ -754,6 +1131,7 @@ def get_sessions(
         salt '*' iscsi.get_sessions
         salt '*' iscsi.get_sessions target_node_address='iqn.1991-05.com.contoso:*' is_persistent=True
         salt '*' iscsi.get_sessions session_identifier=fffffa800d008430-4000013700000001
+        salt linux-mgmt iscsi.get_sessions computer_name=win01,win02 is_persistent=True
     """
     select = Selector(
         session_identifier=session_identifier,
@@ -763,9 +1141,13 @@ def get_sessions(
         is_persistent=is_persistent,
         exclude_target_node_address=exclude_target_node_address,
     )
-    with HostCall() as host:
-        sessions = host.sessions(connections=bool(connections) or select.needs_connections)
-    return [s for s in sessions if select(s)]
+
+    def work(remote: RemoteComputer | None) -> list[dict]:
+        with HostCall(remote=remote) as host:
+            sessions = host.sessions(connections=bool(connections) or select.needs_connections)
+        return [s for s in sessions if select(s)]
+
+    return _on_each(_computers(computer_name, profile), throttle_limit, work)
 
 
 def _change_persistence(
@@ -780,15 +1162,11 @@ def _change_persistence(
     passthru: bool,
     fields: dict | None = None,
     secret: str | None = None,
+    remote: RemoteComputer | None = None,
 ) -> dict | list:
     """Shared flow of unregister and register: select, act, verify, report per session."""
-    if select.empty:
-        raise SaltInvocationError(
-            "no session selected: give session_identifier, sessions, target_node_address, "
-            "initiator_node_address or target_portal"
-        )
     report: dict[str, dict] = {}
-    with HostCall() as host:
+    with HostCall(remote=remote) as host:
         before = host.sessions(connections=select.needs_connections)
         for sid in select.missing_ids(before):
             report[sid] = {"status": "not_found"}
@@ -856,6 +1234,9 @@ def unregister_session(
     exclude_target_node_address=None,
     passthru=False,
     test=None,
+    computer_name=None,
+    profile=None,
+    throttle_limit=0,
 ):
     """
     Remove iSCSI sessions from being persistent, so they do not reconnect at restart
@@ -875,6 +1256,19 @@ def unregister_session(
     test
         Report what would change and change nothing (defaults to the minion's ``test``).
 
+    computer_name
+        Act on these remote Windows computers over WinRM instead of this minion
+        (``-CimSession``): one name, a list, or ``a,b``. Returns a dict keyed by computer;
+        a computer that fails is reported as ``{"error": ...}`` and the others go on.
+
+    profile
+        The WinRM connection profile (``iscsi.winrm:<profile>`` in config or pillar);
+        default: the first ``iscsi.winrm_hosts`` glob matching the computer, else
+        ``default``. Credentials never go on the command line.
+
+    throttle_limit
+        At most this many computers at once (``-ThrottleLimit``); 0 means 32.
+
     Returns a dict keyed by session id, each with ``status``: ``unregistered``,
     ``not_persistent`` (nothing to do), ``not_found``, ``would_unregister`` (test) or
     ``failed`` with ``error``, the Windows error. Any failure sets the exit code to 1.
@@ -886,6 +1280,7 @@ def unregister_session(
         salt '*' iscsi.unregister_session session_identifier=fffffa800d008430-4000013700000001
         salt '*' iscsi.unregister_session target_node_address='iqn.1991-05.com.contoso:*'
         salt '*' iscsi.unregister_session target_node_address='*:backup-*' test=True
+        salt linux-mgmt iscsi.unregister_session computer_name=win01,win02 target_node_address='*:backup-*' throttle_limit=10
     """
     select = Selector(
         session_identifier=session_identifier,
@@ -895,15 +1290,22 @@ def unregister_session(
         target_portal=target_portal,
         exclude_target_node_address=exclude_target_node_address,
     )
-    return _change_persistence(
-        op="unregister",
-        select=select,
-        want_persistent=False,
-        force=False,
-        done_status="unregistered",
-        skip_status="not_persistent",
-        test=_test_mode(test),
-        passthru=passthru,
+    _require_selection(select)
+    test = _test_mode(test)
+    return _on_each(
+        _computers(computer_name, profile),
+        throttle_limit,
+        lambda remote: _change_persistence(
+            op="unregister",
+            select=select,
+            want_persistent=False,
+            force=False,
+            done_status="unregistered",
+            skip_status="not_persistent",
+            test=test,
+            passthru=passthru,
+            remote=remote,
+        ),
     )
 
 
@@ -920,6 +1322,9 @@ def register_session(
     force=False,
     passthru=False,
     test=None,
+    computer_name=None,
+    profile=None,
+    throttle_limit=0,
 ):
     """
     Make iSCSI sessions persistent, so they reconnect at restart
@@ -939,7 +1344,7 @@ def register_session(
         Register a session that is already persistent again. Each registration adds a
         persistent login that reconnects at restart (what MPIO set-ups do on purpose).
 
-    passthru, test
+    passthru, test, computer_name, profile, throttle_limit
         As for ``iscsi.unregister_session``.
 
     Returns a dict keyed by session id, each with ``status``: ``registered``,
@@ -962,6 +1367,7 @@ def register_session(
         target_portal=target_portal,
         exclude_target_node_address=exclude_target_node_address,
     )
+    _require_selection(select)
     secret = _resolve_secret(chap_secret)
     if chap_username is not None and not isinstance(chap_username, str):
         raise SaltInvocationError("chap_username must be a string")
@@ -976,17 +1382,23 @@ def register_session(
         "chap_username": chap_username,
         "chap_secret": secret,
     }
-    return _change_persistence(
-        op="register",
-        select=select,
-        want_persistent=True,
-        force=bool(force),
-        done_status="registered",
-        skip_status="already_persistent",
-        test=_test_mode(test),
-        passthru=passthru,
-        fields=fields,
-        secret=secret,
+    test = _test_mode(test)
+    return _on_each(
+        _computers(computer_name, profile),
+        throttle_limit,
+        lambda remote: _change_persistence(
+            op="register",
+            select=select,
+            want_persistent=True,
+            force=bool(force),
+            done_status="registered",
+            skip_status="already_persistent",
+            test=test,
+            passthru=passthru,
+            fields=fields,
+            secret=secret,
+            remote=remote,
+        ),
     )
 
 

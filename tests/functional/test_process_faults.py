@@ -55,7 +55,12 @@ def test_stderr_after_acting_names_what_was_done(loaders, seeded):
             r"ended without answering 'get_sessions' \(exit code 255\); stderr: 'powershell stand-in: simulated crash'",
         ),
         ("exit_code", 3, r"exited with code 3"),
-        ("stderr", "#< CLIXML noise", r"exited with code 0: '#< CLIXML noise'"),
+        ("stderr", "WARNING: noise", r"exited with code 0: 'WARNING: noise'"),
+        (
+            "stderr",
+            '#< CLIXML <Objs Version="1.1.0.1"><S S="Error">Get-IscsiSession : boom_x000D__x000A_</S></Objs>',
+            r"exited with code 0: 'Get-IscsiSession : boom'",
+        ),
     ],
 )
 def test_process_faults(iscsi, seeded, fault, value, message):
@@ -81,3 +86,14 @@ def test_process_finder_sees_a_running_stand_in(powershell, seeded):
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_clixml_progress_on_stderr_is_no_error(iscsi, seeded):
+    """powershell.exe reports module-loading progress as CLIXML on stderr: not a failure."""
+    seeded.set_fault(
+        "stderr",
+        '#< CLIXML <Objs Version="1.1.0.1"><Obj S="progress" RefId="0"><TN RefId="0">'
+        "<T>System.Management.Automation.PSCustomObject</T></TN><MS>"
+        '<I64 N="SourceId">1</I64></MS></Obj></Objs>',
+    )
+    assert len(iscsi.get_sessions()) == 3
