@@ -16,8 +16,10 @@ pillar defines ``beacons``, beacons in the minion config are not run):
         - report_existing: False          # True: report every persistent session at start
         - timeout: 10                     # seconds a check may take
 
-Events: ``salt/beacon/<minion id>/iscsi/registered``, one per new registration, with the
-session's ``Get-IscsiSession`` fields.
+Events: ``salt/beacon/<minion id>/iscsi/registered``, one per new registration: with
+``kind: session`` and the session's ``Get-IscsiSession`` fields when a session became
+persistent, or ``kind: persistent_login`` and the entry's fields when a persistent login was
+added without such a session (a second MPIO registration, or a target that is down).
 
 How it stays cheap: one PowerShell is kept open between ticks (``iscsi.watch``); a tick
 asks it only for a digest of the persistent sessions, and reads the sessions only when
@@ -116,13 +118,48 @@ def _new_registrations(known: dict, sessions: list[dict]) -> list[dict]:
     return new
 
 
-def _knowledge(digest: str, sessions: list[dict]) -> dict:
+def _login_key(login: dict) -> str:
+    return "|".join(
+        str(login.get(field)).lower()
+        for field in (
+            "TargetName",
+            "InitiatorInstance",
+            "InitiatorPortNumber",
+            "TargetPortalAddress",
+            "TargetPortalPort",
+        )
+    )
+
+
+def _new_logins(known: dict, logins: list[dict], new_sessions: list[dict]) -> list[dict]:
+    """Persistent-login entries added since ``known``, except those that come with a
+    session reported as newly persistent in the same check (one registration, one event)."""
+    if "logins" not in known:
+        return []  # knowledge from before logins were watched: baseline them silently
+    before = Counter(known["logins"])
+    claimed = Counter(str(s.get("TargetNodeAddress")).lower() for s in new_sessions)
+    grouped: dict[str, list[dict]] = {}
+    for login in logins:
+        grouped.setdefault(_login_key(login), []).append(login)
+    new = []
+    for key, members in sorted(grouped.items()):
+        target = str(members[0].get("TargetName")).lower()
+        for login in members[before.get(key, 0) :]:
+            if claimed[target] > 0:
+                claimed[target] -= 1
+            else:
+                new.append(login)
+    return new
+
+
+def _knowledge(digest: str, sessions: list[dict], logins: list[dict]) -> dict:
     return {
         "digest": digest,
         "persistent": {
             s["SessionIdentifier"]: _group(s) for s in sessions if s.get("IsPersistent")
         },
         "others": sorted(s["SessionIdentifier"] for s in sessions if not s.get("IsPersistent")),
+        "logins": dict(Counter(_login_key(login) for login in logins)),
     }
 
 
@@ -182,19 +219,37 @@ def beacon(config):
     if not snapshot["changed"]:
         return []
     sessions = snapshot["sessions"]
+    logins = snapshot.get("logins", [])
     selected = set(snapshot["selected"])
     if starting and cfg["report_existing"]:
         fire = [s for s in sessions if s.get("IsPersistent")]
+        fire_logins = [lg for lg in logins if not any(_same_target(lg, s) for s in fire)]
     elif known is None:
-        fire = []  # first run ever: baseline only
+        fire, fire_logins = [], []  # first run ever: baseline only
     else:
         fire = _new_registrations(known, sessions)
-    now = _knowledge(snapshot["digest"], sessions)
+        fire_logins = _new_logins(known, logins, fire)
+    now = _knowledge(snapshot["digest"], sessions, logins)
     __context__[_MEMORY] = now
     if known != now:
         _save_known(now)
-    return [
-        {"tag": "registered", **session}
+    events = [
+        {"tag": "registered", "kind": "session", **session}
         for session in fire
         if session["SessionIdentifier"] in selected
     ]
+    events += [
+        {
+            "tag": "registered",
+            "kind": "persistent_login",
+            "TargetNodeAddress": login["TargetName"],
+            **{k: v for k, v in login.items() if k != "selected"},
+        }
+        for login in fire_logins
+        if login.get("selected")
+    ]
+    return events
+
+
+def _same_target(login: dict, session: dict) -> bool:
+    return str(login.get("TargetName")).lower() == str(session.get("TargetNodeAddress")).lower()

@@ -78,7 +78,7 @@ log = logging.getLogger(__name__)
 
 __virtualname__ = "iscsi"
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 DEFAULT_TIMEOUT = 120
 DEFAULT_POWERSHELL = "powershell.exe"
 RESPONSE_MARKER = "ISCSI1 "
@@ -121,10 +121,10 @@ while ($null -ne ($line = [Console]::In.ReadLine())) {
 }
 """
 
-# Protocol version 1. Changing this text changes the protocol: bump PROTOCOL_VERSION and
+# Protocol version 2. Changing this text changes the protocol: bump PROTOCOL_VERSION and
 # update the simulated host under tests/ (its pin test fails until then).
 MAIN_SCRIPT = """\
-# salt iscsi extension, main script, protocol 1.
+# salt iscsi extension, main script, protocol 2.
 # In: $Payload, base64 of a UTF-8 JSON request. Out: base64 of a UTF-8 JSON response.
 # Request values are only ever used as parameter values, never as script text.
 param([string]$Payload)
@@ -188,7 +188,41 @@ function Invoke-PerSession([object[]]$Ids, [scriptblock]$Action) {
     }
 }
 
-$response = [ordered]@{ v = 1; ok = $true }
+function Get-PersistentLoginData {
+    $class = 'MSiSCSIInitiator_PersistentLoginClass'
+    foreach ($login in @(Get-CimInstance -Namespace 'root/wmi' -ClassName $class)) {
+        [ordered]@{
+            TargetName          = [string]$login.TargetName
+            InitiatorInstance   = [string]$login.InitiatorInstance
+            InitiatorPortNumber = [uint32]$login.InitiatorPortNumber
+            TargetPortalAddress = [string]$login.TargetPortal.Address
+            TargetPortalPort    = [uint16]$login.TargetPortal.Port
+        }
+    }
+}
+
+function Remove-PersistentLogin($Login) {
+    # iscsicli is the initiator's documented interface for this; its arguments are
+    # checked to be plain names and numbers before they reach its command line.
+    $plain = '^[A-Za-z0-9._:\\\\[\\]-]+$'
+    $values = @($Login.InitiatorInstance, $Login.TargetName, $Login.TargetPortalAddress)
+    foreach ($value in $values) {
+        if ([string]$value -notmatch $plain) {
+            throw (New-Object System.ArgumentException 'not a plain iSCSI name or address')
+        }
+    }
+    $port = [uint32]$Login.InitiatorPortNumber
+    $portArgument = if ($port -eq [uint32]::MaxValue) { '*' } else { [string]$port }
+    $output = & iscsicli.exe RemovePersistentTarget ([string]$Login.InitiatorInstance) `
+        ([string]$Login.TargetName) $portArgument ([string]$Login.TargetPortalAddress) `
+        ([string][uint16]$Login.TargetPortalPort) 2>&1
+    if ($LASTEXITCODE -ne 0) {
+        $text = (@($output) | Where-Object { "$_".Trim() } | Select-Object -Last 1)
+        throw (New-Object System.InvalidOperationException "$text (iscsicli exit code $LASTEXITCODE)")
+    }
+}
+
+$response = [ordered]@{ v = 2; ok = $true }
 try {
     $requestJson = [Text.Encoding]::UTF8.GetString([Convert]::FromBase64String($Payload))
     $request = ConvertFrom-Json -InputObject $requestJson
@@ -201,10 +235,32 @@ try {
                 Get-IscsiSession | Where-Object { $_.IsPersistent } |
                     ForEach-Object { [string]$_.SessionIdentifier } | Sort-Object
             )
+            $logins = @(
+                Get-PersistentLoginData | ForEach-Object { $_.Values -join '|' } | Sort-Object
+            )
+            $text = ($ids -join "`n") + "`n--`n" + ($logins -join "`n")
             $sha = [Security.Cryptography.SHA256]::Create()
-            $hash = $sha.ComputeHash([Text.Encoding]::UTF8.GetBytes($ids -join "`n"))
+            $hash = $sha.ComputeHash([Text.Encoding]::UTF8.GetBytes($text))
             $response['count'] = $ids.Count
+            $response['logins'] = $logins.Count
             $response['digest'] = -join ($hash | ForEach-Object { $_.ToString('x2') })
+        }
+        'get_persistent_logins' {
+            $response['logins'] = @(Get-PersistentLoginData)
+        }
+        'remove_persistent_logins' {
+            $response['results'] = @(
+                foreach ($login in @($request.logins)) {
+                    $item = [ordered]@{ ok = $true }
+                    try {
+                        Remove-PersistentLogin $login
+                    } catch {
+                        $item['ok'] = $false
+                        $item['error'] = ConvertTo-ErrorData $_
+                    }
+                    $item
+                }
+            )
         }
         'unregister' {
             $response['results'] = @(
@@ -230,7 +286,7 @@ try {
         }
     }
 } catch {
-    $response = [ordered]@{ v = 1; ok = $false; error = (ConvertTo-ErrorData $_) }
+    $response = [ordered]@{ v = 2; ok = $false; error = (ConvertTo-ErrorData $_) }
 }
 $responseJson = ConvertTo-Json -InputObject $response -Depth 6 -Compress
 [Convert]::ToBase64String([Text.Encoding]::UTF8.GetBytes($responseJson))
@@ -1410,9 +1466,10 @@ def watch(
     timeout=None,
 ):
     """
-    Tell cheaply whether the set of persistent sessions changed since ``previous_digest``.
+    Tell cheaply whether persistence changed since ``previous_digest``.
 
-    Asks Windows for a digest of the persistent sessions' ids (one small answer); only when
+    Asks Windows for a digest of the persistent sessions' ids and of the persistent-login
+    list (one small answer); only when
     it differs from ``previous_digest`` are the persistent sessions read and returned. The
     ``iscsi`` beacon calls this every tick with ``keep_open=True``, so that one PowerShell
     (process or runspace) serves all ticks instead of one process per tick.
@@ -1431,8 +1488,9 @@ def watch(
         Seconds to wait for PowerShell (default: ``iscsi.timeout``).
 
     Returns ``{"digest", "count", "changed"}``, plus, when ``changed``, ``"sessions"``
-    (every session, as ``iscsi.get_sessions``) and ``"selected"`` (ids of the persistent
-    sessions the globs match).
+    (every session, as ``iscsi.get_sessions``), ``"selected"`` (ids of the persistent
+    sessions the globs match) and ``"logins"`` (every persistent login, as
+    ``iscsi.get_persistent_logins``, each with ``selected``).
 
     CLI Example:
 
@@ -1457,10 +1515,188 @@ def watch(
         }
         if result["changed"]:
             sessions = host.sessions()
+            logins = host.request("get_persistent_logins")["logins"]
             result["sessions"] = sessions
             result["selected"] = [
                 s["SessionIdentifier"] for s in sessions if s.get("IsPersistent") and select(s)
             ]
+            result["logins"] = [
+                {**login, "selected": select(_login_as_session(login))} for login in logins
+            ]
     if keep_open:
         __context__[WATCH_CHANNEL_KEY] = host.channel
     return result
+
+
+# --------------------------------------------------------------------------------------
+# The persistent-login list itself (targets with no live session included)
+# --------------------------------------------------------------------------------------
+
+LOGIN_KEY = (
+    "TargetName",
+    "InitiatorInstance",
+    "InitiatorPortNumber",
+    "TargetPortalAddress",
+    "TargetPortalPort",
+)
+
+
+def _login_as_session(login: dict) -> dict:
+    """A persistent login seen through the session selector's eyes (target and portal)."""
+    return {
+        "TargetNodeAddress": login.get("TargetName"),
+        "Connections": [
+            {
+                "TargetAddress": login.get("TargetPortalAddress"),
+                "TargetPortNumber": login.get("TargetPortalPort"),
+            }
+        ],
+    }
+
+
+def _login_key(login: dict) -> tuple:
+    return tuple(str(login.get(field)).lower() for field in LOGIN_KEY)
+
+
+def _login_selector(target_node_address, target_portal, exclude_target_node_address) -> Selector:
+    return Selector(
+        target_node_address=target_node_address,
+        target_portal=target_portal,
+        exclude_target_node_address=exclude_target_node_address,
+    )
+
+
+def get_persistent_logins(
+    target_node_address=None,
+    target_portal=None,
+    exclude_target_node_address=None,
+    computer_name=None,
+    profile=None,
+    throttle_limit=0,
+):
+    """
+    List the initiator's persistent logins: what reconnects at boot, one entry per
+    registration, whether or not the target has a live session today
+    (WMI ``MSiSCSIInitiator_PersistentLoginClass``).
+
+    Each entry: ``TargetName``, ``InitiatorInstance``, ``InitiatorPortNumber``
+    (4294967295 = any port), ``TargetPortalAddress``, ``TargetPortalPort``.
+
+    target_node_address, target_portal, exclude_target_node_address
+        Globs as for ``iscsi.get_sessions``.
+
+    computer_name, profile, throttle_limit
+        As for ``iscsi.get_sessions``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' iscsi.get_persistent_logins
+        salt '*' iscsi.get_persistent_logins target_node_address='*:backup-*'
+    """
+    select = _login_selector(target_node_address, target_portal, exclude_target_node_address)
+
+    def work(remote: RemoteComputer | None) -> list[dict]:
+        with HostCall(remote=remote) as host:
+            logins = host.request("get_persistent_logins")["logins"]
+        return [login for login in logins if select(_login_as_session(login))]
+
+    return _on_each(_computers(computer_name, profile), throttle_limit, work)
+
+
+def _remove_logins(host: HostCall, select: Selector, test: bool) -> list[dict]:
+    """Remove every persistent login ``select`` matches; report one entry per login key."""
+    current = host.request("get_persistent_logins")["logins"]
+    chosen: dict[tuple, dict] = {}
+    for login in current:
+        if select(_login_as_session(login)):
+            entry = chosen.setdefault(_login_key(login), {**login, "entries": 0})
+            entry["entries"] += 1
+    if test:
+        return [{**entry, "status": "would_remove"} for entry in chosen.values()]
+    errors: dict[tuple, dict] = {}
+    # iscsicli may remove one matching entry or all of them (MPIO registers several):
+    # repeat for keys still listed, at most once per entry found.
+    for _ in range(max((e["entries"] for e in chosen.values()), default=0)):
+        todo = [
+            login
+            for key, login in {_login_key(lg): lg for lg in current}.items()
+            if key in chosen and key not in errors
+        ]
+        if not todo:
+            break
+        results = host.request("remove_persistent_logins", logins=todo)["results"]
+        if len(results) != len(todo):
+            raise CommandExecutionError(
+                f"iSCSI: PowerShell answered {len(results)} results for {len(todo)} logins"
+            )
+        for login, item in zip(todo, results, strict=True):
+            if item.get("ok"):
+                host.done.append(f"remove persistent login {login['TargetName']}")
+            else:
+                errors[_login_key(login)] = item.get("error") or {}
+        current = host.request("get_persistent_logins")["logins"]
+    left = {_login_key(lg) for lg in current}
+    report = []
+    for key, entry in chosen.items():
+        if key in errors:
+            entry.update(status="failed", error=_describe_windows_error(errors[key]))
+        elif key in left:
+            entry.update(status="failed", error="the persistent login is still listed")
+        else:
+            entry["status"] = "removed"
+        report.append(entry)
+    return report
+
+
+def remove_persistent_login(
+    target_node_address=None,
+    target_portal=None,
+    exclude_target_node_address=None,
+    test=None,
+    computer_name=None,
+    profile=None,
+    throttle_limit=0,
+):
+    """
+    Remove persistent logins from the initiator's list, so the targets do not reconnect at
+    boot, including targets that have no live session today and that session-based cmdlets
+    therefore cannot see (``iscsicli RemovePersistentTarget``). Live sessions stay connected.
+
+    target_node_address
+        Globs on the target IQN (required).
+
+    target_portal, exclude_target_node_address
+        Narrow the selection, as for ``iscsi.get_sessions``.
+
+    test
+        Report what would be removed and remove nothing.
+
+    computer_name, profile, throttle_limit
+        As for ``iscsi.unregister_session``.
+
+    Returns one entry per distinct login (``entries`` counts duplicates, e.g. MPIO
+    registrations), each with ``status``: ``removed``, ``would_remove`` or ``failed`` with
+    ``error``. Any failure sets the exit code to 1.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' iscsi.remove_persistent_login target_node_address='iqn.1991-05.com.contoso:backup-*'
+        salt '*' iscsi.remove_persistent_login target_node_address='*' target_portal='10.0.9.*' test=True
+    """
+    if target_node_address is None:
+        raise SaltInvocationError("target_node_address is required (a glob on the target IQN)")
+    select = _login_selector(target_node_address, target_portal, exclude_target_node_address)
+    test = _test_mode(test)
+
+    def work(remote: RemoteComputer | None) -> list[dict]:
+        with HostCall(remote=remote) as host:
+            report = _remove_logins(host, select, test)
+        if any(entry["status"] == "failed" for entry in report):
+            __context__["retcode"] = 1
+        return report
+
+    return _on_each(_computers(computer_name, profile), throttle_limit, work)

@@ -40,6 +40,41 @@ def _describe(sessions: dict[str, dict]) -> str:
     return ", ".join(f"{sid} ({entry.get('TargetNodeAddress')})" for sid, entry in sessions.items())
 
 
+def _remove_logins(selectors: dict, covered_targets: set[str], ret: dict, comments: list) -> bool:
+    """Remove persistent logins the selection matches; False if any failed."""
+    report = __salt__["iscsi.remove_persistent_login"](
+        target_node_address=selectors.get("target_node_address") or "*",
+        target_portal=selectors.get("target_portal"),
+        exclude_target_node_address=selectors.get("exclude_target_node_address"),
+        test=__opts__["test"],
+    )
+    # In test mode the sessions were not unregistered: their own logins would go with them.
+    report = [e for e in report if e["TargetName"].lower() not in covered_targets]
+    ok = True
+    for entry in report:
+        label = (
+            f"persistent login {entry['TargetName']} @ "
+            f"{entry['TargetPortalAddress']}:{entry['TargetPortalPort']}"
+        )
+        if entry["status"] in ("removed", "would_remove"):
+            ret["changes"][label] = {
+                "entries": entry["entries"],
+                "old": "present",
+                "new": "removed",
+            }
+        else:
+            ok = False
+            comments.append(f"Failed to remove {label}: {entry.get('error')}.")
+    done = [e for e in report if e["status"] in ("removed", "would_remove")]
+    if done:
+        verb = "Would remove" if __opts__["test"] else "Removed"
+        comments.append(
+            f"{verb} {sum(e['entries'] for e in done)} persistent login(s) without a "
+            f"persistent session: {', '.join(sorted({e['TargetName'] for e in done}))}."
+        )
+    return ok
+
+
 def _enforce(name: str, want_persistent: bool, selectors: dict, extra: dict) -> dict:
     """Run the execution module on the selection and turn its report into a state return."""
     ret = {"name": name, "result": False, "changes": {}, "comment": ""}
@@ -48,8 +83,21 @@ def _enforce(name: str, want_persistent: bool, selectors: dict, extra: dict) -> 
     function = "iscsi.register_session" if want_persistent else "iscsi.unregister_session"
     verb = "register" if want_persistent else "unregister"
     adjective = "persistent" if want_persistent else "non-persistent"
+    logins = extra.pop("persistent_logins", False) and (
+        selectors.get("target_node_address") is not None
+        or selectors.get("target_portal") is not None
+    )
     try:
         report = __salt__[function](**selectors, **extra, test=__opts__["test"])
+        comments = []
+        logins_ok = True
+        if logins:
+            covered = {
+                str(e.get("TargetNodeAddress")).lower()
+                for e in report.values()
+                if e["status"] == f"would_{verb}"
+            }
+            logins_ok = _remove_logins(selectors, covered, ret, comments)
     except SaltInvocationError as exc:
         ret["comment"] = f"Invalid selection: {exc}"
         return ret
@@ -62,14 +110,16 @@ def _enforce(name: str, want_persistent: bool, selectors: dict, extra: dict) -> 
 
     changed = having(f"{verb}ed", f"would_{verb}")
     failed = having("failed")
-    ret["changes"] = {
-        sid: {
-            "TargetNodeAddress": entry.get("TargetNodeAddress"),
-            "IsPersistent": {"old": not want_persistent, "new": want_persistent},
+    ret["changes"].update(
+        {
+            sid: {
+                "TargetNodeAddress": entry.get("TargetNodeAddress"),
+                "IsPersistent": {"old": not want_persistent, "new": want_persistent},
+            }
+            for sid, entry in changed.items()
         }
-        for sid, entry in changed.items()
-    }
-    comments = []
+    )
+    login_comments, comments = comments, []
     if failed:
         comments.append(
             f"Failed for {len(failed)} session(s): "
@@ -88,12 +138,13 @@ def _enforce(name: str, want_persistent: bool, selectors: dict, extra: dict) -> 
     missing = having("not_found")
     if missing:
         comments.append(f"No such session (nothing to do): {', '.join(missing)}.")
-    if not report:
+    comments.extend(login_comments)
+    if not report and not ret["changes"] and logins_ok:
         comments.append(f"No iSCSI session matches; the policy holds ({adjective}).")
     ret["comment"] = " ".join(comments)
-    if failed:
+    if failed or not logins_ok:
         ret["result"] = False
-    elif changed and __opts__["test"]:
+    elif ret["changes"] and __opts__["test"]:
         ret["result"] = None
     else:
         ret["result"] = True
@@ -107,6 +158,7 @@ def not_persistent(
     initiator_node_address=None,
     target_portal=None,
     exclude_target_node_address=None,
+    persistent_logins=True,
 ):
     """
     Ensure that the selected iSCSI sessions are not persistent: they stay connected but do
@@ -124,6 +176,12 @@ def not_persistent(
 
     exclude_target_node_address
         Globs of targets to leave alone even when selected (policy exceptions).
+
+    persistent_logins
+        Also remove the initiator's persistent logins to the selected targets that have no
+        persistent live session, e.g. targets unreachable today that would reconnect at the
+        next boot (default ``True``; needs ``target_node_address`` or ``target_portal``).
+        The policy holds only when neither kind is left.
 
     A selection that matches no session succeeds: the policy holds. A session that fails
     makes the state fail, naming it and Windows' error; the others are still changed and
@@ -145,7 +203,7 @@ def not_persistent(
         "target_portal": target_portal,
         "exclude_target_node_address": exclude_target_node_address,
     }
-    return _enforce(name, False, selectors, {})
+    return _enforce(name, False, selectors, {"persistent_logins": bool(persistent_logins)})
 
 
 def persistent(

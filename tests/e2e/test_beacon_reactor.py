@@ -48,6 +48,14 @@ def beacon_events(event_listener, loop_master, loop_minion, since: float) -> lis
     return master_events(event_listener, loop_master, tag, since)
 
 
+def state_apply_returned(event_listener, loop_master, loop_minion, since: float) -> bool:
+    tag = f"salt/job/*/ret/{loop_minion.id}"
+    return any(
+        e.data.get("fun") == "state.apply"
+        for e in master_events(event_listener, loop_master, tag, since)
+    )
+
+
 def state_apply_targets(event_listener, loop_master, since: float) -> list:
     """The targets of every state.apply job published since ``since``."""
     return [
@@ -70,6 +78,13 @@ def test_registration_by_hand_is_undone(loop_host, loop_master, loop_minion, eve
 
         wait_for(undone)
         latencies.append(time.monotonic() - start)
+
+        def returned(since=start_wall):
+            """the reactor's state.apply job returned"""
+            return state_apply_returned(event_listener, loop_master, loop_minion, since)
+
+        # Its state run also sweeps matching persistent logins: let it end before the next.
+        wait_for(returned)
         events = beacon_events(event_listener, loop_master, loop_minion, start_wall)
         assert [e.data["SessionIdentifier"] for e in events] == [sid]
         assert events[0].data["TargetNodeAddress"] == WATCHED
@@ -161,3 +176,23 @@ def test_beacon_survives_a_faulty_host(loop_host, loop_minion, loop_call, world)
         return sid not in loop_host.persistent_ids()
 
     wait_for(undone)
+
+
+def test_entry_added_while_target_down_is_removed(
+    loop_host, loop_master, loop_minion, event_listener, world
+):
+    since = time.time()
+    loop_host.add_persistent_login("iqn.1991-05.com.contoso:testiscsi-offline", portal="10.0.9.9")
+
+    def gone():
+        """the persistent login to the unreachable target is removed"""
+        return not [
+            lg
+            for lg in loop_host.persistent_logins()
+            if lg["TargetName"].endswith(":testiscsi-offline")
+        ]
+
+    wait_for(gone)
+    (event,) = beacon_events(event_listener, loop_master, loop_minion, since)
+    assert event.data["kind"] == "persistent_login"
+    assert event.data["TargetPortalAddress"] == "10.0.9.9"

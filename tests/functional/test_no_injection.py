@@ -33,7 +33,14 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 STANDIN = REPO_ROOT / "tests" / "simhost" / "powershell_standin.py"
 CHAP_SECRET = "s3cr3t-chap-12"
 BASE64_LINE = re.compile(r"[A-Za-z0-9+/]*={0,2}")
-KNOWN_OPS = {"get_sessions", "digest", "unregister", "register"}
+KNOWN_OPS = {
+    "get_sessions",
+    "digest",
+    "unregister",
+    "register",
+    "get_persistent_logins",
+    "remove_persistent_logins",
+}
 
 
 def _load_module() -> ModuleType:
@@ -46,7 +53,7 @@ def _load_module() -> ModuleType:
 
 
 MOD = _load_module()
-FAKE_RESPONSE = base64.b64encode(b'{"v": 1, "ok": true, "sessions": []}').decode()
+FAKE_RESPONSE = base64.b64encode(b'{"v": 2, "ok": true, "sessions": []}').decode()
 QUOTES = {
     "u2018": "\u2018",
     "u2019": "\u2019",
@@ -366,9 +373,9 @@ def test_checks_catch_a_pasted_value(recorder, clean):
     argv = [str(recorder), *MOD.POWERSHELL_ARGS]
     bootstrap = MOD._encode_powershell_command(MOD.BOOTSTRAP_SCRIPT)
     main = base64.b64encode(MOD.MAIN_SCRIPT.encode()).decode() + "\n"
-    request = base64.b64encode(json.dumps({"v": 1, "op": "get_sessions"}).encode()).decode()
+    request = base64.b64encode(json.dumps({"v": 2, "op": "get_sessions"}).encode()).decode()
     good = {"argv": [*argv, bootstrap], "stdin": [main, request + "\n"]}
-    assert _check_processes([good], recorder, clean) == [{"v": 1, "op": "get_sessions"}]
+    assert _check_processes([good], recorder, clean) == [{"v": 2, "op": "get_sessions"}]
 
     pasted_main = MOD.MAIN_SCRIPT.replace("param([string]$Payload)", f"Get-Item '{value}'")
     pasted_bootstrap = MOD.BOOTSTRAP_SCRIPT + f"Get-Item '{value}'\n"

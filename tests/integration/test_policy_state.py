@@ -96,6 +96,9 @@ def test_failure_on_one_session_keeps_the_others(salt_call_cli, set_pillar, seed
     set_pillar(POLICY)
     bad = hosts_sessions["seed"][1]
     seeded.set_fault("fail_sessions", {bad: "persistent_remove"})
+    # The state also removes leftover persistent logins: make that path fail too, or it
+    # would (rightly) make the failed session non-persistent after all.
+    seeded.set_fault("fail_logins", {SEED_TARGET: "persistent_remove"})
     ret = salt_call_cli.run("state.apply", "iscsi.policy")
     assert ret.returncode != 0
     rule = state_results(ret)["iscsi-policy-not-persistent-1"]
@@ -105,6 +108,7 @@ def test_failure_on_one_session_keeps_the_others(salt_call_cli, set_pillar, seed
         f"Failed for 1 session(s): {bad} ({SEED_TARGET}): Failed to remove persistent login information."
     )
     assert "Made 2 session(s) non-persistent" in rule["comment"]
+    assert f"Failed to remove persistent login {SEED_TARGET} @ 10.0.0.5:3260" in rule["comment"]
     assert seeded.persistent_ids() & set(hosts_sessions["seed"]) == {bad}
     # The other rule is independent and still applied.
     assert hosts_sessions["backup"] not in seeded.persistent_ids()
@@ -162,3 +166,36 @@ def test_empty_policy_is_a_no_op(salt_call_cli, set_pillar, seeded):
     (result,) = state_results(ret).values()
     assert result["result"] is True and result["changes"] == {}
     assert "nothing to enforce" in result["comment"]
+
+
+def test_stale_and_mpio_persistent_logins_are_removed_by_highstate(
+    salt_call_cli, set_pillar, seeded, hosts_sessions
+):
+    """Targets unreachable today have no session but would reconnect at boot."""
+    offsite = "iqn.1991-05.com.contoso:backup-offsite"
+    seeded.add_persistent_login(offsite, portal="10.0.9.8")  # stale: target down
+    seeded.add_persistent_login("iqn.1991-05.com.contoso:testiscsi-mpio", count=3)  # MPIO x3
+    seeded.add_persistent_login(offsite, portal="10.0.1.8")  # other portal: rule 2 does not match
+    set_pillar(POLICY)
+
+    ret = salt_call_cli.run("state.highstate")
+    assert ret.returncode == 0, ret
+    results = state_results(ret)
+    rule1 = results["iscsi-policy-not-persistent-1"]
+    assert rule1["changes"][
+        "persistent login iqn.1991-05.com.contoso:testiscsi-mpio @ 10.0.0.5:3260"
+    ] == {
+        "entries": 3,
+        "old": "present",
+        "new": "removed",
+    }
+    assert "Removed 3 persistent login(s) without a persistent session" in rule1["comment"]
+    rule2 = results["iscsi-policy-not-persistent-2"]
+    assert f"persistent login {offsite} @ 10.0.9.8:3260" in rule2["changes"]
+    left = {(lg["TargetName"], lg["TargetPortal"]["Address"]) for lg in seeded.persistent_logins()}
+    assert ("iqn.1991-05.com.contoso:testiscsi-mpio", "10.0.0.5") not in left
+    assert (offsite, "10.0.9.8") not in left
+    assert (offsite, "10.0.1.8") in left
+
+    second = state_results(salt_call_cli.run("state.highstate"))
+    assert all(r["changes"] == {} for r in second.values())

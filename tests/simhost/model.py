@@ -62,12 +62,26 @@ ERR_SERVICE_STOPPED = (
     0xEFFF003E,
 )
 ERR_INVALID_SESSION = ("Invalid Session Id.", 0xEFFF001C)
+ERR_TARGET_NOT_FOUND = ("The target name is not found or is marked as hidden from login.", 0xEFFF0029)
+LOGIN_FIELDS = (
+    "TargetName",
+    "InitiatorInstance",
+    "InitiatorPortNumber",
+    "TargetPortalAddress",
+    "TargetPortalPort",
+)
 
-DEFAULT_BEHAVIOUR = {"unregister_removes": "all", "unregister_non_persistent": "noop"}
+DEFAULT_BEHAVIOUR = {
+    "unregister_removes": "all",  # Unregister-IscsiSession removes "one" or "all" of its logins
+    "unregister_non_persistent": "noop",  # on a non-persistent session: "noop" or "error"
+    "remove_persistent_removes": "all",  # iscsicli RemovePersistentTarget: "one" or "all" matches
+    "misreport_persistent": [],  # session ids whose IsPersistent Windows reports wrongly
+}
 DEFAULT_FAULTS: dict[str, Any] = {
     "access_denied": False,  # every cmdlet: Access denied (not elevated)
     "service_stopped": False,  # MSiSCSI stopped: every cmdlet fails
     "fail_sessions": {},  # session id -> "persistent_remove" | "persistent_save" | "access_denied"
+    "fail_logins": {},  # target IQN -> "persistent_remove": iscsicli cannot remove its entries
     "hang": False,  # the stand-in never answers
     "garbage": False,  # the stand-in prints non-protocol text instead of answering
     "stderr": "",  # the stand-in writes this to stderr after answering
@@ -219,6 +233,25 @@ class SimulatedHost:
                 self._add_login(state, state["sessions"][-1], False)
             return sid
 
+    def add_persistent_login(
+        self, target: str, *, portal: str = "10.0.0.5", port: int = 3260, count: int = 1
+    ) -> None:
+        """A persistent login with no live session (its target is unreachable today)."""
+        with self.edit() as state:
+            for _ in range(count):
+                state["persistent_logins"].append(
+                    {
+                        "id": state["next_login"],
+                        "session": None,
+                        "TargetName": target,
+                        "InitiatorInstance": state["initiator"]["instance_name"],
+                        "InitiatorPortNumber": 0xFFFFFFFF,
+                        "TargetPortal": {"Address": portal, "Port": port},
+                        "IsMultipathEnabled": count > 1,
+                    }
+                )
+                state["next_login"] += 1
+
     def register_by_hand(self, session_id: str, *, multipath: bool = False) -> None:
         """What an admin's Register-IscsiSession does (a new persistent login)."""
         with self.edit() as state:
@@ -236,7 +269,7 @@ class SimulatedHost:
         with self.edit() as state:
             state["faults"] = copy.deepcopy(DEFAULT_FAULTS)
 
-    def set_behaviour(self, name: str, value: str) -> None:
+    def set_behaviour(self, name: str, value: Any) -> None:
         if name not in DEFAULT_BEHAVIOUR:
             raise KeyError(f"unknown behaviour {name!r}")
         with self.edit() as state:
@@ -285,8 +318,25 @@ class SimulatedHost:
                         for s in state["sessions"]
                         if self._is_persistent(state, s)
                     )
-                    digest = hashlib.sha256("\n".join(ids).encode()).hexdigest()
-                    return self._ok(count=len(ids), digest=digest)
+                    logins = sorted(
+                        "|".join(str(v) for v in self._login_view(lg).values())
+                        for lg in state["persistent_logins"]
+                    )
+                    text = "\n".join(ids) + "\n--\n" + "\n".join(logins)
+                    digest = hashlib.sha256(text.encode()).hexdigest()
+                    return self._ok(count=len(ids), logins=len(logins), digest=digest)
+                if op == "get_persistent_logins":
+                    self._check_service(state, "Get-CimInstance")
+                    return self._ok(logins=[self._login_view(lg) for lg in state["persistent_logins"]])
+                if op == "remove_persistent_logins":
+                    results = []
+                    for wanted in request.get("logins") or []:
+                        try:
+                            self._remove_login(state, wanted)
+                            results.append({"ok": True})
+                        except WindowsError_ as err:
+                            results.append({"ok": False, "error": err.record})
+                    return self._ok(results=results)
                 if op == "unregister":
                     return self._ok(results=self._per_session(state, request, self._unregister))
                 if op == "register":
@@ -295,11 +345,11 @@ class SimulatedHost:
                     "unknown operation", "NotSpecified", "System.ArgumentException", 0x80070057
                 )
             except WindowsError_ as err:
-                return {"v": 1, "ok": False, "error": err.record}
+                return {"v": 2, "ok": False, "error": err.record}
 
     @staticmethod
     def _ok(**fields: Any) -> dict:
-        return {"v": 1, "ok": True, **fields}
+        return {"v": 2, "ok": True, **fields}
 
     def _per_session(self, state: dict, request: dict, action) -> list[dict]:
         results = []
@@ -392,7 +442,55 @@ class SimulatedHost:
     @staticmethod
     def _is_persistent(state: dict, session: dict) -> bool:
         sid = session["SessionIdentifier"]
-        return any(lg.get("session") == sid for lg in state["persistent_logins"])
+        persistent = any(lg.get("session") == sid for lg in state["persistent_logins"])
+        if sid in state["behaviour"]["misreport_persistent"]:
+            return not persistent
+        return persistent
+
+    @staticmethod
+    def _login_view(login: dict) -> dict:
+        return {
+            "TargetName": login["TargetName"],
+            "InitiatorInstance": login["InitiatorInstance"],
+            "InitiatorPortNumber": login["InitiatorPortNumber"],
+            "TargetPortalAddress": login["TargetPortal"]["Address"],
+            "TargetPortalPort": login["TargetPortal"]["Port"],
+        }
+
+    def _remove_login(self, state: dict, wanted: dict) -> None:
+        """iscsicli RemovePersistentTarget <instance> <target> <port|*> <address> <socket>."""
+        self._check_service(state, "iscsicli")
+        key = {field: wanted.get(field) for field in LOGIN_FIELDS}
+        if state["faults"]["fail_logins"].get(str(key["TargetName"]).lower()):
+            text, code = ERR_PERSISTENT_REMOVE
+            raise WindowsError_(
+                f"{text} (iscsicli exit code {code - (1 << 32)})",
+                "InvalidOperation",
+                "System.InvalidOperationException",
+                0x80131509,
+            )
+
+        def same(login: dict) -> bool:
+            view = self._login_view(login)
+            return all(
+                str(view[f]).lower() == str(key[f]).lower()
+                or (f == "InitiatorPortNumber" and key[f] == 0xFFFFFFFF)
+                for f in LOGIN_FIELDS
+            )
+
+        matching = [lg for lg in state["persistent_logins"] if same(lg)]
+        if not matching:
+            text, code = ERR_TARGET_NOT_FOUND
+            raise WindowsError_(
+                f"{text} (iscsicli exit code {code - (1 << 32)})",
+                "InvalidOperation",
+                "System.InvalidOperationException",
+                0x80131509,
+            )
+        if state["behaviour"]["remove_persistent_removes"] == "one":
+            matching = matching[:1]
+        ids = {lg["id"] for lg in matching}
+        state["persistent_logins"] = [lg for lg in state["persistent_logins"] if lg["id"] not in ids]
 
     def _session_view(self, state: dict, session: dict, connections: bool) -> dict:
         view = {field: session.get(field) for field in SESSION_FIELDS}

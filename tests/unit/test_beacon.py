@@ -24,7 +24,7 @@ def s(sid, target=T1, persistent=True):
 
 
 def known_of(beacon_mod, sessions):
-    return beacon_mod._knowledge("d", sessions)
+    return beacon_mod._knowledge("d", sessions, [])
 
 
 def new_ids(beacon_mod, before, now):
@@ -180,3 +180,47 @@ def test_report_existing_and_filters(run_beacon, beacon_mod):
         [snap("d1", sessions, selected=["b"])], config=[{"report_existing": True}, {"targets": T2}]
     )
     assert [e["SessionIdentifier"] for e in tick()] == ["b"]
+
+
+def login(target=T1, address="10.0.0.5"):
+    return {
+        "TargetName": target,
+        "InitiatorInstance": "ROOT\\ISCSIPRT\\0000_0",
+        "InitiatorPortNumber": 4294967295,
+        "TargetPortalAddress": address,
+        "TargetPortalPort": 3260,
+        "selected": True,
+    }
+
+
+def test_new_login_without_session_is_new(beacon_mod):
+    known = beacon_mod._knowledge("d", [s("a")], [login()])
+    assert beacon_mod._new_logins(known, [login(), login(T2)], []) == [login(T2)]
+
+
+def test_second_mpio_registration_is_new(beacon_mod):
+    known = beacon_mod._knowledge("d", [s("a")], [login()])
+    assert beacon_mod._new_logins(known, [login(), login()], []) == [login()]
+
+
+def test_login_that_comes_with_a_new_session_is_one_event(beacon_mod):
+    known = beacon_mod._knowledge("d", [s("b", persistent=False)], [])
+    new_sessions = beacon_mod._new_registrations(known, [s("b")])
+    assert [x["SessionIdentifier"] for x in new_sessions] == ["b"]
+    assert beacon_mod._new_logins(known, [login()], new_sessions) == []
+
+
+def test_old_knowledge_without_logins_baselines_them(beacon_mod):
+    known = {"digest": "d", "persistent": {}, "others": []}
+    assert beacon_mod._new_logins(known, [login()], []) == []
+
+
+def test_tick_fires_for_a_stale_login(run_beacon, beacon_mod):
+    def with_logins(digest, logins):
+        return snap(digest, [s("a")]) | {"logins": logins}
+
+    _, tick = run_beacon([with_logins("d1", []), with_logins("d2", [login(T2)])])
+    assert tick() == []
+    (event,) = tick()
+    assert event["kind"] == "persistent_login" and event["TargetNodeAddress"] == T2
+    assert "selected" not in event and "id" not in event

@@ -11,15 +11,15 @@ def test_request_is_base64_json_with_the_protocol_version(iscsi_mod):
     line = iscsi_mod._encode_request({"op": "unregister", "ids": ["a'b", "\u2019$(x)"]})
     assert line.isascii() and "\n" not in line
     assert json.loads(base64.b64decode(line)) == {
-        "v": 1,
+        "v": 2,
         "op": "unregister",
         "ids": ["a'b", "\u2019$(x)"],
     }
 
 
 def test_response_round_trip(iscsi_mod):
-    body = base64.b64encode(json.dumps({"v": 1, "ok": True, "sessions": []}).encode()).decode()
-    assert iscsi_mod._decode_response(body) == {"v": 1, "ok": True, "sessions": []}
+    body = base64.b64encode(json.dumps({"v": 2, "ok": True, "sessions": []}).encode()).decode()
+    assert iscsi_mod._decode_response(body) == {"v": 2, "ok": True, "sessions": []}
 
 
 @pytest.mark.parametrize(
@@ -28,7 +28,7 @@ def test_response_round_trip(iscsi_mod):
         ("not base64 at all!", "not a response"),
         (base64.b64encode(b"{truncated").decode(), "not a response"),
         (base64.b64encode(b"\xff\xfe").decode(), "not a response"),
-        (base64.b64encode(b'{"v": 2, "ok": true}').decode(), "unknown protocol version"),
+        (base64.b64encode(b'{"v": 99, "ok": true}').decode(), "unknown protocol version"),
         (base64.b64encode(b"[1, 2]").decode(), "unknown protocol version"),
     ],
 )
