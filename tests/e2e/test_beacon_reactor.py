@@ -196,3 +196,42 @@ def test_entry_added_while_target_down_is_removed(
     (event,) = beacon_events(event_listener, loop_master, loop_minion, since)
     assert event.data["kind"] == "persistent_login"
     assert event.data["TargetPortalAddress"] == "10.0.9.9"
+
+
+@pytest.mark.parametrize(
+    "tag_id",
+    ["*", "loop-minion-*", "a,b", "L@a,b", "G@os:Windows", "minion/../other", "x" * 200],
+)
+def test_crafted_minion_ids_target_nobody(loop_master, loop_call, event_listener, tag_id):
+    since = time.time()
+    ret = loop_call.run(
+        "event.send", f"salt/beacon/{tag_id}/iscsi/registered", f'data={{"id": "{tag_id}"}}'
+    )
+    assert ret.returncode == 0, ret
+    time.sleep(2)
+    assert state_apply_targets(event_listener, loop_master, since) == []
+
+
+def test_oversized_forged_event_is_harmless(
+    loop_host, loop_master, loop_minion, loop_call, event_listener, world
+):
+    allowed = world["allowed"][0]
+    loop_host.register_by_hand(allowed)
+    time.sleep(4 * BEACON_INTERVAL)
+    since = time.time()
+    # About 100 kB: a command-line argument cannot be longer than 128 kB.
+    junk = ",".join(f'"k{i}": "{"x" * 100}"' for i in range(900))
+    ret = loop_call.run(
+        "event.send",
+        f"salt/beacon/{loop_minion.id}/iscsi/registered",
+        f'data={{"SessionIdentifier": "{allowed}", {junk}}}',
+    )
+    assert ret.returncode == 0, ret
+
+    def ran():
+        """the policy run for the oversized event returned"""
+        return state_apply_returned(event_listener, loop_master, loop_minion, since)
+
+    wait_for(ran)
+    assert state_apply_targets(event_listener, loop_master, since) == [loop_minion.id]
+    assert allowed in loop_host.persistent_ids()

@@ -29,17 +29,32 @@ def master(salt_factories, master_id, master_trees):
             "interface": "127.0.0.1",
             "file_roots": {"base": [str(SALT_TREE), str(master_trees["states"])]},
             "pillar_roots": {"base": [str(master_trees["pillar"])]},
+            "log_level_logfile": "all",
         },
     )
     with factory.started():
         yield factory
 
 
+CHAP_SECRET = "Chap-S3cret-42"  # 14 bytes: what the sdb store below holds
+
+
 @pytest.fixture(scope="package")
-def minion(master, minion_id, powershell):
+def secrets_file(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("sdb") / "secrets.yaml"
+    path.write_text(f"chap_secret: {CHAP_SECRET}\n")
+    return path
+
+
+@pytest.fixture(scope="package")
+def minion(master, minion_id, powershell, secrets_file):
     overrides = minion_config(powershell)
     overrides.pop("file_client")
     overrides.pop("file_roots")
+    # Secrets come from an sdb store on the minion, never from the command line.
+    overrides["isecrets"] = {"driver": "yaml", "files": [str(secrets_file)]}
+    # The secrets test reads every log line, at the most verbose level.
+    overrides["log_level_logfile"] = "all"
     factory = master.salt_minion_daemon(minion_id, overrides=overrides)
     with factory.started():
         # Modules come from the master's file_roots, as users deploy them.
