@@ -1312,18 +1312,9 @@ def unregister_session(
     test
         Report what would change and change nothing (defaults to the minion's ``test``).
 
-    computer_name
-        Act on these remote Windows computers over WinRM instead of this minion
-        (``-CimSession``): one name, a list, or ``a,b``. Returns a dict keyed by computer;
-        a computer that fails is reported as ``{"error": ...}`` and the others go on.
-
-    profile
-        The WinRM connection profile (``iscsi.winrm:<profile>`` in config or pillar);
-        default: the first ``iscsi.winrm_hosts`` glob matching the computer, else
-        ``default``. Credentials never go on the command line.
-
-    throttle_limit
-        At most this many computers at once (``-ThrottleLimit``); 0 means 32.
+    computer_name, profile, throttle_limit
+        Remote Windows computers over WinRM (``-CimSession``, ``-ThrottleLimit``), as for
+        ``iscsi.get_sessions``.
 
     Returns a dict keyed by session id, each with ``status``: ``unregistered``,
     ``not_persistent`` (nothing to do), ``not_found``, ``would_unregister`` (test) or
