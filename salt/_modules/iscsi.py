@@ -42,6 +42,7 @@ from __future__ import annotations
 import base64
 import concurrent.futures
 import contextlib
+import contextvars
 import functools
 import json
 import logging
@@ -599,12 +600,31 @@ def _winrm_profile(computer: str, profile: str | None) -> RemoteComputer:
         raise SaltInvocationError(
             f"no WinRM profile '{profile}' for {computer} (configure iscsi.winrm:{profile})"
         )
-    unknown = set(settings) - WINRM_PROFILE_KEYS
+    _check_profile(profile, settings)
+    return RemoteComputer(computer, profile, settings)
+
+
+def _check_profile(name: str, cfg: dict) -> None:
+    """Refuse unknown or insecure-without-consent settings before connecting anywhere."""
+    unknown = set(cfg) - WINRM_PROFILE_KEYS
     if unknown:
         raise SaltInvocationError(
-            f"WinRM profile '{profile}' has unknown settings: {', '.join(sorted(unknown))}"
+            f"WinRM profile '{name}' has unknown settings: {', '.join(sorted(unknown))}"
         )
-    return RemoteComputer(computer, profile, settings)
+    scheme = cfg.get("scheme", "https")
+    if scheme not in ("https", "http"):
+        raise SaltInvocationError(f"WinRM profile '{name}': scheme must be https or http")
+    basic = cfg.get("transport") in ("basic", "plaintext")
+    if basic and scheme == "http" and not cfg.get("insecure"):
+        raise SaltInvocationError(
+            f"WinRM profile '{name}': Basic authentication over plain HTTP sends the password "
+            "readable; use https (transport: ssl) or ntlm/kerberos, or set insecure: True "
+            "for a test lab"
+        )
+    if cfg.get("server_cert_validation", "validate") not in ("validate", "ignore"):
+        raise SaltInvocationError(
+            f"WinRM profile '{name}': server_cert_validation must be validate or ignore"
+        )
 
 
 def _winrm_protocol(remote: RemoteComputer, timeout: float):
@@ -612,26 +632,12 @@ def _winrm_protocol(remote: RemoteComputer, timeout: float):
     cfg = remote.settings
     transport = cfg.get("transport", "ntlm")
     scheme = cfg.get("scheme", "https")
-    if scheme not in ("https", "http"):
-        raise SaltInvocationError(
-            f"WinRM profile '{remote.profile_name}': scheme must be https or http"
-        )
     if transport in ("basic", "plaintext") and scheme == "http":
-        if not cfg.get("insecure"):
-            raise SaltInvocationError(
-                f"WinRM profile '{remote.profile_name}': Basic authentication over plain HTTP "
-                "sends the password readable; use https (transport: ssl) or ntlm/kerberos, or "
-                "set insecure: True for a test lab"
-            )
         log.warning("iSCSI: WinRM profile '%s' uses Basic over plain HTTP", remote.profile_name)
         transport = "plaintext"
     if transport == "basic":
         transport = "ssl"
     validation = cfg.get("server_cert_validation", "validate")
-    if validation not in ("validate", "ignore"):
-        raise SaltInvocationError(
-            f"WinRM profile '{remote.profile_name}': server_cert_validation must be validate or ignore"
-        )
     if validation == "ignore" and scheme == "https":
         log.warning(
             "iSCSI: WinRM profile '%s' does not validate %s's TLS certificate",
@@ -1106,7 +1112,12 @@ def _on_each(
     workers = _throttle(throttle_limit, len(computers))
     results: dict[str, Any] = {}
     with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = {pool.submit(work, computer): computer for computer in computers}
+        # Salt's loader dunders (__salt__, __context__) live in a contextvar: give each
+        # worker a copy of this thread's context.
+        futures = {
+            pool.submit(contextvars.copy_context().run, work, computer): computer
+            for computer in computers
+        }
         for future in concurrent.futures.as_completed(futures):
             name = futures[future].name
             try:
