@@ -62,7 +62,10 @@ ERR_SERVICE_STOPPED = (
     0xEFFF003E,
 )
 ERR_INVALID_SESSION = ("Invalid Session Id.", 0xEFFF001C)
-ERR_TARGET_NOT_FOUND = ("The target name is not found or is marked as hidden from login.", 0xEFFF0029)
+ERR_TARGET_NOT_FOUND = (
+    "The target name is not found or is marked as hidden from login.",
+    0xEFFF0029,
+)
 LOGIN_FIELDS = (
     "TargetName",
     "InitiatorInstance",
@@ -156,7 +159,9 @@ class SimulatedHost:
                 state = self._load()
                 yield state
                 tmp = self.path.with_name(self.path.name + ".tmp")
-                tmp.write_text(json.dumps(state, indent=1))
+                # Indented for people; compact (C encoder, much faster) for big hosts.
+                big = len(state["sessions"]) + len(state["persistent_logins"]) > 200
+                tmp.write_text(json.dumps(state, indent=None if big else 1))
                 os.replace(tmp, self.path)
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
@@ -279,7 +284,8 @@ class SimulatedHost:
 
     def sessions(self) -> list[dict]:
         state = self.read()
-        return [self._session_view(state, s, connections=False) for s in state["sessions"]]
+        owners = self._owners(state)
+        return [self._session_view(state, s, False, owners) for s in state["sessions"]]
 
     def persistent_ids(self) -> set[str]:
         return {s["SessionIdentifier"] for s in self.sessions() if s["IsPersistent"]}
@@ -305,18 +311,20 @@ class SimulatedHost:
             try:
                 if op == "get_sessions":
                     self._check_service(state, "Get-IscsiSession")
+                    owners = self._owners(state)
                     return self._ok(
                         sessions=[
-                            self._session_view(state, s, bool(request.get("connections")))
+                            self._session_view(state, s, bool(request.get("connections")), owners)
                             for s in state["sessions"]
                         ]
                     )
                 if op == "digest":
                     self._check_service(state, "Get-IscsiSession")
+                    owners = self._owners(state)
                     ids = sorted(
                         s["SessionIdentifier"]
                         for s in state["sessions"]
-                        if self._is_persistent(state, s)
+                        if self._is_persistent(state, s, owners)
                     )
                     logins = sorted(
                         "|".join(str(v) for v in self._login_view(lg).values())
@@ -327,7 +335,9 @@ class SimulatedHost:
                     return self._ok(count=len(ids), logins=len(logins), digest=digest)
                 if op == "get_persistent_logins":
                     self._check_service(state, "Get-CimInstance")
-                    return self._ok(logins=[self._login_view(lg) for lg in state["persistent_logins"]])
+                    return self._ok(
+                        logins=[self._login_view(lg) for lg in state["persistent_logins"]]
+                    )
                 if op == "remove_persistent_logins":
                     results = []
                     for wanted in request.get("logins") or []:
@@ -440,9 +450,13 @@ class SimulatedHost:
         return login
 
     @staticmethod
-    def _is_persistent(state: dict, session: dict) -> bool:
+    def _owners(state: dict) -> set:
+        """Ids of the sessions that own a persistent login."""
+        return {lg.get("session") for lg in state["persistent_logins"]}
+
+    def _is_persistent(self, state: dict, session: dict, owners: set | None = None) -> bool:
         sid = session["SessionIdentifier"]
-        persistent = any(lg.get("session") == sid for lg in state["persistent_logins"])
+        persistent = sid in (self._owners(state) if owners is None else owners)
         if sid in state["behaviour"]["misreport_persistent"]:
             return not persistent
         return persistent
@@ -490,11 +504,15 @@ class SimulatedHost:
         if state["behaviour"]["remove_persistent_removes"] == "one":
             matching = matching[:1]
         ids = {lg["id"] for lg in matching}
-        state["persistent_logins"] = [lg for lg in state["persistent_logins"] if lg["id"] not in ids]
+        state["persistent_logins"] = [
+            lg for lg in state["persistent_logins"] if lg["id"] not in ids
+        ]
 
-    def _session_view(self, state: dict, session: dict, connections: bool) -> dict:
+    def _session_view(
+        self, state: dict, session: dict, connections: bool, owners: set | None = None
+    ) -> dict:
         view = {field: session.get(field) for field in SESSION_FIELDS}
-        view["IsPersistent"] = self._is_persistent(state, session)
+        view["IsPersistent"] = self._is_persistent(state, session, owners)
         if connections:
             view["Connections"] = copy.deepcopy(session["Connections"])
         return view
