@@ -1,0 +1,85 @@
+"""Shared set-up for the benchmarks: a simulated host and Salt's real loader on it."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import salt.config
+import salt.loader
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from tests.simhost.model import SimulatedHost  # noqa: E402
+from tests.simhost.powershell_standin import install  # noqa: E402
+
+SIMULATED = "Windows side: the simulated host (tests/simhost), not Windows"
+
+
+def loader(root: Path, **settings) -> dict:
+    """The minion's execution modules, with the extension's salt/_modules, on fresh opts."""
+    opts = salt.config.minion_config(None)
+    opts.update(
+        root_dir=str(root),
+        cachedir=str(root / "cache"),
+        pki_dir=str(root / "pki"),
+        sock_dir=str(root / "sock"),
+        extension_modules=str(root / "extmods"),
+        file_client="local",
+        module_dirs=[str(REPO / "salt" / "_modules")],
+        pillar={},
+    )
+    opts.update(settings)
+    opts["grains"] = salt.loader.grains(opts)
+    return salt.loader.minion_mods(opts, utils=salt.loader.utils(opts))
+
+
+def local_host(root: Path, sessions: int, ps_startup: float) -> tuple[SimulatedHost, dict]:
+    """A host with ``sessions`` persistent sessions and the loader pointed at its stand-in."""
+    host = SimulatedHost(root / "host.json").reset()
+    with host.edit() as state:  # one write for many sessions
+        for n in range(1, sessions + 1):
+            sid = f"fffffa800d008430-{n:016x}"
+            state["sessions"].append(
+                {
+                    "SessionIdentifier": sid,
+                    "InitiatorSideIdentifier": f"{n:012x}",
+                    "TargetSideIdentifier": f"{n % 65536:04x}",
+                    "NumberOfConnections": 1,
+                    "TargetNodeAddress": f"iqn.1991-05.com.contoso:bench-{n % 10}",
+                    "InitiatorPortalAddress": "",
+                    "InitiatorNodeAddress": state["initiator"]["node_address"],
+                    "InitiatorInstanceName": state["initiator"]["instance_name"],
+                    "AuthenticationType": "NONE",
+                    "IsConnected": True,
+                    "IsDiscovered": True,
+                    "IsDataDigest": False,
+                    "IsHeaderDigest": False,
+                    "IsMultipathEnabled": False,
+                    "Connections": [
+                        {
+                            "ConnectionIdentifier": f"c-{n:x}",
+                            "InitiatorAddress": "0.0.0.0",
+                            "InitiatorPortNumber": 44000,
+                            "TargetAddress": "10.0.0.5",
+                            "TargetPortNumber": 3260,
+                        }
+                    ],
+                }
+            )
+            state["persistent_logins"].append(
+                {
+                    "id": n,
+                    "session": sid,
+                    "TargetName": f"iqn.1991-05.com.contoso:bench-{n % 10}",
+                    "InitiatorInstance": state["initiator"]["instance_name"],
+                    "InitiatorPortNumber": 0xFFFFFFFF,
+                    "TargetPortal": {"Address": "10.0.0.5", "Port": 3260},
+                    "IsMultipathEnabled": False,
+                }
+            )
+        state["next_login"] = sessions + 1
+        state["faults"]["startup_delay"] = ps_startup
+    funcs = loader(root, **{"iscsi.powershell": str(install(root / "bin", host.path))})
+    return host, funcs
