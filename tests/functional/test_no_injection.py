@@ -392,3 +392,59 @@ def test_checks_catch_a_pasted_value(recorder, clean):
     assert psparse.shape(pasted_main) != clean["main"]
     with pytest.raises(AssertionError):
         _assert_literal([{"op": "register", "chap_username": f"Get-Item '{value}'"}], [value])
+
+
+def test_corpus_in_every_argument_stays_data(iscsi, seeded, recorded, recorder, clean):
+    """Every value of the 200+ corpus, in every user-facing argument, arrives as a literal."""
+    from salt.exceptions import SaltInvocationError
+
+    from tests.hostile import hostile_values, nonblank
+
+    values = hostile_values()
+    assert len(values) >= 200
+    usable = nonblank(values)
+    before = seeded.sessions()
+    logins_before = seeded.persistent_logins()
+    sid = before[0]["SessionIdentifier"]
+
+    # Ids, as one list (one process for the whole corpus); selectors trim whitespace.
+    report = iscsi.unregister_session(session_identifier=usable)
+    assert report == {v.strip(): {"status": "not_found"} for v in usable}
+    # Globs on every selector, and the exceptions glob: `*` and `?` are the only glob
+    # specials (they match, as globs should); every other value matches only itself.
+    plain = [v for v in usable if "*" not in v and "?" not in v]
+    assert len(plain) >= 200
+    assert iscsi.get_sessions(target_node_address=plain) == []
+    assert iscsi.get_sessions(initiator_node_address=plain) == []
+    assert iscsi.get_sessions(target_portal=plain) == []
+    assert len(iscsi.get_sessions(exclude_target_node_address=plain)) == 3
+    assert iscsi.remove_persistent_login(target_node_address=plain, test=True) == []
+    assert len(iscsi.get_sessions(target_node_address="*")) == 3
+    # CHAP user names: the host stores exactly what was given.
+    sample = values[::4]
+    for value in sample:
+        iscsi.register_session(
+            session_identifier=sid, chap_username=value, chap_secret=CHAP_SECRET, force=True
+        )
+    stored = [lg.get("chap_username") for lg in seeded.persistent_logins()[len(logins_before) :]]
+    assert stored == [v or None for v in sample]
+
+    requests = _check_processes(recorded(), recorder, clean)
+    # Values overlap (' is inside ''), so: any sent string holding a value is a value itself.
+    whole = set(values) | {v.strip() for v in values}
+    for request in requests:
+        for text in _strings(request):
+            if any(v in text for v in usable):
+                assert text in whole, f"a value arrived altered or inside {text[:80]!r}"
+    assert [s["IsPersistent"] for s in seeded.sessions()] == [s["IsPersistent"] for s in before]
+
+    # Computer names: the profile is resolved before anything runs, and none exists.
+    processes = seeded.stats()["processes"]
+    for value in usable:
+        with pytest.raises(SaltInvocationError, match="no WinRM profile 'default'"):
+            iscsi.get_sessions(computer_name=[value])
+    assert seeded.stats()["processes"] == processes
+    print(
+        f"corpus: {len(values)} values; ids, 3 selector globs, exclusions, login globs, "
+        f"{len(sample)} CHAP user names, computer names; {len(requests)} requests checked"
+    )
