@@ -2,6 +2,7 @@
 point, with no saltutil.sync and no module in file_roots."""
 
 import json
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -18,6 +19,17 @@ from tests.simhost.powershell_standin import install
 def installed(tmp_path_factory) -> Path:
     """The wheel built from this checkout, installed (no deps) into its own folder."""
     root = tmp_path_factory.mktemp("wheel")
+    # Build from a copy: setuptools writes *.egg-info and build/ into the source tree, and an
+    # egg-info left in the checkout would announce a broken entry point to every Salt process
+    # started from it.
+    source = root / "source"
+    shutil.copytree(
+        REPO_ROOT,
+        source,
+        ignore=shutil.ignore_patterns(
+            ".git", ".venv", "*.egg-info", "build", "dist", "__pycache__", ".*_cache", ".hypothesis"
+        ),
+    )
     build = subprocess.run(
         [
             sys.executable,
@@ -29,7 +41,7 @@ def installed(tmp_path_factory) -> Path:
             "--no-build-isolation",
             "-w",
             str(root / "dist"),
-            str(REPO_ROOT),
+            str(source),
         ],
         capture_output=True,
         text=True,
