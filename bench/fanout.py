@@ -13,35 +13,12 @@ import tempfile
 import time
 from pathlib import Path
 
-import salt.config
-import salt.loader
-
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
+from bench.common import REPO, loader
 from tests.simhost.model import SimulatedHost  # noqa: E402
 from tests.simhost.winrm_endpoint import WinRMEndpoint  # noqa: E402
 
 STANDIN = [sys.executable, str(REPO / "tests" / "simhost" / "powershell_standin.py")]
 USER, PASSWORD = "bench", "bench-password-1"
-
-
-def _loader(root: Path, profiles: dict, hosts: dict) -> dict:
-    opts = salt.config.minion_config(None)
-    opts.update(
-        root_dir=str(root),
-        cachedir=str(root / "cache"),
-        pki_dir=str(root / "pki"),
-        sock_dir=str(root / "sock"),
-        extension_modules=str(root / "extmods"),
-        file_client="local",
-        module_dirs=[str(REPO / "salt" / "_modules")],
-        pillar={},
-    )
-    opts["iscsi.winrm"] = profiles
-    opts["iscsi.winrm_hosts"] = hosts
-    opts["grains"] = salt.loader.grains(opts)
-    return salt.loader.minion_mods(opts, utils=salt.loader.utils(opts))
 
 
 def measure(hosts: int = 50, throttle: int = 10, ps_startup: float = 0.3) -> dict:
@@ -71,7 +48,9 @@ def measure(hosts: int = 50, throttle: int = 10, ps_startup: float = 0.3) -> dic
                     "ca_trust_path": endpoint.ca_cert_path,
                 }
             names = list(profiles)
-            funcs = _loader(root, profiles, {n: n for n in names})
+            funcs = loader(
+                root, **{"iscsi.winrm": profiles, "iscsi.winrm_hosts": {n: n for n in names}}
+            )
             results = {}
             for limit in (1, throttle):
                 start = time.monotonic()

@@ -15,31 +15,9 @@ import tempfile
 import time
 from pathlib import Path
 
-import salt.config
-import salt.loader
-
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
+from bench.common import loader
 from tests.simhost.model import SimulatedHost  # noqa: E402
 from tests.simhost.powershell_standin import install  # noqa: E402
-
-
-def _loader(root: Path, powershell: Path) -> dict:
-    opts = salt.config.minion_config(None)
-    opts.update(
-        root_dir=str(root),
-        cachedir=str(root / "cache"),
-        pki_dir=str(root / "pki"),
-        sock_dir=str(root / "sock"),
-        extension_modules=str(root / "extmods"),
-        file_client="local",
-        module_dirs=[str(REPO / "salt" / "_modules")],
-        pillar={},
-    )
-    opts["iscsi.powershell"] = str(powershell)
-    opts["grains"] = salt.loader.grains(opts)
-    return salt.loader.minion_mods(opts, utils=salt.loader.utils(opts))
 
 
 def _median_seconds(call, ticks: int) -> float:
@@ -58,7 +36,7 @@ def measure(ticks: int = 50, ps_startup: float = 0.3, sessions: int = 3) -> dict
         for _ in range(max(0, sessions - 3)):
             host.add_session("iqn.1991-05.com.contoso:bench", persistent=True)
         host.set_fault("startup_delay", ps_startup)
-        funcs = _loader(root, install(root / "bin", host.path))
+        funcs = loader(root, **{"iscsi.powershell": str(install(root / "bin", host.path))})
         digest = funcs["iscsi.watch"](keep_open=True)["digest"]  # the beacon's first tick
         host.reset_stats()
         idle = _median_seconds(

@@ -56,6 +56,16 @@ def state_apply_returned(event_listener, loop_master, loop_minion, since: float)
     )
 
 
+def wait_for_policy_run(event_listener, loop_master, loop_minion, since: float) -> None:
+    """Wait until a state.apply job on the minion, published after ``since``, returned."""
+
+    def returned():
+        """the reactor's state.apply job returned"""
+        return state_apply_returned(event_listener, loop_master, loop_minion, since)
+
+    wait_for(returned)
+
+
 def state_apply_targets(event_listener, loop_master, since: float) -> list:
     """The targets of every state.apply job published since ``since``."""
     return [
@@ -79,12 +89,8 @@ def test_registration_by_hand_is_undone(loop_host, loop_master, loop_minion, eve
         wait_for(undone)
         latencies.append(time.monotonic() - start)
 
-        def returned(since=start_wall):
-            """the reactor's state.apply job returned"""
-            return state_apply_returned(event_listener, loop_master, loop_minion, since)
-
         # Its state run also sweeps matching persistent logins: let it end before the next.
-        wait_for(returned)
+        wait_for_policy_run(event_listener, loop_master, loop_minion, start_wall)
         events = beacon_events(event_listener, loop_master, loop_minion, start_wall)
         assert [e.data["SessionIdentifier"] for e in events] == [sid]
         assert events[0].data["TargetNodeAddress"] == WATCHED
@@ -104,16 +110,7 @@ def test_allowed_registration_is_left_alone(
     since = time.time()
     loop_host.register_by_hand(sid)
 
-    def ran():
-        """the reactor's state.apply job for the allowed registration returned"""
-        return any(
-            e.data.get("fun") == "state.apply"
-            for e in master_events(
-                event_listener, loop_master, f"salt/job/*/ret/{loop_minion.id}", since
-            )
-        )
-
-    wait_for(ran)
+    wait_for_policy_run(event_listener, loop_master, loop_minion, since)
     events = beacon_events(event_listener, loop_master, loop_minion, since)
     assert [e.data["SessionIdentifier"] for e in events] == [sid]
     assert state_apply_targets(event_listener, loop_master, since) == [loop_minion.id]
@@ -146,16 +143,7 @@ def test_forged_events_are_harmless(
     )
     assert ret.returncode == 0, ret
 
-    def ran():
-        """the reactor's state.apply for the forged event returned"""
-        return any(
-            e.data.get("fun") == "state.apply"
-            for e in master_events(
-                event_listener, loop_master, f"salt/job/*/ret/{loop_minion.id}", since
-            )
-        )
-
-    wait_for(ran)
+    wait_for_policy_run(event_listener, loop_master, loop_minion, since)
     assert state_apply_targets(event_listener, loop_master, since) == [loop_minion.id]
     assert allowed in loop_host.persistent_ids()
 
@@ -228,10 +216,6 @@ def test_oversized_forged_event_is_harmless(
     )
     assert ret.returncode == 0, ret
 
-    def ran():
-        """the policy run for the oversized event returned"""
-        return state_apply_returned(event_listener, loop_master, loop_minion, since)
-
-    wait_for(ran)
+    wait_for_policy_run(event_listener, loop_master, loop_minion, since)
     assert state_apply_targets(event_listener, loop_master, since) == [loop_minion.id]
     assert allowed in loop_host.persistent_ids()
