@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import salt.config
 import salt.loader
 
+from tests.support.simhost.model import SimulatedHost
+from tests.support.simhost.powershell_standin import install
+
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
-from tests.simhost.model import SimulatedHost  # noqa: E402
-from tests.simhost.powershell_standin import install  # noqa: E402
-
-SIMULATED = "Windows side: the simulated host (tests/simhost), not Windows"
+SIMULATED = "Windows side: the simulated host (tests/support/simhost), not Windows"
 
 
 def loader(root: Path, **settings) -> dict:
@@ -28,6 +26,8 @@ def loader(root: Path, **settings) -> dict:
         extension_modules=str(root / "extmods"),
         file_client="local",
         module_dirs=[str(REPO / "salt" / "_modules")],
+        # the library, as synced minions have it in extmods/utils
+        utils_dirs=[str(REPO / "salt" / "_utils")],
         pillar={},
     )
     opts.update(settings)

@@ -1,6 +1,6 @@
 """WinRM fan-out: one get_sessions on N simulated computers, sequential vs throttled.
 
-Each computer is a loopback WS-Management endpoint (tests/simhost/winrm_endpoint.py) with
+Each computer is a loopback WS-Management endpoint (tests/support/simhost/winrm_endpoint.py) with
 its own simulated initiator; the PowerShell stand-in sleeps ``ps_startup`` seconds to
 model powershell.exe's start-up cost. The module runs through Salt's real loader and the
 real pywinrm client. Run: ``python -m bench.fanout [hosts] [throttle] [ps_startup]``.
@@ -13,11 +13,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.common import REPO, loader
-from tests.simhost.model import SimulatedHost  # noqa: E402
-from tests.simhost.winrm_endpoint import WinRMEndpoint  # noqa: E402
+from bench.common import loader
+from tests.support.simhost.model import SimulatedHost
+from tests.support.simhost.powershell_standin import COMMAND as STANDIN_COMMAND
+from tests.support.simhost.winrm_endpoint import WinRMEndpoint
 
-STANDIN = [sys.executable, str(REPO / "tests" / "simhost" / "powershell_standin.py")]
+STANDIN = STANDIN_COMMAND
 USER, PASSWORD = "bench", "bench-password-1"
 
 

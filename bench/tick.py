@@ -16,8 +16,8 @@ import time
 from pathlib import Path
 
 from bench.common import loader
-from tests.simhost.model import SimulatedHost  # noqa: E402
-from tests.simhost.powershell_standin import install  # noqa: E402
+from tests.support.simhost.model import SimulatedHost
+from tests.support.simhost.powershell_standin import install
 
 
 def _median_seconds(call, ticks: int) -> float:

@@ -1,7 +1,7 @@
 """Watch the iscsi execution module work on a simulated Windows host.
 
 Runs the real ``salt-call`` with the modules synced from ``salt/`` against the simulated
-Microsoft iSCSI initiator from ``tests/simhost`` (no Windows needed): the three sessions of
+Microsoft iSCSI initiator from ``tests/support/simhost`` (no Windows needed): the three sessions of
 Microsoft's Unregister-IscsiSession example, one of which is made non-persistent.
 """
 
@@ -14,11 +14,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from tests.support.simhost.model import SimulatedHost
+from tests.support.simhost.powershell_standin import install
 
-from tests.simhost.model import SimulatedHost  # noqa: E402
-from tests.simhost.powershell_standin import install  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 SALT_CALL = Path(sys.executable).with_name("salt-call")
 
@@ -44,11 +43,11 @@ def main() -> None:
             f"iscsi.powershell: {powershell}\n"
         )
         print(
-            f"Simulated Windows host: {host.path} (edit it, or drive it with tests/simhost/model.py)"
+            f"Simulated Windows host: {host.path} (edit it, or drive it with tests/support/simhost/model.py)"
         )
         step(
-            "Sync the extension's modules from salt/ (as from a master's file_roots)",
-            "saltutil.sync_modules",
+            "Sync the extension's modules and library from salt/ (as from a master's file_roots)",
+            "saltutil.sync_all",
             config_dir=config_dir,
         )
         step(

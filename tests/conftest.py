@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from saltfactories.utils import random_string
 
-from tests.simhost.model import SimulatedHost
-from tests.simhost.powershell_standin import install as make_powershell
+from tests.support.simhost.model import SimulatedHost
+from tests.support.simhost.powershell_standin import install as make_powershell
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SALT_TREE = REPO_ROOT / "salt"

@@ -7,8 +7,8 @@ import salt.utils.yaml
 from saltfactories.utils import random_string
 
 from tests.conftest import SALT_TREE, minion_config
-from tests.simhost.model import SimulatedHost
-from tests.simhost.powershell_standin import install
+from tests.support.simhost.model import SimulatedHost
+from tests.support.simhost.powershell_standin import install
 
 BEACON_INTERVAL = 1
 REACTOR = "salt://reactor/iscsi_enforce.sls"

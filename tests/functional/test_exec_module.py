@@ -3,7 +3,7 @@
 import pytest
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
-from tests.simhost.model import SEED_TARGET
+from tests.support.simhost.model import SEED_TARGET
 
 OTHER_TARGET = "iqn.1991-05.com.contoso:backup-vault"
 

@@ -14,23 +14,24 @@ from __future__ import annotations
 import base64
 import copy
 import hashlib
-import importlib.util
 import json
 import re
 import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 from saltfactories.utils.functional import Loaders
 
+from saltext_win_iscsi import protocol
+from saltext_win_iscsi.powershell import scripts
 from tests import psparse
-from tests.simhost.model import SEED_TARGET
+from tests.support.simhost.model import SEED_TARGET
+from tests.support.simhost.powershell_standin import STANDIN as STANDIN_PATH
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-STANDIN = REPO_ROOT / "tests" / "simhost" / "powershell_standin.py"
+STANDIN = STANDIN_PATH
 CHAP_SECRET = "s3cr3t-chap-12"
 BASE64_LINE = re.compile(r"[A-Za-z0-9+/]*={0,2}")
 KNOWN_OPS = {
@@ -43,16 +44,6 @@ KNOWN_OPS = {
 }
 
 
-def _load_module() -> ModuleType:
-    """salt/_modules/iscsi.py as a plain module, for its constants."""
-    path = REPO_ROOT / "salt" / "_modules" / "iscsi.py"
-    spec = importlib.util.spec_from_file_location("saltext_iscsi_constants", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-MOD = _load_module()
 FAKE_RESPONSE = base64.b64encode(b'{"v": 2, "ok": true, "sessions": []}').decode()
 QUOTES = {
     "u2018": "\u2018",
@@ -225,17 +216,17 @@ def _check_processes(processes: list[dict], recorder: Path, clean: dict) -> list
         argv = proc["argv"]
         assert argv == [
             str(recorder),
-            *MOD.POWERSHELL_ARGS,
-            MOD._encode_powershell_command(MOD.BOOTSTRAP_SCRIPT),
+            *protocol.POWERSHELL_ARGS,
+            protocol.encode_powershell_command(scripts.BOOTSTRAP),
         ]
         bootstrap = base64.b64decode(argv[-1], validate=True).decode("utf-16-le")
-        assert bootstrap == MOD.BOOTSTRAP_SCRIPT
+        assert bootstrap == scripts.BOOTSTRAP
         assert _shape(bootstrap) == clean["bootstrap"]
 
         first, *lines = proc["stdin"]
         assert first.endswith("\n") and BASE64_LINE.fullmatch(first[:-1]), first[:200]
         main = base64.b64decode(first[:-1], validate=True).decode("utf-8")
-        assert main == MOD.MAIN_SCRIPT
+        assert main == scripts.MAIN
         assert _shape(main) == clean["main"]
 
         for line in lines:
@@ -243,7 +234,7 @@ def _check_processes(processes: list[dict], recorder: Path, clean: dict) -> list
             assert line.endswith("\n") and BASE64_LINE.fullmatch(line[:-1]), line[:200]
             request = json.loads(base64.b64decode(line[:-1], validate=True).decode("utf-8"))
             assert isinstance(request, dict)
-            assert request["v"] == MOD.PROTOCOL_VERSION
+            assert request["v"] == protocol.PROTOCOL_VERSION
             assert request["op"] in KNOWN_OPS
             requests.append(request)
     return requests
@@ -370,17 +361,17 @@ def test_hostile_chap_secret_stays_data(iscsi, seeded, recorded, recorder, clean
 def test_checks_catch_a_pasted_value(recorder, clean):
     """Negative control: the process checks fail for what an injection would look like."""
     value = HOSTILE["quote-break"]
-    argv = [str(recorder), *MOD.POWERSHELL_ARGS]
-    bootstrap = MOD._encode_powershell_command(MOD.BOOTSTRAP_SCRIPT)
-    main = base64.b64encode(MOD.MAIN_SCRIPT.encode()).decode() + "\n"
+    argv = [str(recorder), *protocol.POWERSHELL_ARGS]
+    bootstrap = protocol.encode_powershell_command(scripts.BOOTSTRAP)
+    main = base64.b64encode(scripts.MAIN.encode()).decode() + "\n"
     request = base64.b64encode(json.dumps({"v": 2, "op": "get_sessions"}).encode()).decode()
     good = {"argv": [*argv, bootstrap], "stdin": [main, request + "\n"]}
     assert _check_processes([good], recorder, clean) == [{"v": 2, "op": "get_sessions"}]
 
-    pasted_main = MOD.MAIN_SCRIPT.replace("param([string]$Payload)", f"Get-Item '{value}'")
-    pasted_bootstrap = MOD.BOOTSTRAP_SCRIPT + f"Get-Item '{value}'\n"
+    pasted_main = scripts.MAIN.replace("param([string]$Payload)", f"Get-Item '{value}'")
+    pasted_bootstrap = scripts.BOOTSTRAP + f"Get-Item '{value}'\n"
     bad = [
-        {**good, "argv": [*argv, MOD._encode_powershell_command(pasted_bootstrap)]},
+        {**good, "argv": [*argv, protocol.encode_powershell_command(pasted_bootstrap)]},
         {**good, "argv": [*argv, "-Command", f"Get-Item '{value}'"]},
         {**good, "stdin": [base64.b64encode(pasted_main.encode()).decode() + "\n"]},
         {**good, "stdin": [main, f"Unregister-IscsiSession -SessionIdentifier '{value}'\n"]},

@@ -2,17 +2,16 @@
 
 import contextlib
 import logging
-import sys
 import time
-from pathlib import Path
 
 import pytest
 from salt.exceptions import SaltInvocationError
 
-from tests.simhost.model import SEED_TARGET, SimulatedHost
-from tests.simhost.winrm_endpoint import WinRMEndpoint
+from tests.support.simhost.model import SEED_TARGET, SimulatedHost
+from tests.support.simhost.powershell_standin import COMMAND as STANDIN_COMMAND
+from tests.support.simhost.winrm_endpoint import WinRMEndpoint
 
-STANDIN = [sys.executable, str(Path(__file__).parents[1] / "simhost" / "powershell_standin.py")]
+STANDIN = STANDIN_COMMAND
 USER, PASSWORD = "CONTOSO\\salt-svc", "W1nRM-pa55word!"
 
 
@@ -120,7 +119,7 @@ def test_a_down_computer_does_not_stop_the_others(iscsi, loaders, fleet):
         computer_name=[c.name for c in computers], target_node_address=SEED_TARGET
     )
     assert result[computers[1].name] == {
-        "error": f"iSCSI: {computers[1].name} (WinRM profile '{computers[1].name}') "
+        "error": f"iSCSI: {computers[1].name!r} (WinRM profile {computers[1].name!r}) "
         "cannot be reached (connection failed)"
     }
     assert loaders.context.get("retcode") == 1
@@ -173,7 +172,7 @@ def test_insecure_settings_need_an_explicit_flag(iscsi, fleet, caplog):
 
 
 def test_unknown_profile_is_a_clear_error(iscsi, fleet):
-    with pytest.raises(SaltInvocationError, match="no WinRM profile 'nope' for win99"):
+    with pytest.raises(SaltInvocationError, match="no WinRM profile 'nope' for 'win99'"):
         iscsi.get_sessions(computer_name="win99", profile="nope")
 
 

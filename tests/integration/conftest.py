@@ -12,7 +12,8 @@ from tests.conftest import SALT_TREE, minion_config
 def master_trees(tmp_path_factory) -> dict[str, Path]:
     """Pillar and a site state tree (top.sls) beside the extension's own salt/ tree."""
     root = tmp_path_factory.mktemp("master-trees")
-    trees = {"pillar": root / "pillar", "states": root / "states"}
+    # overlay: files a test puts before the extension's own tree (file_roots order wins)
+    trees = {"pillar": root / "pillar", "states": root / "states", "overlay": root / "overlay"}
     for tree in trees.values():
         tree.mkdir()
     (trees["states"] / "top.sls").write_text("base:\n  '*':\n    - iscsi\n")
@@ -27,7 +28,13 @@ def master(salt_factories, master_id, master_trees):
         master_id,
         overrides={
             "interface": "127.0.0.1",
-            "file_roots": {"base": [str(SALT_TREE), str(master_trees["states"])]},
+            "file_roots": {
+                "base": [
+                    str(master_trees["overlay"]),
+                    str(SALT_TREE),
+                    str(master_trees["states"]),
+                ]
+            },
             "pillar_roots": {"base": [str(master_trees["pillar"])]},
             "log_level_logfile": "all",
         },

@@ -1,6 +1,6 @@
 """The module as an admin uses it: salt and salt-call against a real master and minion."""
 
-from tests.simhost.model import SEED_TARGET
+from tests.support.simhost.model import SEED_TARGET
 
 
 def test_salt_lists_and_unregisters(salt_cli, minion, seeded):

@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.simhost.model import SEED_TARGET
+from tests.support.simhost.model import SEED_TARGET
 
 BACKUP = "iqn.1991-05.com.contoso:backup-vault"
 KEEP = "iqn.1991-05.com.contoso:backup-keep"

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO_ROOT
-from tests.simhost.model import SimulatedHost
-from tests.simhost.powershell_standin import install
+from tests.support.simhost.model import SimulatedHost
+from tests.support.simhost.powershell_standin import install
 
 
 @pytest.fixture(scope="module")

@@ -4,31 +4,21 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import importlib.util
 import json
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
+from saltext_win_iscsi import protocol
+from saltext_win_iscsi.channels import process
+from saltext_win_iscsi.errors import ChannelError
+from saltext_win_iscsi.powershell import generate, scripts
 from tests import psparse
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-MODULE_PATH = REPO_ROOT / "salt" / "_modules" / "iscsi.py"
-PINS_PATH = REPO_ROOT / "tests" / "simhost" / "pins.json"
+PINS_PATH = REPO_ROOT / "tests" / "support" / "simhost" / "pins.json"
 
-
-def _load_module() -> ModuleType:
-    """salt/_modules/iscsi.py as a plain module, without Salt's loader."""
-    spec = importlib.util.spec_from_file_location("saltext_iscsi_under_test", MODULE_PATH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-iscsi = _load_module()
-
-SCRIPTS = {"BOOTSTRAP_SCRIPT": iscsi.BOOTSTRAP_SCRIPT, "MAIN_SCRIPT": iscsi.MAIN_SCRIPT}
+SCRIPTS = {"BOOTSTRAP": scripts.BOOTSTRAP, "MAIN": scripts.MAIN}
 
 
 @pytest.mark.parametrize("name", sorted(SCRIPTS))
@@ -43,8 +33,8 @@ def test_script_parses_cleanly(name):
         "$a = (1 + ",
         "if ($x) { $y = 1",
         "'unterminated",
-        iscsi.MAIN_SCRIPT.rstrip().rsplit("}", 1)[0] + "}\n" + "function Broken {\n",
-        iscsi.BOOTSTRAP_SCRIPT.replace("while ($null", "while (($null"),
+        scripts.MAIN.rstrip().rsplit("}", 1)[0] + "}\n" + "function Broken {\n",
+        scripts.BOOTSTRAP.replace("while ($null", "while (($null"),
     ],
     ids=["dangling-operator", "missing-brace", "open-string", "main-open-function", "bootstrap"],
 )
@@ -64,21 +54,22 @@ def test_shape_check_sees_pasted_values():
 def test_pins_match_the_module():
     pins = json.loads(PINS_PATH.read_text())
     actual = {
-        "protocol": iscsi.PROTOCOL_VERSION,
-        "bootstrap_sha256": hashlib.sha256(iscsi.BOOTSTRAP_SCRIPT.encode("utf-8")).hexdigest(),
-        "main_sha256": hashlib.sha256(iscsi.MAIN_SCRIPT.encode("utf-8")).hexdigest(),
+        "protocol": protocol.PROTOCOL_VERSION,
+        "bootstrap_sha256": hashlib.sha256(scripts.BOOTSTRAP.encode("utf-8")).hexdigest(),
+        "main_sha256": hashlib.sha256(scripts.MAIN.encode("utf-8")).hexdigest(),
     }
     assert pins == actual, (
-        "salt/_modules/iscsi.py's PowerShell scripts or PROTOCOL_VERSION changed. Mirror the "
-        "change in the simulated host (tests/simhost/model.py), then update "
-        f"tests/simhost/pins.json to {json.dumps(actual, indent=2)}"
+        "The PowerShell scripts (salt/_utils/saltext_win_iscsi/powershell/*.ps1) or "
+        "PROTOCOL_VERSION changed. Mirror the change in the simulated host "
+        "(tests/support/simhost/model.py), then update "
+        f"tests/support/simhost/pins.json to {json.dumps(actual, indent=2)}"
     )
 
 
 def test_encoded_command_is_the_bootstrap():
-    encoded = iscsi._encode_powershell_command(iscsi.BOOTSTRAP_SCRIPT)
+    encoded = protocol.encode_powershell_command(scripts.BOOTSTRAP)
     assert encoded.isascii()
-    assert base64.b64decode(encoded, validate=True).decode("utf-16-le") == iscsi.BOOTSTRAP_SCRIPT
+    assert base64.b64decode(encoded, validate=True).decode("utf-16-le") == scripts.BOOTSTRAP
 
 
 def test_process_channel_command_line(monkeypatch):
@@ -90,11 +81,31 @@ def test_process_channel_command_line(monkeypatch):
             started.append(command)
             raise FileNotFoundError(command[0])
 
-    monkeypatch.setattr(iscsi.subprocess, "Popen", FakePopen)
-    with pytest.raises(iscsi.CommandExecutionError):
-        iscsi.ProcessChannel("powershell.exe", timeout=5)
+    monkeypatch.setattr(process.subprocess, "Popen", FakePopen)
+    with pytest.raises(ChannelError, match="PowerShell not found"):
+        process.ProcessChannel("powershell.exe", timeout=5)
     [command] = started
-    assert command[:-1] == ["powershell.exe", *iscsi.POWERSHELL_ARGS]
-    assert iscsi.POWERSHELL_ARGS[-1] == "-EncodedCommand"
+    assert command[:-1] == ["powershell.exe", *protocol.POWERSHELL_ARGS]
+    assert protocol.POWERSHELL_ARGS[-1] == "-EncodedCommand"
     decoded = base64.b64decode(command[-1], validate=True).decode("utf-16-le")
-    assert decoded == iscsi.BOOTSTRAP_SCRIPT
+    assert decoded == scripts.BOOTSTRAP
+
+
+def test_generated_scripts_module_is_up_to_date():
+    """scripts.py is what file_roots minions run: it must hold the .ps1 files' text."""
+    assert generate.TARGET.read_text(encoding="utf-8") == generate.render(), (
+        "salt/_utils/saltext_win_iscsi/powershell/scripts.py is stale: run ./dev scripts"
+    )
+    for name, filename in generate.SOURCES.items():
+        source = (generate.HERE / filename).read_text(encoding="utf-8")
+        assert getattr(scripts, name) == source
+
+
+def test_stale_check_can_fail(tmp_path):
+    """Control: a changed .ps1 gives a different scripts.py."""
+    for filename in generate.SOURCES.values():
+        text = (generate.HERE / filename).read_text(encoding="utf-8")
+        (tmp_path / filename).write_text(text, encoding="utf-8")
+    clean = generate.render(tmp_path)
+    (tmp_path / "main.ps1").write_text("# changed\n", encoding="utf-8")
+    assert generate.render(tmp_path) != clean

@@ -3,6 +3,8 @@
 import pytest
 from salt.exceptions import SaltInvocationError
 
+from saltext_win_iscsi import selection
+
 
 def session(sid="s1", target="iqn.1991-05.com.contoso:db-01", persistent=True, portal=None):
     data = {
@@ -16,45 +18,45 @@ def session(sid="s1", target="iqn.1991-05.com.contoso:db-01", persistent=True, p
     return data
 
 
-def test_ids_are_exact_and_case_insensitive(iscsi_mod):
-    select = iscsi_mod.Selector(session_identifier="S1, s2")
+def test_ids_are_exact_and_case_insensitive():
+    select = selection.Selector(session_identifier="S1, s2")
     assert select.ids == ["S1", "s2"]
     assert select(session("s1")) and not select(session("s10"))
     assert select.missing_ids([session("s1")]) == ["s2"]
 
 
-def test_globs_on_target_and_initiator(iscsi_mod):
-    assert iscsi_mod.Selector(target_node_address="IQN.1991-05.com.contoso:db-*")(session())
-    assert not iscsi_mod.Selector(target_node_address="*:web-*")(session())
-    assert iscsi_mod.Selector(target_node_address=["*:web-*", "*:db-0?"])(session())
-    assert not iscsi_mod.Selector(initiator_node_address="*:other")(session())
+def test_globs_on_target_and_initiator():
+    assert selection.Selector(target_node_address="IQN.1991-05.com.contoso:db-*")(session())
+    assert not selection.Selector(target_node_address="*:web-*")(session())
+    assert selection.Selector(target_node_address=["*:web-*", "*:db-0?"])(session())
+    assert not selection.Selector(initiator_node_address="*:other")(session())
 
 
-def test_filters_narrow_each_other(iscsi_mod):
-    select = iscsi_mod.Selector(session_identifier="s1", target_node_address="*:web-*")
+def test_filters_narrow_each_other():
+    select = selection.Selector(session_identifier="s1", target_node_address="*:web-*")
     assert not select(session("s1"))
 
 
-def test_portal_forms(iscsi_mod):
+def test_portal_forms():
     v4 = session(portal=("10.0.0.5", 3260))
     v6 = session(portal=("fe80::1", 3260))
-    assert iscsi_mod.Selector(target_portal="10.0.0.5")(v4)
-    assert iscsi_mod.Selector(target_portal="10.0.0.*:3260")(v4)
-    assert not iscsi_mod.Selector(target_portal="10.0.0.5:860")(v4)
-    assert iscsi_mod.Selector(target_portal="[fe80::1]:3260")(v6)
-    assert not iscsi_mod.Selector(target_portal="10.*")(session())
-    assert iscsi_mod.Selector(target_portal="10.*").needs_connections
+    assert selection.Selector(target_portal="10.0.0.5")(v4)
+    assert selection.Selector(target_portal="10.0.0.*:3260")(v4)
+    assert not selection.Selector(target_portal="10.0.0.5:860")(v4)
+    assert selection.Selector(target_portal="[fe80::1]:3260")(v6)
+    assert not selection.Selector(target_portal="10.*")(session())
+    assert selection.Selector(target_portal="10.*").needs_connections
 
 
-def test_is_persistent(iscsi_mod):
-    assert iscsi_mod.Selector(is_persistent=False)(session(persistent=False))
-    assert not iscsi_mod.Selector(is_persistent=False)(session())
+def test_is_persistent():
+    assert selection.Selector(is_persistent=False)(session(persistent=False))
+    assert not selection.Selector(is_persistent=False)(session())
 
 
-def test_sessions_input_objects(iscsi_mod):
-    select = iscsi_mod.Selector(sessions=[session("a"), session("b")])
+def test_sessions_input_objects():
+    select = selection.Selector(sessions=[session("a"), session("b")])
     assert select.ids == ["a", "b"]
-    assert iscsi_mod.Selector(sessions=session("c")).ids == ["c"]
+    assert selection.Selector(sessions=session("c")).ids == ["c"]
 
 
 @pytest.mark.parametrize(
@@ -71,12 +73,12 @@ def test_sessions_input_objects(iscsi_mod):
         ({"is_persistent": "yes"}, "True or False"),
     ],
 )
-def test_malformed_selectors(iscsi_mod, kwargs, message):
+def test_malformed_selectors(kwargs, message):
     with pytest.raises(SaltInvocationError, match=message):
-        iscsi_mod.Selector(**kwargs)
+        selection.Selector(**kwargs)
 
 
-def test_empty_selector(iscsi_mod):
-    assert iscsi_mod.Selector().empty
-    assert iscsi_mod.Selector(is_persistent=True).empty
-    assert not iscsi_mod.Selector(target_node_address="*").empty
+def test_empty_selector():
+    assert selection.Selector().empty
+    assert selection.Selector(is_persistent=True).empty
+    assert not selection.Selector(target_node_address="*").empty

@@ -5,13 +5,13 @@ a target this initiator is connected to (see README.md here). They change that t
 persistence and restore it.
 """
 
-import importlib.util
 import os
 import sys
 
 import pytest
 
-from tests.conftest import SALT_TREE
+from saltext_win_iscsi import protocol
+from saltext_win_iscsi.channels import ProcessChannel, default_powershell
 
 if sys.platform != "win32" or os.environ.get("ISCSI_WINDOWS_TESTS") != "1":
     collect_ignore_glob = ["test_*.py"]
@@ -19,18 +19,13 @@ if sys.platform != "win32" or os.environ.get("ISCSI_WINDOWS_TESTS") != "1":
 
 @pytest.fixture(scope="session")
 def mod():
-    spec = importlib.util.spec_from_file_location(
-        "iscsi_windows", SALT_TREE / "_modules" / "iscsi.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """The wire-format facts (field lists, error helpers) the tests check against."""
+    return protocol
 
 
 @pytest.fixture
-def channel(mod):
-    ps = os.path.expandvars(r"%SystemRoot%\System32\WindowsPowerShell\v1.0\powershell.exe")
-    chan = mod.ProcessChannel(ps, timeout=120)
+def channel():
+    chan = ProcessChannel(default_powershell(), timeout=120)
     yield chan
     chan.close()
 

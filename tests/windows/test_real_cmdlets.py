@@ -34,7 +34,7 @@ def test_unknown_session_error_shape(mod, channel):
     answer = channel.request({"op": "unregister", "ids": ["ffffffffffffffff-0000000000000000"]})
     (item,) = answer["results"]
     assert item["ok"] is False
-    assert mod._is_not_found(item["error"]), item["error"]
+    assert mod.is_not_found(item["error"]), item["error"]
 
 
 def test_digest_and_persistent_logins(channel, target):

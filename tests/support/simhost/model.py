@@ -30,6 +30,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+# What Windows reports (a unit test holds these equal to the library's protocol facts).
 SESSION_FIELDS = (
     "SessionIdentifier",
     "InitiatorSideIdentifier",
@@ -303,7 +304,8 @@ class SimulatedHost:
     # -- the main script's operations (what Windows does) -------------------------------
 
     def handle(self, request: dict) -> dict:
-        """Answer one main-script request exactly as the script would on Windows."""
+        """Answer one main-script request as the script would on Windows (the caller adds
+        the protocol version)."""
         op = request.get("op")
         with self.edit() as state:
             counts = state["stats"]["requests"]
@@ -355,11 +357,11 @@ class SimulatedHost:
                     "unknown operation", "NotSpecified", "System.ArgumentException", 0x80070057
                 )
             except WindowsError_ as err:
-                return {"v": 2, "ok": False, "error": err.record}
+                return {"ok": False, "error": err.record}
 
     @staticmethod
     def _ok(**fields: Any) -> dict:
-        return {"v": 2, "ok": True, **fields}
+        return {"ok": True, **fields}
 
     def _per_session(self, state: dict, request: dict, action) -> list[dict]:
         results = []

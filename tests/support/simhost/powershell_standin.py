@@ -18,13 +18,20 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+STANDIN = Path(__file__).resolve()
+REPO = STANDIN.parents[3]
+# Run as a program (by a wrapper or a WinRM endpoint): make the repository's packages
+# importable, the library as file_roots users get it.
+for _path in (str(REPO / "salt" / "_utils"), str(REPO)):
+    if _path not in sys.path:
+        sys.path.insert(0, _path)
 
-from tests.simhost.model import SimulatedHost  # noqa: E402
+from saltext_win_iscsi.protocol import POWERSHELL_ARGS, PROTOCOL_VERSION, RESPONSE_MARKER  # noqa: E402
+from tests.support.simhost.model import SimulatedHost  # noqa: E402
 
-EXPECTED_ARGS = ["-NoLogo", "-NoProfile", "-NonInteractive", "-EncodedCommand"]
-PINS = json.loads((Path(__file__).with_name("pins.json")).read_text())
-MARKER = "ISCSI1 "
+PINS = json.loads((STANDIN.with_name("pins.json")).read_text())
+# How a WinRM endpoint or a test runs the stand-in in place of powershell.exe.
+COMMAND = [sys.executable, str(STANDIN)]
 
 
 def install(directory: Path, state_path: Path) -> Path:
@@ -32,8 +39,7 @@ def install(directory: Path, state_path: Path) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     exe = directory / "powershell"
     exe.write_text(
-        "#!/bin/sh\n"
-        f"ISCSI_SIM_STATE='{state_path}' exec '{sys.executable}' '{Path(__file__).resolve()}' \"$@\"\n"
+        f"#!/bin/sh\nISCSI_SIM_STATE='{state_path}' exec '{sys.executable}' '{STANDIN}' \"$@\"\n"
     )
     exe.chmod(0o755)
     return exe
@@ -56,7 +62,7 @@ def main(argv: list[str]) -> None:
         faults = dict(state["faults"])
     time.sleep(float(faults.get("startup_delay") or 0))
 
-    if argv[:-1] != EXPECTED_ARGS:
+    if argv[:-1] != list(POWERSHELL_ARGS):
         fail(f"unexpected command line {argv[:-1]!r}")
     bootstrap = base64.b64decode(argv[-1]).decode("utf-16-le")
     if sha256(bootstrap) != PINS["bootstrap_sha256"]:
@@ -83,9 +89,9 @@ def main(argv: list[str]) -> None:
             sys.stdout.flush()
             continue
         request = json.loads(base64.b64decode(line).decode("utf-8"))
-        response = host.handle(request)
+        response = {"v": PROTOCOL_VERSION, **host.handle(request)}
         payload = base64.b64encode(json.dumps(response).encode("utf-8")).decode("ascii")
-        sys.stdout.write(MARKER + payload + "\n")
+        sys.stdout.write(RESPONSE_MARKER + payload + "\n")
         sys.stdout.flush()
         if faults["stderr"]:
             sys.stderr.write(faults["stderr"] + "\n")

@@ -1,0 +1,96 @@
+"""Channels: one PowerShell that answers requests of the fixed main script.
+
+Every channel has the same small interface (``Channel``): ``request(dict) -> dict``,
+``close()`` (ends it, raising if it failed), ``kill()`` (ends it at once) and ``alive``.
+
+- ``process``: a local powershell.exe process (the default; it can always be killed);
+- ``runspace``: Salt's in-process runspace (opt-in with ``iscsi.powershell: runspace``);
+- ``winrm``: powershell.exe in a WinRM shell on a remote computer.
+"""
+
+from __future__ import annotations
+
+import ntpath
+import os
+from dataclasses import dataclass
+from typing import Protocol
+
+from saltext_win_iscsi.channels.process import ProcessChannel
+from saltext_win_iscsi.channels.runspace import RunspaceChannel
+from saltext_win_iscsi.channels.winrm import HAS_WINRM, WinRMChannel
+from saltext_win_iscsi.errors import IscsiInputError
+from saltext_win_iscsi.remote import RemoteComputer
+
+__all__ = [
+    "HAS_WINRM",
+    "Channel",
+    "PowerShellConfig",
+    "ProcessChannel",
+    "RunspaceChannel",
+    "WinRMChannel",
+    "open_channel",
+]
+
+RUNSPACE = "runspace"
+DEFAULT_TIMEOUT = 120.0
+
+
+class Channel(Protocol):
+    alive: bool
+
+    def request(self, request: dict) -> dict: ...
+
+    def close(self) -> None: ...
+
+    def kill(self) -> None: ...
+
+
+def default_powershell() -> str:
+    """Windows PowerShell 5.1 by full path (a service's PATH may lack it)."""
+    root = os.environ.get("SYSTEMROOT")  # Windows folds the case
+    if root:
+        return ntpath.join(root, "System32", "WindowsPowerShell", "v1.0", "powershell.exe")
+    return "powershell.exe"
+
+
+@dataclass(frozen=True)
+class PowerShellConfig:
+    """Which local PowerShell to run and how long one request may take."""
+
+    executable: str | None = None  # None: Windows PowerShell 5.1; "runspace": in-process
+    timeout: float = DEFAULT_TIMEOUT
+
+    @classmethod
+    def from_settings(cls, executable: object, timeout: object) -> PowerShellConfig:
+        """Checked values of ``iscsi.powershell`` and ``iscsi.timeout``."""
+        try:
+            seconds = float(timeout if timeout is not None else DEFAULT_TIMEOUT)
+        except (TypeError, ValueError):
+            seconds = -1
+        if seconds <= 0:
+            raise IscsiInputError(f"iscsi.timeout must be a positive number, not {timeout!r}")
+        if executable is not None and (not isinstance(executable, str) or not executable.strip()):
+            raise IscsiInputError("iscsi.powershell must be a path to powershell.exe or 'runspace'")
+        return cls(executable or None, seconds)
+
+
+def open_channel(
+    config: PowerShellConfig,
+    remote: RemoteComputer | None = None,
+    killable: bool = False,
+    timeout: float | None = None,
+) -> Channel:
+    """The PowerShell this host is configured to use, or one on a remote computer.
+
+    ``killable``: the caller (the beacon) must be able to stop a hung call, so the
+    in-process runspace is replaced by a powershell.exe process.
+    """
+    timeout = timeout or config.timeout
+    if remote is not None:
+        return WinRMChannel(remote, timeout)
+    if config.executable == RUNSPACE and not killable:
+        return RunspaceChannel(timeout)
+    executable = config.executable
+    if executable in (None, RUNSPACE):
+        executable = default_powershell()
+    return ProcessChannel(executable, timeout)

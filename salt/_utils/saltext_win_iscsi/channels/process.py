@@ -1,0 +1,159 @@
+"""A local powershell.exe process running the bootstrap: one line in, one line out."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import subprocess
+import threading
+import time
+import weakref
+
+from saltext_win_iscsi.errors import ChannelError
+from saltext_win_iscsi.powershell.scripts import BOOTSTRAP, MAIN
+from saltext_win_iscsi.protocol import (
+    POWERSHELL_ARGS,
+    encode_powershell_command,
+    encode_request,
+    encode_script,
+    meaningful_stderr,
+    preview,
+    response_from_line,
+)
+
+log = logging.getLogger(__name__)
+
+
+def _stop_process(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.kill()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=5)
+
+
+class ProcessChannel:
+    """powershell.exe with the fixed bootstrap; it can always be killed."""
+
+    def __init__(self, executable: str, timeout: float) -> None:
+        self.executable = executable
+        self.timeout = timeout
+        command = [executable, *POWERSHELL_ARGS, encode_powershell_command(BOOTSTRAP)]
+        creationflags = getattr(subprocess, "CREATE_NO_WINDOW", 0)
+        try:
+            self._proc = subprocess.Popen(  # pylint: disable=consider-using-with
+                command,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                creationflags=creationflags,
+            )
+        except FileNotFoundError as exc:
+            raise ChannelError(
+                f"iSCSI: PowerShell not found at '{executable}' (set iscsi.powershell)"
+            ) from exc
+        except OSError as exc:
+            raise ChannelError(
+                f"iSCSI: cannot start PowerShell '{executable}': {exc.strerror or exc}"
+            ) from exc
+        # A channel dropped without close() (e.g. a kept one lost on a module refresh) must
+        # not leave PowerShell running.
+        self._finalizer = weakref.finalize(self, _stop_process, self._proc)
+        self._lines: queue.Queue = queue.Queue()
+        self._stderr: list[bytes] = []
+        self._readers = [
+            threading.Thread(target=self._read_stdout, daemon=True),
+            threading.Thread(target=self._read_stderr, daemon=True),
+        ]
+        for reader in self._readers:
+            reader.start()
+        self._write(encode_script(MAIN))
+
+    def _read_stdout(self) -> None:
+        for raw in self._proc.stdout:
+            self._lines.put(raw.decode("utf-8", "replace").rstrip("\r\n"))
+        self._lines.put(None)
+
+    def _read_stderr(self) -> None:
+        for raw in self._proc.stderr:
+            self._stderr.append(raw)
+
+    def _stderr_text(self) -> str:
+        return b"".join(self._stderr).decode("utf-8", "replace").strip()
+
+    def _write(self, line: str) -> None:
+        try:
+            self._proc.stdin.write(line.encode("ascii") + b"\n")
+            self._proc.stdin.flush()
+        except OSError as exc:
+            raise self._died("PowerShell stopped before it read the request") from exc
+
+    def _died(self, what: str) -> ChannelError:
+        try:
+            code = self._proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            code = self._proc.returncode
+        for reader in self._readers:
+            reader.join(timeout=5)
+        stderr = self._stderr_text()
+        detail = f"; stderr: {preview(stderr)}" if stderr else ""
+        return ChannelError(f"iSCSI: {what} (exit code {code}){detail}")
+
+    def request(self, request: dict) -> dict:
+        """Send one request and wait for its response."""
+        self._write(encode_request(request))
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                line = self._lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                self.kill()
+                raise ChannelError(
+                    f"iSCSI: PowerShell did not answer '{request.get('op')}' within "
+                    f"{self.timeout:g} s; the process was stopped"
+                ) from None
+            if line is None:
+                raise self._died(f"PowerShell ended without answering '{request.get('op')}'")
+            if not line.strip():
+                continue
+            try:
+                return response_from_line(line)
+            except ChannelError:
+                self.kill()
+                raise
+
+    def close(self) -> None:
+        """End the process; raise if it failed or wrote to stderr."""
+        if self._proc.poll() is None:
+            with contextlib.suppress(OSError):
+                self._proc.stdin.close()
+            try:
+                self._proc.wait(timeout=self.timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+                raise ChannelError(
+                    f"iSCSI: PowerShell did not exit within {self.timeout:g} s; "
+                    "the process was stopped"
+                ) from None
+        for reader in self._readers:
+            reader.join(timeout=5)
+        stderr = meaningful_stderr(self._stderr_text())
+        if self._proc.returncode != 0 or stderr:
+            detail = f": {preview(stderr)}" if stderr else ""
+            raise ChannelError(
+                f"iSCSI: PowerShell exited with code {self._proc.returncode}{detail}"
+            )
+
+    def kill(self) -> None:
+        """Stop the process at once (timeouts, protocol errors, shutdown)."""
+        if self._proc.poll() is None:
+            self._proc.kill()
+            try:
+                self._proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:  # pragma: no cover - unkillable process
+                log.error("iSCSI: PowerShell process %s did not stop", self._proc.pid)
+
+    @property
+    def alive(self) -> bool:
+        return self._proc.poll() is None

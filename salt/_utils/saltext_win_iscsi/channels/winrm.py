@@ -1,0 +1,220 @@
+"""The bootstrap run by powershell.exe in a WinRM shell on a remote computer (pywinrm).
+
+The command line holds only the short fixed bootstrap (far below cmd.exe's 8191
+characters); the main script and the requests travel on stdin, so their length does not
+matter. Each channel has its own pywinrm Protocol (they are not thread-safe).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+
+from saltext_win_iscsi.errors import ChannelError, IscsiError, IscsiInputError, safe_text
+from saltext_win_iscsi.powershell.scripts import BOOTSTRAP, MAIN
+from saltext_win_iscsi.protocol import (
+    POWERSHELL_ARGS,
+    encode_powershell_command,
+    encode_request,
+    encode_script,
+    meaningful_stderr,
+    preview,
+    response_from_line,
+)
+from saltext_win_iscsi.remote import RemoteComputer
+
+try:
+    import requests.exceptions
+    import winrm.exceptions
+    import winrm.protocol
+
+    HAS_WINRM = True
+except ImportError:  # pragma: no cover - pywinrm is the optional [winrm] extra
+    HAS_WINRM = False
+
+log = logging.getLogger(__name__)
+
+
+def _protocol(remote: RemoteComputer, timeout: float):
+    """A pywinrm Protocol for ``remote``, secure unless the profile explicitly says not."""
+    cfg = remote.settings
+    transport = cfg.get("transport", "ntlm")
+    scheme = cfg.get("scheme", "https")
+    if transport in ("basic", "plaintext") and scheme == "http":
+        log.warning("iSCSI: WinRM profile '%s' uses Basic over plain HTTP", remote.profile_name)
+        transport = "plaintext"
+    if transport == "basic":
+        transport = "ssl"
+    validation = cfg.get("server_cert_validation", "validate")
+    if validation == "ignore" and scheme == "https":
+        log.warning(
+            "iSCSI: WinRM profile '%s' does not validate %s's TLS certificate",
+            remote.profile_name,
+            safe_text(remote.name),
+        )
+    operation_timeout = int(cfg.get("operation_timeout", 20))
+    read_timeout = int(cfg.get("read_timeout", operation_timeout + 10))
+    host = f"[{remote.name}]" if ":" in remote.name else remote.name
+    port = cfg.get("port", 5986 if scheme == "https" else 5985)
+    endpoint = f"{scheme}://{host}:{port}{cfg.get('path', '/wsman')}"
+    options = {
+        "transport": transport,
+        "username": cfg.get("username"),
+        "password": cfg.get("password"),
+        "server_cert_validation": validation,
+        "message_encryption": cfg.get("message_encryption", "auto"),
+        "kerberos_delegation": bool(cfg.get("kerberos_delegation", False)),
+        "operation_timeout_sec": min(operation_timeout, max(1, int(timeout) - 1)),
+        "read_timeout_sec": min(read_timeout, int(timeout) + 10),
+    }
+    for key in ("ca_trust_path", "cert_pem", "cert_key_pem"):
+        if cfg.get(key):
+            options[key] = cfg[key]
+    if options["read_timeout_sec"] <= options["operation_timeout_sec"]:
+        options["read_timeout_sec"] = options["operation_timeout_sec"] + 1
+    return winrm.protocol.Protocol(endpoint, **options)
+
+
+def _error(remote: RemoteComputer, exc: Exception) -> IscsiError:
+    """A clear, secret-free message for what went wrong talking to ``remote``."""
+    who = f"{safe_text(remote.name)} (WinRM profile {safe_text(remote.profile_name)})"
+    if isinstance(exc, winrm.exceptions.InvalidCredentialsError):
+        what = "refused the credentials"
+    elif isinstance(exc, requests.exceptions.SSLError):
+        what = "failed TLS certificate validation"
+    elif isinstance(exc, requests.exceptions.ConnectionError):
+        what = "cannot be reached (connection failed)"
+    elif isinstance(exc, requests.exceptions.Timeout):
+        what = "did not answer in time"
+    elif isinstance(exc, winrm.exceptions.WinRMTransportError):
+        what = f"answered HTTP {exc.code}"
+    elif isinstance(exc, winrm.exceptions.WSManFaultError):
+        what = f"reported a WS-Management fault: {exc.reason or exc.code}"
+    else:
+        what = f"failed: {type(exc).__name__}"
+    return ChannelError(f"iSCSI: {who} {what}")
+
+
+class WinRMChannel:
+    """powershell.exe with the fixed bootstrap in a WinRM shell; requests on its stdin."""
+
+    def __init__(self, remote: RemoteComputer, timeout: float) -> None:
+        if not HAS_WINRM:
+            raise ChannelError(
+                "iSCSI: remote computers need pywinrm (pip install 'saltext-win-iscsi[winrm]')"
+            )
+        self.remote = remote
+        self.timeout = timeout
+        self._shell = self._command = None
+        self._buffer = b""
+        self._stderr = b""
+        self._exit_code: int | None = None
+        self._where = f"PowerShell on {safe_text(remote.name)}"
+        try:
+            self._protocol = _protocol(remote, timeout)
+            self._shell = self._protocol.open_shell(codepage=65001, noprofile=True)
+            self._command = self._protocol.run_command(
+                self._shell,
+                "powershell.exe",
+                [*POWERSHELL_ARGS, encode_powershell_command(BOOTSTRAP)],
+                console_mode_stdin=False,
+            )
+            self._send(encode_script(MAIN))
+        except IscsiInputError:
+            raise
+        except Exception as exc:  # pylint: disable=broad-except
+            self.kill()
+            raise _error(remote, exc) from None
+
+    def _send(self, line: str, end: bool = False) -> None:
+        self._protocol.send_command_input(
+            self._shell, self._command, (line + "\n").encode("ascii") if line else b"", end
+        )
+
+    def _receive(self, deadline: float) -> bool:
+        """Read what output there is; False once the command has finished."""
+        while True:
+            try:
+                stdout, stderr, code, done = self._protocol.get_command_output_raw(
+                    self._shell, self._command
+                )
+            except winrm.exceptions.WinRMOperationTimeoutError:
+                if time.monotonic() >= deadline:
+                    raise
+                continue
+            self._buffer += stdout
+            self._stderr += stderr
+            if done:
+                self._exit_code = code
+            return not done
+
+    def request(self, request: dict) -> dict:
+        """Send one request and wait for its response line."""
+        deadline = time.monotonic() + self.timeout
+        try:
+            self._send(encode_request(request))
+            while True:
+                while b"\n" in self._buffer:
+                    raw, self._buffer = self._buffer.split(b"\n", 1)
+                    line = raw.decode("utf-8", "replace").rstrip("\r")
+                    if line.strip():
+                        return response_from_line(line, self._where)
+                if self._exit_code is not None or not self._receive(deadline):
+                    stderr = meaningful_stderr(self._stderr.decode("utf-8", "replace"))
+                    raise ChannelError(
+                        f"iSCSI: {self._where} ended without answering "
+                        f"'{request.get('op')}' (exit code {self._exit_code})"
+                        + (f"; stderr: {preview(stderr)}" if stderr else "")
+                    )
+                if time.monotonic() >= deadline:
+                    raise winrm.exceptions.WinRMOperationTimeoutError()
+        except ChannelError:
+            self.kill()
+            raise
+        except winrm.exceptions.WinRMOperationTimeoutError:
+            self.kill()
+            raise ChannelError(
+                f"iSCSI: {self._where} did not answer '{request.get('op')}' "
+                f"within {self.timeout:g} s; the remote command was stopped"
+            ) from None
+        except Exception as exc:  # pylint: disable=broad-except
+            self.kill()
+            raise _error(self.remote, exc) from None
+
+    def close(self) -> None:
+        """End stdin, wait for the remote PowerShell to exit; raise if it failed."""
+        deadline = time.monotonic() + self.timeout
+        try:
+            self._send("", end=True)
+            while self._exit_code is None and self._receive(deadline):
+                if time.monotonic() >= deadline:
+                    raise winrm.exceptions.WinRMOperationTimeoutError()
+        except winrm.exceptions.WinRMOperationTimeoutError:
+            self.kill()
+            raise ChannelError(
+                f"iSCSI: {self._where} did not exit within {self.timeout:g} s"
+            ) from None
+        except Exception as exc:  # pylint: disable=broad-except
+            self.kill()
+            raise _error(self.remote, exc) from None
+        self.kill()
+        stderr = meaningful_stderr(self._stderr.decode("utf-8", "replace"))
+        if self._exit_code != 0 or stderr:
+            detail = f": {preview(stderr)}" if stderr else ""
+            raise ChannelError(f"iSCSI: {self._where} exited with code {self._exit_code}{detail}")
+
+    def kill(self) -> None:
+        """Stop the remote command and close the shell, ignoring errors (best effort)."""
+        shell, command, self._shell, self._command = self._shell, self._command, None, None
+        if shell is None:
+            return
+        with contextlib.suppress(Exception):
+            if command is not None:
+                self._protocol.cleanup_command(shell, command)
+        with contextlib.suppress(Exception):
+            self._protocol.close_shell(shell)
+
+    @property
+    def alive(self) -> bool:
+        return self._shell is not None and self._exit_code is None

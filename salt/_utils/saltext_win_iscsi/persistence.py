@@ -1,0 +1,167 @@
+"""Reading and changing persistence: sessions (Register/Unregister) and persistent logins.
+
+Each function works through one HostCall, so one PowerShell process serves it whatever the
+number of sessions or logins.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from saltext_win_iscsi.channels import Channel
+from saltext_win_iscsi.errors import IscsiError
+from saltext_win_iscsi.hostcall import HostCall
+from saltext_win_iscsi.protocol import describe_windows_error, is_not_found, login_key
+from saltext_win_iscsi.selection import Selector
+
+# Windows may remove one persistent login of several (MPIO) per Unregister: repeat for
+# sessions still persistent, up to this many logins per session.
+MAX_UNREGISTER_PASSES = 16
+
+Opener = Callable[[], Channel]
+
+
+def get_sessions(opener: Opener, select: Selector, connections: bool = False) -> list[dict]:
+    """The host's sessions that ``select`` matches."""
+    with HostCall(opener) as host:
+        sessions = host.sessions(connections=connections or select.needs_connections)
+    return [s for s in sessions if select(s)]
+
+
+def get_persistent_logins(opener: Opener, select: Selector) -> list[dict]:
+    """The host's persistent logins that ``select`` matches (target and portal)."""
+    with HostCall(opener) as host:
+        logins = host.logins()
+    return [login for login in logins if select.selects_login(login)]
+
+
+def failed(report: dict | list) -> bool:
+    """Whether a per-session or per-login report holds a failure."""
+    entries = report.values() if isinstance(report, dict) else report
+    return any(isinstance(e, dict) and e.get("status") == "failed" for e in entries)
+
+
+def change_persistence(
+    opener: Opener,
+    *,
+    op: str,
+    select: Selector,
+    want_persistent: bool,
+    force: bool,
+    done_status: str,
+    skip_status: str,
+    test: bool,
+    passthru: bool,
+    fields: dict | None = None,
+    secret: str | None = None,
+) -> dict | list:
+    """Shared flow of unregister and register: select, act, verify, report per session."""
+    report: dict[str, dict] = {}
+    with HostCall(opener) as host:
+        before = host.sessions(connections=select.needs_connections)
+        for sid in select.missing_ids(before):
+            report[sid] = {"status": "not_found"}
+        todo = []
+        for session in (s for s in before if select(s)):
+            sid = session["SessionIdentifier"]
+            entry = report[sid] = {"TargetNodeAddress": session.get("TargetNodeAddress")}
+            if bool(session.get("IsPersistent")) == want_persistent and not force:
+                entry["status"] = skip_status
+            elif test:
+                entry["status"] = f"would_{op}"
+            else:
+                todo.append(sid)
+        errors = host.per_session(op, todo, **(fields or {}))
+        after = {s["SessionIdentifier"]: s for s in host.sessions()} if todo else {}
+        if op == "unregister":
+            for _ in range(MAX_UNREGISTER_PASSES - 1):
+                again = [
+                    sid
+                    for sid in todo
+                    if errors.get(sid) is None and after.get(sid, {}).get("IsPersistent")
+                ]
+                if not again:
+                    break
+                errors.update(host.per_session(op, again))
+                after = {s["SessionIdentifier"]: s for s in host.sessions()}
+    for sid in todo:
+        entry = report[sid]
+        error = errors.get(sid)
+        now = after.get(sid)
+        if error is not None:
+            entry["status"] = "not_found" if is_not_found(error) else "failed"
+            if entry["status"] == "failed":
+                entry["error"] = scrub(describe_windows_error(error), secret)
+        elif now is None:
+            entry.update(status="failed", error="the session disappeared during the change")
+        elif bool(now.get("IsPersistent")) == want_persistent:
+            entry["status"] = done_status
+        else:
+            entry.update(status="failed", error=f"IsPersistent is still {now.get('IsPersistent')}")
+    if not passthru:
+        return report
+    if failed(report):
+        raise IscsiError(
+            "iSCSI: "
+            + "; ".join(
+                f"{sid}: {e['error']}" for sid, e in report.items() if e["status"] == "failed"
+            )
+            + f"; {done_status}: "
+            + (", ".join(s for s, e in report.items() if e["status"] == done_status) or "none")
+        )
+    return [after[sid] for sid in todo if sid in after]
+
+
+def scrub(text: str, secret: str | None) -> str:
+    """``text`` with ``secret`` masked (Windows may echo a parameter value)."""
+    return text.replace(secret, "********") if secret else text
+
+
+def remove_logins(host: HostCall, select: Selector, test: bool) -> list[dict]:
+    """Remove every persistent login ``select`` matches; report one entry per login key."""
+    current = host.logins()
+    chosen: dict[tuple, dict] = {}
+    for login in current:
+        if select.selects_login(login):
+            entry = chosen.setdefault(login_key(login), {**login, "entries": 0})
+            entry["entries"] += 1
+    if test:
+        return [{**entry, "status": "would_remove"} for entry in chosen.values()]
+    errors: dict[tuple, dict] = {}
+    # iscsicli may remove one matching entry or all of them (MPIO registers several):
+    # repeat for keys still listed, at most once per entry found.
+    for _ in range(max((e["entries"] for e in chosen.values()), default=0)):
+        todo = [
+            login
+            for key, login in {login_key(lg): lg for lg in current}.items()
+            if key in chosen and key not in errors
+        ]
+        if not todo:
+            break
+        results = host.request("remove_persistent_logins", logins=todo)["results"]
+        if len(results) != len(todo):
+            raise IscsiError(
+                f"iSCSI: PowerShell answered {len(results)} results for {len(todo)} logins"
+            )
+        for login, item in zip(todo, results, strict=True):
+            if item.get("ok"):
+                host.done.append(f"remove persistent login {login['TargetName']}")
+            else:
+                errors[login_key(login)] = item.get("error") or {}
+        current = host.logins()
+    left = {login_key(lg) for lg in current}
+    report = []
+    for key, entry in chosen.items():
+        if key in errors:
+            entry.update(status="failed", error=describe_windows_error(errors[key]))
+        elif key in left:
+            entry.update(status="failed", error="the persistent login is still listed")
+        else:
+            entry["status"] = "removed"
+        report.append(entry)
+    return report
+
+
+def remove_persistent_logins(opener: Opener, select: Selector, test: bool) -> list[dict]:
+    with HostCall(opener) as host:
+        return remove_logins(host, select, test)

@@ -1,0 +1,36 @@
+"""Facts Python and PowerShell (and the simulated host) must agree on, held together."""
+
+import re
+
+from saltext_win_iscsi import protocol
+from saltext_win_iscsi.powershell import scripts
+from tests.support.simhost import model
+
+
+def _ps_array(script: str, name: str) -> tuple[str, ...]:
+    """The quoted items of ``$Name = @( ... )`` in a script."""
+    match = re.search(rf"\${name} = @\((.*?)\)", script, re.DOTALL)
+    assert match, f"${name} not found"
+    return tuple(re.findall(r"'([^']*)'", match.group(1)))
+
+
+def test_field_lists_match_the_script():
+    assert _ps_array(scripts.MAIN, "SessionFields") == protocol.SESSION_FIELDS
+    assert _ps_array(scripts.MAIN, "ConnectionFields") == protocol.CONNECTION_FIELDS
+
+
+def test_protocol_version_and_marker_match_the_scripts():
+    versions = set(re.findall(r"\bv = (\d+)", scripts.MAIN))
+    assert versions == {str(protocol.PROTOCOL_VERSION)}
+    assert f"protocol {protocol.PROTOCOL_VERSION}." in scripts.MAIN
+    assert f"'{protocol.RESPONSE_MARKER}'" in scripts.BOOTSTRAP
+
+
+def test_login_fields_match_the_script():
+    keys = tuple(re.findall(r"^\s+(\w+)\s+= \[", scripts.MAIN, re.MULTILINE))
+    assert keys == protocol.LOGIN_FIELDS
+
+
+def test_simulated_host_reports_the_same_fields():
+    assert model.SESSION_FIELDS == protocol.SESSION_FIELDS
+    assert model.LOGIN_FIELDS == protocol.LOGIN_FIELDS
