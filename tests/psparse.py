@@ -48,3 +48,46 @@ def errors(script: str) -> list[str]:
 def shape(script: str) -> str:
     """The s-expression of ``script``'s tree: its structure, without the literal text."""
     return str(parse(script).root_node)
+
+
+def nodes(script: str, kind: str) -> list[tree_sitter.Node]:
+    """Every node of type ``kind`` in ``script``'s tree, in source order."""
+    found, stack = [], [parse(script).root_node]
+    while stack:
+        node = stack.pop()
+        if node.type == kind:
+            found.append(node)
+        stack.extend(reversed(node.children))
+    return found
+
+
+def commands(script: str) -> list[tuple[str, list[str], str]]:
+    """``(name, parameters, text)`` of every command invocation in ``script``.
+
+    ``parameters`` are the ``-Name`` tokens (as written) with the token after each, so that
+    ``-ErrorAction Stop`` shows as ``"-ErrorAction Stop"``.
+    """
+    found = []
+    for node in nodes(script, "command"):
+        name = node.child_by_field_name("command_name") or next(
+            (c for c in node.children if c.type == "command_name"), None
+        )
+        if name is None:
+            continue
+        elements = next((c for c in node.children if c.type == "command_elements"), None)
+        tokens = [
+            c.text.decode()
+            for c in (elements.children if elements else [])
+            if c.type != "command_argument_sep"
+        ]
+        parameters = [
+            f"{tok} {tokens[i + 1]}" if i + 1 < len(tokens) else tok
+            for i, tok in enumerate(tokens)
+            if tok.startswith("-")
+        ]
+        found.append((name.text.decode(), parameters, node.text.decode()))
+    return found
+
+
+def function_names(script: str) -> set[str]:
+    return {n.text.decode().lower() for n in nodes(script, "function_name")}

@@ -390,11 +390,8 @@ def register_session(
     # out of PowerShell's parameter-validation message.
     if secret is not None and not 12 <= len(secret.encode("utf-8")) <= 16:
         raise IscsiInputError("chap_secret must be 12 to 16 bytes long")
-    fields = {
-        "is_multipath_enabled": bool(is_multipath_enabled),
-        "chap_username": chap_username,
-        "chap_secret": secret,
-    }
+    fields = {"is_multipath_enabled": bool(is_multipath_enabled), "chap_username": chap_username}
+    secrets = {"chap_secret": secret} if secret is not None else None
     test = _test_mode(test)
     return _run(
         lambda opener: persistence.change_persistence(
@@ -408,7 +405,7 @@ def register_session(
             test=test,
             passthru=passthru,
             fields=fields,
-            secret=secret,
+            secrets=secrets,
         ),
         computer_name,
         profile,

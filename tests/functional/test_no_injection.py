@@ -230,13 +230,26 @@ def _check_processes(processes: list[dict], recorder: Path, clean: dict) -> list
         assert _shape(main) == clean["main"]
 
         for line in lines:
-            # One line per request, nothing but base64: no value text reaches PowerShell.
-            assert line.endswith("\n") and BASE64_LINE.fullmatch(line[:-1]), line[:200]
-            request = json.loads(base64.b64decode(line[:-1], validate=True).decode("utf-8"))
+            # One line per request, nothing but base64 tokens (the JSON, then one per
+            # secret the JSON names): no value text reaches PowerShell.
+            assert line.endswith("\n"), line[:200]
+            head, *secret_tokens = line[:-1].split(" ")
+            for token in (head, *secret_tokens):
+                assert BASE64_LINE.fullmatch(token), line[:200]
+            request = json.loads(base64.b64decode(head, validate=True).decode("utf-8"))
             assert isinstance(request, dict)
             assert request["v"] == protocol.PROTOCOL_VERSION
             assert request["op"] in KNOWN_OPS
-            requests.append(request)
+            names = request.get("secrets", [])
+            assert len(secret_tokens) == len(names)
+            secrets = {
+                name: base64.b64decode(token, validate=True).decode("utf-8")
+                for name, token in zip(names, secret_tokens, strict=True)
+            }
+            for secret in secrets.values():
+                assert secret not in json.dumps(request, ensure_ascii=False)
+            # Returned beside the JSON, so that tests see what PowerShell received.
+            requests.append({**request, "secret_values": secrets})
     return requests
 
 
@@ -324,7 +337,8 @@ def test_hostile_value_stays_data(iscsi, seeded, recorded, recorder, clean, valu
         [register] = registers
         assert register["ids"] == [sid]
         assert register["chap_username"] == value
-        assert register["chap_secret"] == CHAP_SECRET
+        assert register["secret_values"] == {"chap_secret": CHAP_SECRET}
+        assert "chap_secret" not in register
         [login] = new_logins
         assert login["session"] == sid
         assert login["chap_username"] == value
@@ -353,7 +367,8 @@ def test_hostile_chap_secret_stays_data(iscsi, seeded, recorded, recorder, clean
     requests = _check_processes(recorded(), recorder, clean)
     _assert_literal(requests, [secret])
     [register] = [r for r in requests if r["op"] == "register"]
-    assert register["chap_secret"] == secret
+    assert register["secret_values"] == {"chap_secret": secret}
+    assert "chap_secret" not in register
     login = seeded.persistent_logins()[-1]
     assert login["chap_secret_sha256"] == hashlib.sha256(secret.encode()).hexdigest()
 
@@ -364,9 +379,12 @@ def test_checks_catch_a_pasted_value(recorder, clean):
     argv = [str(recorder), *protocol.POWERSHELL_ARGS]
     bootstrap = protocol.encode_powershell_command(scripts.BOOTSTRAP)
     main = base64.b64encode(scripts.MAIN.encode()).decode() + "\n"
-    request = base64.b64encode(json.dumps({"v": 2, "op": "get_sessions"}).encode()).decode()
+    version = protocol.PROTOCOL_VERSION
+    request = base64.b64encode(json.dumps({"v": version, "op": "get_sessions"}).encode()).decode()
     good = {"argv": [*argv, bootstrap], "stdin": [main, request + "\n"]}
-    assert _check_processes([good], recorder, clean) == [{"v": 2, "op": "get_sessions"}]
+    assert _check_processes([good], recorder, clean) == [
+        {"v": version, "op": "get_sessions", "secret_values": {}}
+    ]
 
     pasted_main = scripts.MAIN.replace("param([string]$Payload)", f"Get-Item '{value}'")
     pasted_bootstrap = scripts.BOOTSTRAP + f"Get-Item '{value}'\n"
@@ -375,6 +393,7 @@ def test_checks_catch_a_pasted_value(recorder, clean):
         {**good, "argv": [*argv, "-Command", f"Get-Item '{value}'"]},
         {**good, "stdin": [base64.b64encode(pasted_main.encode()).decode() + "\n"]},
         {**good, "stdin": [main, f"Unregister-IscsiSession -SessionIdentifier '{value}'\n"]},
+        {**good, "stdin": [main, f"{request} {value}\n"]},  # text after the request
     ]
     for process in bad:
         with pytest.raises(AssertionError):

@@ -109,3 +109,102 @@ def test_stale_check_can_fail(tmp_path):
     clean = generate.render(tmp_path)
     (tmp_path / "main.ps1").write_text("# changed\n", encoding="utf-8")
     assert generate.render(tmp_path) != clean
+
+
+# --- What the review against Windows sources asked of the script (issue: fidelity) ---------
+
+
+def _cmdlets(script: str) -> list[tuple[str, list[str], str]]:
+    """Commands that are cmdlets or CDXML functions, not the script's own functions."""
+    own = psparse.function_names(script)
+    return [
+        c
+        for c in psparse.commands(script)
+        if "-" in c[0] and not c[0].startswith("$") and c[0].lower() not in own
+    ]
+
+
+def test_every_cmdlet_call_stops_on_error():
+    """CDXML cmdlets are script-module functions: they see $ErrorActionPreference only from
+    global scope, so each call says -ErrorAction Stop itself."""
+    calls = _cmdlets(scripts.MAIN)
+    assert {name for name, _, _ in calls} >= {
+        "Get-IscsiSession",
+        "Unregister-IscsiSession",
+        "Invoke-CimMethod",
+        "Get-CimInstance",
+        "Import-Module",
+    }
+    missing = [text for _, params, text in calls if "-ErrorAction Stop" not in params]
+    assert missing == []
+
+
+def test_error_action_check_can_fail():
+    script = "function Own-Thing { }\nGet-IscsiSession\nOwn-Thing\nGet-Disk -ErrorAction Stop\n"
+    assert [t for _, p, t in _cmdlets(script) if "-ErrorAction Stop" not in p] == [
+        "Get-IscsiSession"
+    ]
+
+
+def test_no_secret_is_a_cmdlet_parameter():
+    """Module logging (event 4103) records cmdlet parameter values: CHAP secrets go in a CIM
+    method's argument hashtable instead."""
+    for _, params, text in psparse.commands(scripts.MAIN):
+        assert not any("secret" in p.lower().split(" ")[0] for p in params), text
+    assert "Invoke-CimMethod -InputObject $session -MethodName 'Register'" in scripts.MAIN
+
+
+def test_iscsicli_gets_no_stdin_and_a_full_path():
+    """iscsicli reads commands from stdin when its arguments are incomplete: nothing may
+    reach it from the protocol's stdin."""
+    pipelines = [n.text.decode() for n in psparse.nodes(scripts.MAIN, "pipeline")]
+    calls = [p for p in pipelines if "& $iscsicli" in p]
+    assert calls, "iscsicli is not called"
+    assert any(p.startswith("$null | & $iscsicli") for p in calls), calls
+    assert "$iscsicli = $env:SystemRoot + '\\System32\\iscsicli.exe'" in scripts.MAIN
+
+
+def test_the_main_script_loads_the_modules_and_checks_the_edition_first():
+    main = scripts.MAIN
+    switch = main.index("switch ([string]$request.op)")
+    assert main.index("Import-Module -Name 'iSCSI', 'CimCmdlets' -ErrorAction Stop") < switch
+    assert main.index("$PSVersionTable.PSEdition -eq 'Core'") < switch
+
+
+def test_language_mode_is_checked_before_anything_it_forbids():
+    for script in (scripts.BOOTSTRAP, scripts.MAIN):
+        check = script.index("$ExecutionContext.SessionState.LanguageMode -ne 'FullLanguage'")
+        for forbidden in ("[Console]", "[Convert]", "[scriptblock]", "New-Object"):
+            if forbidden in script:
+                assert check < script.index(forbidden), forbidden
+
+
+def test_errors_are_thrown_as_error_records():
+    """`throw <exception>` makes an OperationStopped record whose id is the message; the
+    script throws ErrorRecords with ids of its own (or rethrows)."""
+    throws = [
+        n.parent.text.decode()
+        for n in psparse.nodes(scripts.MAIN, "throw")
+        if n.parent.type == "flow_control_statement"
+    ]
+    assert throws
+    bad = [t for t in throws if t.strip() != "throw" and "(New-ErrorRecord " not in t]
+    assert bad == []
+    assert "New-Object" not in scripts.MAIN
+
+
+def test_plain_name_pattern_allows_hba_and_ipv6_zone_names():
+    import re
+
+    pattern = re.search(r"\$PlainName = '([^']*)'", scripts.MAIN).group(1)
+    # .NET and Python agree on this subset: character class, \z anchor (Python: \Z).
+    plain = re.compile(pattern.replace(r"\z", r"\Z"))
+    for ok in (
+        "ROOT\\ISCSIPRT\\0000_0",
+        "PCI\\VEN_8086&DEV_10FB\\3&1&0_0",
+        "fe80::1%12",
+        "[fe80::1]",
+    ):
+        assert plain.match(ok), ok
+    for bad in ("a b", 'a"b', "a'b", "x\n", "", "a;b"):
+        assert not plain.match(bad), bad

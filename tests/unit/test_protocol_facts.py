@@ -27,7 +27,9 @@ def test_protocol_version_and_marker_match_the_scripts():
 
 
 def test_login_fields_match_the_script():
-    keys = tuple(re.findall(r"^\s+(\w+)\s+= \[", scripts.MAIN, re.MULTILINE))
+    body = scripts.MAIN[scripts.MAIN.index("function Get-PersistentLoginData") :]
+    table = body[body.index("[ordered]@{") : body.index("}", body.index("[ordered]@{"))]
+    keys = tuple(re.findall(r"^\s+(\w+)\s+=", table, re.MULTILINE))
     assert keys == protocol.LOGIN_FIELDS
 
 

@@ -50,9 +50,9 @@ class HostCall:
         if exc is not None and exc_type is None:
             raise exc
 
-    def request(self, op: str, **fields: Any) -> dict:
+    def request(self, op: str, secrets: dict[str, str] | None = None, **fields: Any) -> dict:
         """One request; an answer with ``ok: false`` raises with Windows' error."""
-        response = self.channel.request({"op": op, **fields})
+        response = self.channel.request({"op": op, **fields}, secrets)
         if not response.get("ok"):
             raise IscsiError(
                 f"iSCSI: '{op}' failed: {describe_windows_error(response.get('error') or {})}"
@@ -65,11 +65,13 @@ class HostCall:
     def logins(self) -> list[dict]:
         return self.request("get_persistent_logins")["logins"]
 
-    def per_session(self, op: str, ids: list[str], **fields: Any) -> dict[str, dict | None]:
+    def per_session(
+        self, op: str, ids: list[str], secrets: dict[str, str] | None = None, **fields: Any
+    ) -> dict[str, dict | None]:
         """Run a per-session op; map each id to its Windows error, or None on success."""
         if not ids:
             return {}
-        results = self.request(op, ids=ids, **fields)["results"]
+        results = self.request(op, secrets, ids=ids, **fields)["results"]
         outcome = {
             item["id"]: (None if item.get("ok") else item.get("error") or {}) for item in results
         }

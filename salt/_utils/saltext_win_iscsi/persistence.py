@@ -11,6 +11,7 @@ from collections.abc import Callable
 from saltext_win_iscsi.channels import Channel
 from saltext_win_iscsi.errors import IscsiError
 from saltext_win_iscsi.hostcall import HostCall
+from saltext_win_iscsi.policy import Policy
 from saltext_win_iscsi.protocol import describe_windows_error, is_not_found, login_key
 from saltext_win_iscsi.selection import Selector
 
@@ -35,6 +36,15 @@ def get_persistent_logins(opener: Opener, select: Selector) -> list[dict]:
     return [login for login in logins if select.selects_login(login)]
 
 
+def check_policy(opener: Opener, policy: Policy) -> dict:
+    """The policy's violations on the host now (one PowerShell: sessions, then logins)."""
+    with HostCall(opener) as host:
+        sessions = host.sessions(connections=policy.needs_connections)
+        logins = host.logins()
+    violations = policy.violations(sessions, logins)
+    return {"compliant": not violations, "rules": len(policy.rules), "violations": violations}
+
+
 def failed(report: dict | list) -> bool:
     """Whether a per-session or per-login report holds a failure."""
     entries = report.values() if isinstance(report, dict) else report
@@ -53,7 +63,7 @@ def change_persistence(
     test: bool,
     passthru: bool,
     fields: dict | None = None,
-    secret: str | None = None,
+    secrets: dict[str, str] | None = None,
 ) -> dict | list:
     """Shared flow of unregister and register: select, act, verify, report per session."""
     report: dict[str, dict] = {}
@@ -71,7 +81,7 @@ def change_persistence(
                 entry["status"] = f"would_{op}"
             else:
                 todo.append(sid)
-        errors = host.per_session(op, todo, **(fields or {}))
+        errors = host.per_session(op, todo, secrets, **(fields or {}))
         after = {s["SessionIdentifier"]: s for s in host.sessions()} if todo else {}
         if op == "unregister":
             for _ in range(MAX_UNREGISTER_PASSES - 1):
@@ -91,7 +101,7 @@ def change_persistence(
         if error is not None:
             entry["status"] = "not_found" if is_not_found(error) else "failed"
             if entry["status"] == "failed":
-                entry["error"] = scrub(describe_windows_error(error), secret)
+                entry["error"] = scrub(describe_windows_error(error), secrets)
         elif now is None:
             entry.update(status="failed", error="the session disappeared during the change")
         elif bool(now.get("IsPersistent")) == want_persistent:
@@ -112,9 +122,12 @@ def change_persistence(
     return [after[sid] for sid in todo if sid in after]
 
 
-def scrub(text: str, secret: str | None) -> str:
-    """``text`` with ``secret`` masked (Windows may echo a parameter value)."""
-    return text.replace(secret, "********") if secret else text
+def scrub(text: str, secrets: dict[str, str] | None) -> str:
+    """``text`` with every secret masked (Windows may echo a parameter value)."""
+    for secret in (secrets or {}).values():
+        if secret:
+            text = text.replace(secret, "********")
+    return text
 
 
 def remove_logins(host: HostCall, select: Selector, test: bool) -> list[dict]:

@@ -15,7 +15,15 @@ What it models (``../shared/windows-iscsi-reference.md``, Microsoft's cmdlet doc
   (``behaviour.unregister_non_persistent``);
 - an unknown session id fails the CDXML way ("No MSFT_iSCSISession objects found ...");
 - fault switches: access denied, service stopped, per-session failures, hang, garbage
-  output, stderr noise, non-zero exit, crash, PowerShell start-up delay.
+  output, stderr noise, non-zero exit, crash, PowerShell start-up delay, constrained
+  language mode, PowerShell 7, the iSCSI module missing.
+
+Error records have the shapes the main script reports on Windows (``error`` of a response):
+CIM errors carry the iSCSI status in the error id (``HRESULT 0xefff0042,<cmdlet>``, category
+``NotSpecified``; ``Exception.HResult`` is a meaningless 0x80131500 on Windows, so the script
+reports the status it reads from the error id); the script's own failures are ErrorRecords
+with ids of their own (``IscsicliFailed``, ``IscsiNotPlainName``, ...). Where a shape has not
+been observed on a real host it says so (``GUESS``); tests/windows records the real ones.
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -92,31 +101,47 @@ DEFAULT_FAULTS: dict[str, Any] = {
     "exit_code": 0,  # the stand-in exits with this code at the end
     "crash": False,  # the stand-in dies while reading a request
     "startup_delay": 0.0,  # seconds: models powershell.exe's start-up cost
+    "language_mode": "FullLanguage",  # "ConstrainedLanguage": WDAC/AppLocker lockdown
+    "edition": "Desktop",  # "Core": the process is PowerShell 7 (pwsh)
+    "iscsi_module_missing": False,  # Import-Module iSCSI fails (Server Core without it)
 }
+
+
+def status_from_error_id(error_id: str) -> str | None:
+    """The status the main script reads from an error id (its ConvertTo-ErrorData)."""
+    match = re.match(r"HRESULT 0x([0-9A-Fa-f]{1,8}),", error_id)
+    if match:
+        return "0x" + match.group(1).upper().rjust(8, "0")
+    match = re.match(r"Windows System Error (\d+),", error_id)
+    if match:
+        return f"0x{0x80070000 | int(match.group(1)):08X}"
+    return None
 
 
 class WindowsError_(Exception):
     """A PowerShell ErrorRecord as the main script reports it."""
 
-    def __init__(self, message: str, category: str, error_id: str, hresult: int) -> None:
+    def __init__(self, message: str, category: str, error_id: str) -> None:
         super().__init__(message)
         self.record = {
             "message": message,
             "category": category,
             "error_id": error_id,
-            "hresult": f"0x{hresult & 0xFFFFFFFF:08X}",
+            "hresult": status_from_error_id(error_id),
         }
+
+
+# Error ids of CIM failures raised by Invoke-CimMethod (GUESS: not yet observed).
+INVOKE_CIM_METHOD = "Microsoft.Management.Infrastructure.CimCmdlets.InvokeCimMethodCommand"
 
 
 def _iscsi_error(text_code: tuple[str, int], cmdlet: str) -> WindowsError_:
     text, code = text_code
-    return WindowsError_(text, "NotSpecified", f"HRESULT 0x{code:08x},{cmdlet}", code)
+    return WindowsError_(text, "NotSpecified", f"HRESULT 0x{code:08x},{cmdlet}")
 
 
 def _access_denied(cmdlet: str) -> WindowsError_:
-    return WindowsError_(
-        "Access denied", "PermissionDenied", f"Windows System Error 5,{cmdlet}", 0x80070005
-    )
+    return WindowsError_("Access denied", "PermissionDenied", f"Windows System Error 5,{cmdlet}")
 
 
 def _not_found(session_id: str, cmdlet: str) -> WindowsError_:
@@ -126,8 +151,16 @@ def _not_found(session_id: str, cmdlet: str) -> WindowsError_:
         f"'{session_id}'.  Verify the value of the property and retry.",
         "ObjectNotFound",
         f"CmdletizationQuery_NotFound_SessionIdentifier,{cmdlet}",
-        0x80131500,
     )
+
+
+def _script_error(message: str, error_id: str, category: str) -> WindowsError_:
+    """One of the main script's own ErrorRecords (New-ErrorRecord)."""
+    return WindowsError_(message, category, error_id)
+
+
+# What the main script lets reach iscsicli ($PlainName).
+PLAIN_NAME = re.compile(r"[A-Za-z0-9._:\\\[\]&%-]+\Z")
 
 
 def empty_state() -> dict:
@@ -240,9 +273,19 @@ class SimulatedHost:
             return sid
 
     def add_persistent_login(
-        self, target: str, *, portal: str = "10.0.0.5", port: int = 3260, count: int = 1
+        self,
+        target: str,
+        *,
+        portal: str = "10.0.0.5",
+        port: int = 3260,
+        count: int = 1,
+        instance: str | None = None,
     ) -> None:
-        """A persistent login with no live session (its target is unreachable today)."""
+        """A persistent login with no live session (its target is unreachable today).
+
+        ``portal=""`` (with ``port=0``): a login made without a target portal; ``instance``:
+        another initiator instance, e.g. a hardware HBA's ``PCI\\VEN_..&DEV_..\\..&0_0``.
+        """
         with self.edit() as state:
             for _ in range(count):
                 state["persistent_logins"].append(
@@ -250,7 +293,7 @@ class SimulatedHost:
                         "id": state["next_login"],
                         "session": None,
                         "TargetName": target,
-                        "InitiatorInstance": state["initiator"]["instance_name"],
+                        "InitiatorInstance": instance or state["initiator"]["instance_name"],
                         "InitiatorPortNumber": 0xFFFFFFFF,
                         "TargetPortal": {"Address": portal, "Port": port},
                         "IsMultipathEnabled": count > 1,
@@ -303,14 +346,16 @@ class SimulatedHost:
 
     # -- the main script's operations (what Windows does) -------------------------------
 
-    def handle(self, request: dict) -> dict:
+    def handle(self, request: dict, secrets: dict | None = None) -> dict:
         """Answer one main-script request as the script would on Windows (the caller adds
-        the protocol version)."""
+        the protocol version). ``secrets``: the request's secrets, by name."""
         op = request.get("op")
+        secrets = secrets or {}
         with self.edit() as state:
             counts = state["stats"]["requests"]
             counts[str(op)] = counts.get(str(op), 0) + 1
             try:
+                self._check_powershell(state)
                 if op == "get_sessions":
                     self._check_service(state, "Get-IscsiSession")
                     owners = self._owners(state)
@@ -321,20 +366,7 @@ class SimulatedHost:
                         ]
                     )
                 if op == "digest":
-                    self._check_service(state, "Get-IscsiSession")
-                    owners = self._owners(state)
-                    ids = sorted(
-                        s["SessionIdentifier"]
-                        for s in state["sessions"]
-                        if self._is_persistent(state, s, owners)
-                    )
-                    logins = sorted(
-                        "|".join(str(v) for v in self._login_view(lg).values())
-                        for lg in state["persistent_logins"]
-                    )
-                    text = "\n".join(ids) + "\n--\n" + "\n".join(logins)
-                    digest = hashlib.sha256(text.encode()).hexdigest()
-                    return self._ok(count=len(ids), logins=len(logins), digest=digest)
+                    return self._ok(**self._digest(state))
                 if op == "get_persistent_logins":
                     self._check_service(state, "Get-CimInstance")
                     return self._ok(
@@ -352,12 +384,55 @@ class SimulatedHost:
                 if op == "unregister":
                     return self._ok(results=self._per_session(state, request, self._unregister))
                 if op == "register":
-                    return self._ok(results=self._per_session(state, request, self._register))
-                raise WindowsError_(
-                    "unknown operation", "NotSpecified", "System.ArgumentException", 0x80070057
+                    return self._ok(
+                        results=self._per_session(
+                            state,
+                            request,
+                            lambda st, sid, req: self._register(st, sid, req, secrets),
+                        )
+                    )
+                raise _script_error(
+                    f"unknown operation: {op}", "IscsiUnknownOperation", "InvalidArgument"
                 )
             except WindowsError_ as err:
                 return {"ok": False, "error": err.record}
+
+    def _check_powershell(self, state: dict) -> None:
+        """What the main script checks before any operation."""
+        if state["faults"]["edition"] == "Core":
+            raise _script_error(
+                "PowerShell 7 (pwsh) is not supported; use Windows PowerShell 5.1",
+                "IscsiUnsupportedEdition",
+                "NotImplemented",
+            )
+        if state["faults"]["iscsi_module_missing"]:
+            raise _script_error(
+                "the iSCSI PowerShell module cannot be loaded (Server Core without it, or a "
+                "client edition?): The specified module 'iSCSI' was not loaded because no "
+                "valid module file was found in any module directory.",
+                "IscsiModuleMissing",
+                "NotInstalled",
+            )
+
+    def _digest(self, state: dict) -> dict:
+        """Get-Digest: every session's persistence and connection state, and the logins."""
+        self._check_service(state, "Get-IscsiSession")
+        owners = self._owners(state)
+        lines, persistent = [], 0
+        for session in state["sessions"]:
+            is_persistent = self._is_persistent(state, session, owners)
+            persistent += is_persistent
+            lines.append(
+                f"s|{session['SessionIdentifier']}|{is_persistent}|{session['IsConnected']}"
+            )
+        for login in state["persistent_logins"]:
+            lines.append("l|" + "|".join(str(v) for v in self._login_view(login).values()))
+        text = "\n".join(sorted(lines))
+        return {
+            "count": persistent,
+            "logins": len(state["persistent_logins"]),
+            "digest": hashlib.sha256(text.encode()).hexdigest(),
+        }
 
     @staticmethod
     def _ok(**fields: Any) -> dict:
@@ -391,18 +466,19 @@ class SimulatedHost:
             lg for lg in state["persistent_logins"] if lg["id"] not in ids
         ]
 
-    def _register(self, state: dict, sid: str, request: dict) -> None:
-        cmdlet = "Register-IscsiSession"
-        self._check_service(state, cmdlet)
-        session = self._session(state, sid, cmdlet)
-        self._injected_failure(state, sid, cmdlet)
+    def _register(self, state: dict, sid: str, request: dict, secrets: dict) -> None:
+        # The script finds the session with Get-IscsiSession, then calls the CIM method
+        # MSFT_iSCSISession.Register through Invoke-CimMethod.
+        self._check_service(state, "Get-IscsiSession")
+        session = self._session(state, sid, "Get-IscsiSession")
+        self._injected_failure(state, sid, INVOKE_CIM_METHOD)
         login = self._add_login(state, session, bool(request.get("is_multipath_enabled")))
         if request.get("chap_username"):
             login["chap_username"] = request["chap_username"]
-        if request.get("chap_secret"):
+        if secrets.get("chap_secret"):
             # Kept as a digest: tests check the right secret arrived without storing it.
             login["chap_secret_sha256"] = hashlib.sha256(
-                request["chap_secret"].encode()
+                secrets["chap_secret"].encode()
             ).hexdigest()
 
     # -- internals -----------------------------------------------------------------------
@@ -473,42 +549,67 @@ class SimulatedHost:
             "TargetPortalPort": login["TargetPortal"]["Port"],
         }
 
-    def _remove_login(self, state: dict, wanted: dict) -> None:
-        """iscsicli RemovePersistentTarget <instance> <target> <port|*> <address> <socket>."""
-        self._check_service(state, "iscsicli")
-        key = {field: wanted.get(field) for field in LOGIN_FIELDS}
-        if state["faults"]["fail_logins"].get(str(key["TargetName"]).lower()):
-            text, code = ERR_PERSISTENT_REMOVE
-            raise WindowsError_(
-                f"{text} (iscsicli exit code {code - (1 << 32)})",
-                "InvalidOperation",
-                "System.InvalidOperationException",
-                0x80131509,
+    @staticmethod
+    def _iscsicli_argument(value: object, any_when_empty: bool) -> str:
+        """Get-IscsicliArgument: '*' for an empty "any" value, else a plain name only."""
+        text = "" if value is None else str(value)
+        if not text and any_when_empty:
+            return "*"
+        if not PLAIN_NAME.match(text):
+            raise _script_error(
+                f"not a plain iSCSI name or address, iscsicli cannot take it: '{text}'",
+                "IscsiNotPlainName",
+                "InvalidArgument",
             )
+        return text
+
+    def _remove_login(self, state: dict, wanted: dict) -> None:
+        """Remove-PersistentLogin: iscsicli RemovePersistentTarget <initiator> <target>
+        <port> <address> <socket>, '*' meaning any (GUESS for a '*' address: it removes
+        the entries that have no portal; observe with tests/windows)."""
+        instance = self._iscsicli_argument(wanted.get("InitiatorInstance"), True)
+        target = self._iscsicli_argument(wanted.get("TargetName"), False)
+        port = wanted.get("InitiatorPortNumber")
+        port_arg = "*" if port == 0xFFFFFFFF else str(port)
+        address = self._iscsicli_argument(wanted.get("TargetPortalAddress"), True)
+        socket = "*" if address == "*" else str(wanted.get("TargetPortalPort"))
+        self._check_service(state, "iscsicli")
+        if state["faults"]["fail_logins"].get(target.lower()):
+            raise self._iscsicli_failed(ERR_PERSISTENT_REMOVE)
 
         def same(login: dict) -> bool:
             view = self._login_view(login)
-            return all(
-                str(view[f]).lower() == str(key[f]).lower()
-                or (f == "InitiatorPortNumber" and key[f] == 0xFFFFFFFF)
-                for f in LOGIN_FIELDS
+            return (
+                view["TargetName"].lower() == target.lower()
+                and (instance == "*" or view["InitiatorInstance"].lower() == instance.lower())
+                and (port_arg == "*" or str(view["InitiatorPortNumber"]) == port_arg)
+                and (
+                    (address == "*" and not view["TargetPortalAddress"])
+                    or (
+                        view["TargetPortalAddress"].lower() == address.lower()
+                        and str(view["TargetPortalPort"]) == socket
+                    )
+                )
             )
 
         matching = [lg for lg in state["persistent_logins"] if same(lg)]
         if not matching:
-            text, code = ERR_TARGET_NOT_FOUND
-            raise WindowsError_(
-                f"{text} (iscsicli exit code {code - (1 << 32)})",
-                "InvalidOperation",
-                "System.InvalidOperationException",
-                0x80131509,
-            )
+            raise self._iscsicli_failed(ERR_TARGET_NOT_FOUND)
         if state["behaviour"]["remove_persistent_removes"] == "one":
             matching = matching[:1]
         ids = {lg["id"] for lg in matching}
         state["persistent_logins"] = [
             lg for lg in state["persistent_logins"] if lg["id"] not in ids
         ]
+
+    @staticmethod
+    def _iscsicli_failed(text_code: tuple[str, int]) -> WindowsError_:
+        """What the script throws when iscsicli exits non-zero: its last output line and
+        the exit code (the iSCSI status, e.g. 0xEFFF0029 arrives as -268500951) in hex."""
+        text, code = text_code
+        return _script_error(
+            f"{text} (iscsicli status 0x{code:08X})", "IscsicliFailed", "InvalidOperation"
+        )
 
     def _session_view(
         self, state: dict, session: dict, connections: bool, owners: set | None = None

@@ -26,7 +26,12 @@ for _path in (str(REPO / "salt" / "_utils"), str(REPO)):
     if _path not in sys.path:
         sys.path.insert(0, _path)
 
-from saltext_win_iscsi.protocol import POWERSHELL_ARGS, PROTOCOL_VERSION, RESPONSE_MARKER  # noqa: E402
+from saltext_win_iscsi.protocol import (  # noqa: E402
+    LANGUAGE_MARKER,
+    POWERSHELL_ARGS,
+    PROTOCOL_VERSION,
+    RESPONSE_MARKER,
+)
 from tests.support.simhost.model import SimulatedHost  # noqa: E402
 
 PINS = json.loads((STANDIN.with_name("pins.json")).read_text())
@@ -55,6 +60,20 @@ def sha256(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+def parse_request(line: str) -> tuple[dict, dict]:
+    """What the main script reads from one request line: the JSON, then the secrets."""
+    parts = line.split(" ")
+    request = json.loads(base64.b64decode(parts[0], validate=True).decode("utf-8"))
+    names = request.get("secrets") or []
+    if len(parts) != 1 + len(names):
+        fail(f"request line has {len(parts) - 1} secrets for {len(names)} names")
+    secrets = {
+        str(name): base64.b64decode(part, validate=True).decode("utf-8")
+        for name, part in zip(names, parts[1:], strict=True)
+    }
+    return request, secrets
+
+
 def main(argv: list[str]) -> None:
     host = SimulatedHost(os.environ["ISCSI_SIM_STATE"])
     with host.edit() as state:
@@ -67,6 +86,11 @@ def main(argv: list[str]) -> None:
     bootstrap = base64.b64decode(argv[-1]).decode("utf-16-le")
     if sha256(bootstrap) != PINS["bootstrap_sha256"]:
         fail("the -EncodedCommand is not the pinned bootstrap script")
+    if faults["language_mode"] != "FullLanguage":
+        # The bootstrap's first check: plain text, exit 3, before reading stdin.
+        sys.stdout.write(f"{LANGUAGE_MARKER}{faults['language_mode']}\n")
+        sys.stdout.flush()
+        sys.exit(3)
     first = sys.stdin.readline()
     if not first:
         return
@@ -88,8 +112,8 @@ def main(argv: list[str]) -> None:
             sys.stdout.write("Get-IscsiSession : \x00\x7f garbage that is no response\n")
             sys.stdout.flush()
             continue
-        request = json.loads(base64.b64decode(line).decode("utf-8"))
-        response = {"v": PROTOCOL_VERSION, **host.handle(request)}
+        request, secrets = parse_request(line)
+        response = {"v": PROTOCOL_VERSION, **host.handle(request, secrets)}
         payload = base64.b64encode(json.dumps(response).encode("utf-8")).decode("ascii")
         sys.stdout.write(RESPONSE_MARKER + payload + "\n")
         sys.stdout.flush()

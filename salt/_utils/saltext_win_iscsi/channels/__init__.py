@@ -38,7 +38,7 @@ DEFAULT_TIMEOUT = 120.0
 class Channel(Protocol):
     alive: bool
 
-    def request(self, request: dict) -> dict: ...
+    def request(self, request: dict, secrets: dict[str, str] | None = None) -> dict: ...
 
     def close(self) -> None: ...
 
@@ -71,6 +71,13 @@ class PowerShellConfig:
             raise IscsiInputError(f"iscsi.timeout must be a positive number, not {timeout!r}")
         if executable is not None and (not isinstance(executable, str) or not executable.strip()):
             raise IscsiInputError("iscsi.powershell must be a path to powershell.exe or 'runspace'")
+        if executable and ntpath.basename(executable).lower() in ("pwsh", "pwsh.exe"):
+            # The iSCSI module is untested under pwsh's compatibility layer: it loads through
+            # implicit remoting, objects come back deserialized, error ids change.
+            raise IscsiInputError(
+                "iscsi.powershell: PowerShell 7 (pwsh) is not supported; use Windows "
+                "PowerShell 5.1 (leave iscsi.powershell unset)"
+            )
         return cls(executable or None, seconds)
 
 

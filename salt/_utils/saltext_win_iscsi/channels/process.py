@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import queue
 import subprocess
 import threading
@@ -13,10 +14,12 @@ import weakref
 from saltext_win_iscsi.errors import ChannelError
 from saltext_win_iscsi.powershell.scripts import BOOTSTRAP, MAIN
 from saltext_win_iscsi.protocol import (
+    LANGUAGE_MARKER,
     POWERSHELL_ARGS,
     encode_powershell_command,
     encode_request,
     encode_script,
+    language_error,
     meaningful_stderr,
     preview,
     response_from_line,
@@ -25,8 +28,9 @@ from saltext_win_iscsi.protocol import (
 log = logging.getLogger(__name__)
 
 
-def _stop_process(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
+def _stop_process(proc: subprocess.Popen, owner: int) -> None:
+    # A job process forked from the minion inherits the object: only its owner stops it.
+    if os.getpid() == owner and proc.poll() is None:
         proc.kill()
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=5)
@@ -58,7 +62,7 @@ class ProcessChannel:
             ) from exc
         # A channel dropped without close() (e.g. a kept one lost on a module refresh) must
         # not leave PowerShell running.
-        self._finalizer = weakref.finalize(self, _stop_process, self._proc)
+        self._finalizer = weakref.finalize(self, _stop_process, self._proc, os.getpid())
         self._lines: queue.Queue = queue.Queue()
         self._stderr: list[bytes] = []
         self._readers = [
@@ -96,13 +100,18 @@ class ProcessChannel:
             code = self._proc.returncode
         for reader in self._readers:
             reader.join(timeout=5)
+        # Why it ended may be on stdout: the bootstrap refuses constrained language mode.
+        while not self._lines.empty():
+            line = self._lines.get_nowait()
+            if line and line.startswith(LANGUAGE_MARKER):
+                return language_error(line[len(LANGUAGE_MARKER) :])
         stderr = self._stderr_text()
         detail = f"; stderr: {preview(stderr)}" if stderr else ""
         return ChannelError(f"iSCSI: {what} (exit code {code}){detail}")
 
-    def request(self, request: dict) -> dict:
+    def request(self, request: dict, secrets: dict[str, str] | None = None) -> dict:
         """Send one request and wait for its response."""
-        self._write(encode_request(request))
+        self._write(encode_request(request, secrets))
         deadline = time.monotonic() + self.timeout
         while True:
             try:

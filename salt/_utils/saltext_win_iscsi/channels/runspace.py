@@ -61,7 +61,7 @@ class RunspaceChannel:
         except Exception as exc:  # pylint: disable=broad-except
             raise _net_error("start", exc) from None
 
-    def request(self, request: dict) -> dict:
+    def request(self, request: dict, secrets: dict[str, str] | None = None) -> dict:
         """Run the main script on one request and return its response."""
         ps = self._ps
         if ps is None:
@@ -69,7 +69,7 @@ class RunspaceChannel:
         try:
             ps.Commands.Clear()
             ps.Streams.ClearStreams()
-            ps.AddScript(MAIN).AddArgument(encode_request(request))
+            ps.AddScript(MAIN).AddArgument(encode_request(request, secrets))
             handle = ps.BeginInvoke()
             finished = handle.AsyncWaitHandle.WaitOne(int(self.timeout * 1000))
         except Exception as exc:  # pylint: disable=broad-except

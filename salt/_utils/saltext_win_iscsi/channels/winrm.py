@@ -149,11 +149,11 @@ class WinRMChannel:
                 self._exit_code = code
             return not done
 
-    def request(self, request: dict) -> dict:
+    def request(self, request: dict, secrets: dict[str, str] | None = None) -> dict:
         """Send one request and wait for its response line."""
         deadline = time.monotonic() + self.timeout
         try:
-            self._send(encode_request(request))
+            self._send(encode_request(request, secrets))
             while True:
                 while b"\n" in self._buffer:
                     raw, self._buffer = self._buffer.split(b"\n", 1)

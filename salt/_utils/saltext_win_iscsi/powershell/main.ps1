@@ -1,8 +1,15 @@
-# salt iscsi extension, main script, protocol 2.
-# In: $Payload, base64 of a UTF-8 JSON request. Out: base64 of a UTF-8 JSON response.
+# salt iscsi extension: the main script, protocol 3. Windows PowerShell 5.1 only.
+# In:  $Payload, one request line: base64 of a UTF-8 JSON request, then for each name in the
+#      request's "secrets" list ' ' + base64 of that secret's UTF-8 text. Secrets are
+#      decoded by .NET methods only and reach Windows inside a CIM method's argument
+#      hashtable, so no cmdlet parameter shows them (module logging, event 4103).
+# Out: base64 of a UTF-8 JSON response: v, ok, and the op's fields, or error.
 # Request values are only ever used as parameter values, never as script text.
 param([string]$Payload)
 
+if ($ExecutionContext.SessionState.LanguageMode -ne 'FullLanguage') {
+    return 'ISCSI1-LANGUAGE ' + $ExecutionContext.SessionState.LanguageMode
+}
 $ErrorActionPreference = 'Stop'
 $ProgressPreference = 'SilentlyContinue'
 
@@ -17,13 +24,31 @@ $ConnectionFields = @(
     'ConnectionIdentifier', 'InitiatorAddress', 'InitiatorPortNumber',
     'TargetAddress', 'TargetPortNumber'
 )
+# What iscsicli may receive: iSCSI names, instance names (hardware HBAs carry '&'),
+# addresses (IPv6 with '%zone'). No quote, space or control character.
+$PlainName = '^[A-Za-z0-9._:\\\[\]&%-]+\z'
+
+function New-ErrorRecord([string]$Message, [string]$ErrorId, [string]$Category) {
+    [Management.Automation.ErrorRecord]::new(
+        [Exception]::new($Message), $ErrorId, [Management.Automation.ErrorCategory]$Category, $null
+    )
+}
 
 function ConvertTo-ErrorData($Record) {
+    # CimException leaves Exception.HResult at 0x80131500: the iSCSI status is in the error
+    # id, e.g. 'HRESULT 0xefff0029,Connect-IscsiTarget' or 'Windows System Error 5,...'.
+    $id = [string]$Record.FullyQualifiedErrorId
+    $code = $null
+    if ($id -match '^HRESULT 0x([0-9A-Fa-f]{1,8}),') {
+        $code = '0x' + $Matches[1].ToUpperInvariant().PadLeft(8, '0')
+    } elseif ($id -match '^Windows System Error (\d+),') {
+        $code = '0x{0:X8}' -f (0x80070000 -bor [int]$Matches[1])
+    }
     [ordered]@{
-        message  = $Record.Exception.Message
+        message  = [string]$Record.Exception.Message
         category = $Record.CategoryInfo.Category.ToString()
-        error_id = $Record.FullyQualifiedErrorId
-        hresult  = '0x{0:X8}' -f $Record.Exception.HResult
+        error_id = $id
+        hresult  = $code
     }
 }
 
@@ -35,89 +60,201 @@ function Select-Fields($Object, [string[]]$Fields) {
     $data
 }
 
+function Get-ConnectionData($Session) {
+    # Outputs the session's connections one by one; callers collect them with @().
+    try {
+        $connections = @(Get-IscsiConnection -IscsiSession $Session -ErrorAction Stop)
+    } catch {
+        # A session that is reconnecting may have no connection object yet.
+        if ([string]$_.FullyQualifiedErrorId -like 'CmdletizationQuery_NotFound*') {
+            return
+        }
+        throw
+    }
+    foreach ($connection in $connections) {
+        Select-Fields $connection $ConnectionFields
+    }
+}
+
 function Get-SessionData([bool]$WithConnections) {
-    foreach ($session in @(Get-IscsiSession)) {
+    foreach ($session in @(Get-IscsiSession -ErrorAction Stop)) {
         $data = Select-Fields $session $SessionFields
         if ($WithConnections) {
-            $data['Connections'] = @(
-                foreach ($connection in @(Get-IscsiConnection -IscsiSession $session)) {
-                    Select-Fields $connection $ConnectionFields
-                }
-            )
+            $data['Connections'] = @(Get-ConnectionData $session)
         }
         $data
     }
 }
 
-function Invoke-PerSession([object[]]$Ids, [scriptblock]$Action) {
-    foreach ($id in $Ids) {
-        $item = [ordered]@{ id = [string]$id; ok = $true }
+function Invoke-PerItem([object[]]$Items, [scriptblock]$Action) {
+    foreach ($item in $Items) {
+        $result = [ordered]@{ id = [string]$item; ok = $true }
         try {
-            $null = & $Action ([string]$id)
+            $null = & $Action $item
         } catch {
-            $item['ok'] = $false
-            $item['error'] = ConvertTo-ErrorData $_
+            $result['ok'] = $false
+            $result['error'] = ConvertTo-ErrorData $_
         }
-        $item
+        $result
+    }
+}
+
+function Register-Session([string]$Id, $Request, [hashtable]$Secret) {
+    # The CIM method, not Register-IscsiSession: its argument hashtable keeps the CHAP
+    # secret out of the logged cmdlet parameters.
+    $session = Get-IscsiSession -SessionIdentifier $Id -ErrorAction Stop
+    $arguments = @{ IsMultipathEnabled = [bool]$Request.is_multipath_enabled }
+    if ($Request.chap_username) {
+        $arguments['ChapUsername'] = [string]$Request.chap_username
+    }
+    if ($Secret.ContainsKey('chap_secret')) {
+        $arguments['ChapSecret'] = $Secret['chap_secret']
+    }
+    $result = Invoke-CimMethod -InputObject $session -MethodName 'Register' `
+        -Arguments $arguments -ErrorAction Stop
+    # Observed failures arrive as CimException; a non-zero return value is checked too.
+    if ($result.ReturnValue) {
+        $message = "MSFT_iSCSISession.Register returned $($result.ReturnValue)"
+        throw (New-ErrorRecord $message 'IscsiRegisterFailed' 'NotSpecified')
     }
 }
 
 function Get-PersistentLoginData {
     $class = 'MSiSCSIInitiator_PersistentLoginClass'
-    foreach ($login in @(Get-CimInstance -Namespace 'root/wmi' -ClassName $class)) {
+    foreach ($login in @(Get-CimInstance -Namespace 'root/wmi' -ClassName $class -ErrorAction Stop)) {
+        # A login made without a portal may carry no TargetPortal (unobserved: see tests/windows).
+        $address = ''
+        $port = [uint16]0
+        if ($null -ne $login.TargetPortal) {
+            $address = [string]$login.TargetPortal.Address
+            $port = [uint16]$login.TargetPortal.Port
+        }
         [ordered]@{
             TargetName          = [string]$login.TargetName
             InitiatorInstance   = [string]$login.InitiatorInstance
             InitiatorPortNumber = [uint32]$login.InitiatorPortNumber
-            TargetPortalAddress = [string]$login.TargetPortal.Address
-            TargetPortalPort    = [uint16]$login.TargetPortal.Port
+            TargetPortalAddress = $address
+            TargetPortalPort    = $port
         }
     }
+}
+
+function Get-IscsicliArgument([string]$Value, [bool]$AnyWhenEmpty) {
+    # Windows PowerShell 5.1 drops empty arguments to native programs: iscsicli writes
+    # "any" as '*', so an empty value becomes '*' where "any" is meant.
+    if ($Value.Length -eq 0 -and $AnyWhenEmpty) {
+        return '*'
+    }
+    if ($Value -notmatch $PlainName) {
+        $message = "not a plain iSCSI name or address, iscsicli cannot take it: '$Value'"
+        throw (New-ErrorRecord $message 'IscsiNotPlainName' 'InvalidArgument')
+    }
+    $Value
 }
 
 function Remove-PersistentLogin($Login) {
-    # iscsicli is the initiator's documented interface for this; its arguments are
-    # checked to be plain names and numbers before they reach its command line.
-    $plain = '^[A-Za-z0-9._:\\[\]-]+$'
-    $values = @($Login.InitiatorInstance, $Login.TargetName, $Login.TargetPortalAddress)
-    foreach ($value in $values) {
-        if ([string]$value -notmatch $plain) {
-            throw (New-Object System.ArgumentException 'not a plain iSCSI name or address')
-        }
+    # iscsicli RemovePersistentTarget <initiator> <target> <port> <address> <socket> is the
+    # initiator's documented interface for this; '*' means any.
+    $address = [string]$Login.TargetPortalAddress
+    $port = '*'
+    if ([uint32]$Login.InitiatorPortNumber -ne [uint32]::MaxValue) {
+        $port = [string][uint32]$Login.InitiatorPortNumber
     }
-    $port = [uint32]$Login.InitiatorPortNumber
-    $portArgument = if ($port -eq [uint32]::MaxValue) { '*' } else { [string]$port }
-    $output = & iscsicli.exe RemovePersistentTarget ([string]$Login.InitiatorInstance) `
-        ([string]$Login.TargetName) $portArgument ([string]$Login.TargetPortalAddress) `
-        ([string][uint16]$Login.TargetPortalPort) 2>&1
-    if ($LASTEXITCODE -ne 0) {
-        $text = (@($output) | Where-Object { "$_".Trim() } | Select-Object -Last 1)
-        throw (New-Object System.InvalidOperationException "$text (iscsicli exit code $LASTEXITCODE)")
+    $socket = '*'
+    if ($address.Length -gt 0) {
+        $socket = [string][uint16]$Login.TargetPortalPort
+    }
+    $arguments = @(
+        'RemovePersistentTarget',
+        (Get-IscsicliArgument ([string]$Login.InitiatorInstance) $true),
+        (Get-IscsicliArgument ([string]$Login.TargetName) $false),
+        $port,
+        (Get-IscsicliArgument $address $true),
+        $socket
+    )
+    $iscsicli = $env:SystemRoot + '\System32\iscsicli.exe'
+    # Nothing on stdin: iscsicli would otherwise read commands from the protocol's stdin.
+    # 'Continue' here: in 5.1 a native stderr line under 'Stop' ends the script.
+    $ErrorActionPreference = 'Continue'
+    $output = @($null | & $iscsicli @arguments 2>&1)
+    $exitCode = $LASTEXITCODE
+    $ErrorActionPreference = 'Stop'
+    if ($exitCode -ne 0) {
+        $lines = @(foreach ($line in $output) { if ("$line".Trim()) { "$line".Trim() } })
+        $text = 'iscsicli RemovePersistentTarget failed'
+        if ($lines.Count -gt 0) {
+            $text = $lines[$lines.Count - 1]
+        }
+        $status = '0x{0:X8}' -f [int]$exitCode
+        throw (New-ErrorRecord "$text (iscsicli status $status)" 'IscsicliFailed' 'InvalidOperation')
     }
 }
 
-$response = [ordered]@{ v = 2; ok = $true }
+function Get-Digest {
+    # What the beacon compares between ticks: every session's persistence and connection
+    # state, and the persistent-login list. Ordinal sort: the same text for the same state.
+    $lines = [Collections.Generic.List[string]]::new()
+    $persistent = 0
+    foreach ($session in @(Get-IscsiSession -ErrorAction Stop)) {
+        $state = [string]$session.IsPersistent + '|' + [string]$session.IsConnected
+        $lines.Add('s|' + [string]$session.SessionIdentifier + '|' + $state)
+        if ($session.IsPersistent) {
+            $persistent++
+        }
+    }
+    $logins = 0
+    foreach ($login in @(Get-PersistentLoginData)) {
+        $lines.Add('l|' + (@($login.Values) -join '|'))
+        $logins++
+    }
+    $sorted = $lines.ToArray()
+    [Array]::Sort($sorted, [StringComparer]::Ordinal)
+    $sha = [Security.Cryptography.SHA256]::Create()
+    $hash = $sha.ComputeHash([Text.Encoding]::UTF8.GetBytes(($sorted -join "`n")))
+    [ordered]@{
+        count  = $persistent
+        logins = $logins
+        digest = -join @(foreach ($byte in $hash) { $byte.ToString('x2') })
+    }
+}
+
+$response = [ordered]@{ v = 3; ok = $true }
 try {
-    $requestJson = [Text.Encoding]::UTF8.GetString([Convert]::FromBase64String($Payload))
-    $request = ConvertFrom-Json -InputObject $requestJson
+    $parts = $Payload.Split(' ')
+    $requestJson = [Text.Encoding]::UTF8.GetString([Convert]::FromBase64String($parts[0]))
+    $request = ConvertFrom-Json -InputObject $requestJson -ErrorAction Stop
+    $secret = @{}
+    $names = @()
+    if ($null -ne $request.secrets) {
+        $names = @($request.secrets)
+    }
+    for ($i = 0; $i -lt $names.Count; $i++) {
+        $bytes = [Convert]::FromBase64String($parts[$i + 1])
+        $secret[[string]$names[$i]] = [Text.Encoding]::UTF8.GetString($bytes)
+    }
+    if ($PSVersionTable.PSEdition -eq 'Core') {
+        # pwsh loads the iSCSI module through implicit remoting: objects come back
+        # deserialized and -IscsiSession cannot bind. Windows PowerShell 5.1 only.
+        $message = 'PowerShell 7 (pwsh) is not supported; use Windows PowerShell 5.1'
+        throw (New-ErrorRecord $message 'IscsiUnsupportedEdition' 'NotImplemented')
+    }
+    try {
+        # Explicit: command discovery is slow where there is no module-analysis cache.
+        Import-Module -Name 'iSCSI', 'CimCmdlets' -ErrorAction Stop
+    } catch {
+        $message = 'the iSCSI PowerShell module cannot be loaded (Server Core without it, ' +
+            'or a client edition?): ' + $_.Exception.Message
+        throw (New-ErrorRecord $message 'IscsiModuleMissing' 'NotInstalled')
+    }
     switch ([string]$request.op) {
         'get_sessions' {
             $response['sessions'] = @(Get-SessionData ([bool]$request.connections))
         }
         'digest' {
-            $ids = @(
-                Get-IscsiSession | Where-Object { $_.IsPersistent } |
-                    ForEach-Object { [string]$_.SessionIdentifier } | Sort-Object
-            )
-            $logins = @(
-                Get-PersistentLoginData | ForEach-Object { $_.Values -join '|' } | Sort-Object
-            )
-            $text = ($ids -join "`n") + "`n--`n" + ($logins -join "`n")
-            $sha = [Security.Cryptography.SHA256]::Create()
-            $hash = $sha.ComputeHash([Text.Encoding]::UTF8.GetBytes($text))
-            $response['count'] = $ids.Count
-            $response['logins'] = $logins.Count
-            $response['digest'] = -join ($hash | ForEach-Object { $_.ToString('x2') })
+            $digest = Get-Digest
+            foreach ($key in $digest.Keys) {
+                $response[$key] = $digest[$key]
+            }
         }
         'get_persistent_logins' {
             $response['logins'] = @(Get-PersistentLoginData)
@@ -138,29 +275,27 @@ try {
         }
         'unregister' {
             $response['results'] = @(
-                Invoke-PerSession @($request.ids) {
+                Invoke-PerItem @($request.ids) {
                     param($Id)
-                    Unregister-IscsiSession -SessionIdentifier $Id
+                    Unregister-IscsiSession -SessionIdentifier $Id -ErrorAction Stop
                 }
             )
         }
         'register' {
-            $options = @{ IsMultipathEnabled = [bool]$request.is_multipath_enabled }
-            if ($request.chap_username) { $options['ChapUsername'] = [string]$request.chap_username }
-            if ($request.chap_secret) { $options['ChapSecret'] = [string]$request.chap_secret }
             $response['results'] = @(
-                Invoke-PerSession @($request.ids) {
+                Invoke-PerItem @($request.ids) {
                     param($Id)
-                    Register-IscsiSession -SessionIdentifier $Id @options
+                    Register-Session $Id $request $secret
                 }
             )
         }
         default {
-            throw (New-Object System.ArgumentException 'unknown operation')
+            $message = 'unknown operation: ' + [string]$request.op
+            throw (New-ErrorRecord $message 'IscsiUnknownOperation' 'InvalidArgument')
         }
     }
 } catch {
-    $response = [ordered]@{ v = 2; ok = $false; error = (ConvertTo-ErrorData $_) }
+    $response = [ordered]@{ v = 3; ok = $false; error = (ConvertTo-ErrorData $_) }
 }
-$responseJson = ConvertTo-Json -InputObject $response -Depth 6 -Compress
+$responseJson = ConvertTo-Json -InputObject $response -Depth 8 -Compress -ErrorAction Stop
 [Convert]::ToBase64String([Text.Encoding]::UTF8.GetBytes($responseJson))

@@ -1,0 +1,283 @@
+"""The beacon's brain: checks that never block the minion, and events that lose nothing.
+
+Each beacon tick calls ``Monitor.tick``. The check itself (a digest from a PowerShell kept
+open; sessions and logins only when the digest changed) runs in a worker thread: a tick
+waits for it at most ``TICK_WAIT`` seconds and otherwise collects its result on a later
+tick, so a hung PowerShell (stopped after ``timeout``) never holds the minion's main loop.
+
+Two kinds of events:
+
+- ``violation`` (level-triggered, what enforcement hangs on): while anything on the host
+  breaks this minion's pillar policy, one event lists all violations, again after
+  ``interval``, 2x, 4x ... capped at ``backoff_max`` seconds, until the policy holds. A
+  dropped event, a master restart or a lost job therefore delays remediation, never
+  cancels it. No event is fired while a state run is in progress on the minion (the
+  remediation itself, usually): the check goes on, and the next event waits for it.
+- ``registered`` (edge-triggered, informational): a new persistent registration, as
+  ``registrations`` decides. What was seen is kept in a cache file so that a restart
+  neither re-reports everything nor misses what happened meanwhile; only a missing file
+  means "first run" (baseline), an unreadable one is logged as an error.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from saltext_win_iscsi import registrations
+from saltext_win_iscsi.channels import Channel
+from saltext_win_iscsi.hostcall import HostCall
+from saltext_win_iscsi.policy import Policy
+from saltext_win_iscsi.selection import Selector
+
+log = logging.getLogger(__name__)
+
+TICK_WAIT = 0.25  # seconds a tick waits for a check before leaving it to the next tick
+MAX_LISTED = 50  # violations listed in one event (the count is always complete)
+
+
+@dataclass(frozen=True)
+class MonitorSettings:
+    interval: float = 5.0  # seconds between beacon ticks: the first backoff step
+    timeout: float = 10.0  # seconds one check may take; then PowerShell is stopped
+    backoff_max: float = 300.0  # longest wait between two violation events
+    report_existing: bool = False  # first run: report what is persistent already
+    targets: Selector = Selector()  # which registrations are reported
+
+
+@dataclass
+class _Look:
+    """One finished check: a new snapshot (or None if the digest is unchanged) or an error."""
+
+    digest: str | None = None
+    sessions: list[dict] | None = None
+    logins: list[dict] | None = None
+    with_connections: bool = False
+    error: BaseException | None = None
+
+
+class Monitor:
+    """One per minion process; kept by the execution module between ticks."""
+
+    def __init__(
+        self,
+        opener: Callable[[float], Channel],
+        cache_path: str | None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._opener = opener  # opener(timeout) -> a killable channel
+        self._cache_path = cache_path
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._worker: threading.Thread | None = None
+        self._finished: _Look | None = None
+        self._channel: Channel | None = None  # owned by the worker thread
+        self._digest: str | None = None
+        self._snapshot: tuple[list[dict], list[dict]] | None = None
+        self._with_connections = False
+        self._evaluated: tuple[int, Policy] | None = None
+        self._violations: list[dict] = []
+        self._known: dict | None = None
+        self._known_loaded = False
+        self._fault: str | None = None
+        self._fires = 0
+        self._next_fire = 0.0
+        self._generation = 0  # snapshots seen, to re-evaluate only when something changed
+
+    # -- the check, in a worker thread ------------------------------------------------
+
+    def _check(self, digest: str | None, want_connections: bool, timeout: float) -> None:
+        look = _Look()
+        try:
+            with HostCall(lambda: self._opener(timeout), self._channel, keep_open=True) as host:
+                look.digest = host.request("digest")["digest"]
+                if look.digest != digest:
+                    look.sessions = host.sessions(connections=want_connections)
+                    look.logins = host.logins()
+                    look.with_connections = want_connections
+            self._channel = host.channel
+        except Exception as exc:  # pylint: disable=broad-except
+            self._channel = None  # HostCall stopped it
+            look.error = exc
+        with self._lock:
+            self._finished = look
+
+    def _start_check(self, settings: MonitorSettings, policy: Policy) -> None:
+        want_connections = policy.needs_connections
+        # Re-read everything when the digest is unknown or connections are newly needed.
+        digest = self._digest if (self._with_connections or not want_connections) else None
+        self._worker = threading.Thread(
+            target=self._check,
+            args=(digest, want_connections, settings.timeout),
+            name="iscsi-beacon-check",
+            daemon=True,
+        )
+        self._worker.start()
+
+    def _collect(self) -> _Look | None:
+        with self._lock:
+            look, self._finished = self._finished, None
+        return look
+
+    # -- one tick ---------------------------------------------------------------------
+
+    def tick(
+        self,
+        settings: MonitorSettings,
+        policy: Policy | None,
+        state_running: Callable[[], bool],
+    ) -> list[dict]:
+        """The events to fire now. ``policy`` None: the pillar policy is malformed (the
+        caller logged why); nothing is enforced then, registrations are still reported."""
+        if self._worker is None or not self._worker.is_alive():
+            self._start_check(settings, policy or Policy())
+        self._worker.join(TICK_WAIT)
+        events: list[dict] = []
+        look = self._collect()
+        if look is not None:
+            events += self._take(look, settings)
+        if policy is not None:
+            events += self._violation_events(settings, policy, state_running)
+        return events
+
+    def _take(self, look: _Look, settings: MonitorSettings) -> list[dict]:
+        if look.error is not None:
+            self._digest = None  # re-read everything once PowerShell answers again
+            self._report_fault(look.error)
+            return []
+        if self._fault is not None:
+            log.info("iscsi beacon: checks work again")
+            self._fault = None
+        self._digest = look.digest
+        if look.sessions is None:
+            return []
+        self._snapshot = (look.sessions, look.logins or [])
+        self._with_connections = look.with_connections
+        self._generation += 1
+        return self._registration_events(settings, *self._snapshot)
+
+    def _report_fault(self, exc: BaseException) -> None:
+        text = f"{type(exc).__name__}: {exc}"
+        if self._fault != text:
+            log.error("iscsi beacon: check failed, retrying next tick: %s", text)
+        else:
+            log.debug("iscsi beacon: still failing: %s", text)
+        self._fault = text
+
+    # -- violations: level-triggered ------------------------------------------------------
+
+    def violations(self, policy: Policy) -> list[dict]:
+        """The policy's violations on the latest snapshot (re-evaluated only on change)."""
+        if self._snapshot is None:
+            return []
+        if self._evaluated != (self._generation, policy):
+            self._violations = policy.violations(*self._snapshot)
+            self._evaluated = (self._generation, policy)
+        return self._violations
+
+    def _violation_events(
+        self, settings: MonitorSettings, policy: Policy, state_running: Callable[[], bool]
+    ) -> list[dict]:
+        violations = self.violations(policy)
+        if not violations:
+            self._fires, self._next_fire = 0, 0.0
+            return []
+        now = self._clock()
+        if now < self._next_fire or state_running():
+            return []
+        self._fires += 1
+        wait = min(settings.backoff_max, settings.interval * 2 ** (self._fires - 1))
+        self._next_fire = now + wait
+        return [
+            {
+                "tag": "violation",
+                "count": len(violations),
+                "attempt": self._fires,
+                "violations": violations[:MAX_LISTED],
+            }
+        ]
+
+    # -- registrations: edge-triggered, remembered across restarts ------------------------
+
+    def _registration_events(
+        self, settings: MonitorSettings, sessions: list[dict], logins: list[dict]
+    ) -> list[dict]:
+        known = self._load_known()
+        if known is None:
+            if settings.report_existing:
+                fire = [s for s in sessions if s.get("IsPersistent")]
+                targets = {str(s.get("TargetNodeAddress")).lower() for s in fire}
+                fire_logins = [lg for lg in logins if str(lg["TargetName"]).lower() not in targets]
+            else:
+                fire, fire_logins = [], []  # first run: a baseline only
+        else:
+            fire = registrations.new_sessions(known, sessions)
+            fire_logins = registrations.new_logins(known, logins, fire)
+        now = registrations.knowledge(sessions, logins)
+        if now != known:
+            self._save_known(now)
+        self._known = now
+        select = settings.targets
+        events = [
+            {"tag": "registered", "kind": "session", **session}
+            for session in fire
+            if select(session)
+        ]
+        events += [
+            {
+                "tag": "registered",
+                "kind": "persistent_login",
+                "TargetNodeAddress": lg["TargetName"],
+                **lg,
+            }
+            for lg in fire_logins
+            if select.selects_login(lg)
+        ]
+        return events
+
+    def _load_known(self) -> dict | None:
+        if self._known_loaded:
+            return self._known
+        self._known_loaded = True
+        if not self._cache_path:
+            return None
+        try:
+            with open(self._cache_path, encoding="utf-8") as handle:
+                known = json.load(handle)
+        except FileNotFoundError:
+            return None  # first run on this minion
+        except (OSError, ValueError) as exc:
+            known = exc
+        if not registrations.valid_knowledge(known):
+            log.error(
+                "iscsi beacon: %s is unreadable (%s); registrations made while the minion was "
+                "down are not reported as such. Policy violations are checked as always.",
+                self._cache_path,
+                known if isinstance(known, Exception) else "not the expected content",
+            )
+            return None
+        self._known = known
+        return known
+
+    def _save_known(self, known: dict) -> None:
+        if not self._cache_path:
+            return
+        tmp = f"{self._cache_path}.tmp"
+        try:
+            with open(tmp, "w", encoding="utf-8") as handle:
+                json.dump(known, handle)
+            os.replace(tmp, self._cache_path)
+        except OSError as exc:
+            log.warning("iscsi beacon: cannot save what it saw to %s: %s", self._cache_path, exc)
+
+    def close(self) -> None:
+        """Stop the kept PowerShell (module unload, tests)."""
+        channel = self._channel
+        if channel is not None and (self._worker is None or not self._worker.is_alive()):
+            channel.kill()
+            self._channel = None
