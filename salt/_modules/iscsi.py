@@ -41,10 +41,21 @@ Unregister-IscsiSession  this module
 from __future__ import annotations
 
 import functools
+import logging
+import os
 from collections.abc import Callable
 from typing import Any
 
+import salt.utils.data
 import salt.utils.platform
+
+try:  # Salt 3008 wraps pillar in MaskedDict/MaskedList (plain values, masked repr)
+    from salt.utils.secret import expose as _expose
+except ImportError:  # Salt 3007
+
+    def _expose(value):
+        return value
+
 
 try:
     import saltext_win_iscsi
@@ -53,15 +64,22 @@ try:
     from saltext_win_iscsi import channels, fanout, persistence, remote
     from saltext_win_iscsi import watch as watching
     from saltext_win_iscsi.errors import IscsiInputError
+    from saltext_win_iscsi.monitor import Monitor, MonitorSettings
+    from saltext_win_iscsi.policy import PILLAR_KEY, Policy, PolicyError
     from saltext_win_iscsi.selection import Selector, login_selector
 
     LIBRARY_ERROR = None
 except ImportError as exc:  # the library was not synced (salt/_utils) or installed
     LIBRARY_ERROR = str(exc)
 
+log = logging.getLogger(__name__)
+
 __virtualname__ = "iscsi"
 
 WATCH_CHANNEL_KEY = "iscsi.watch_channel"
+MONITOR_KEY = "iscsi.monitor"
+POLICY_ERROR_KEY = "iscsi.monitor.policy_error"
+BEACON_CACHE_FILE = "iscsi_beacon.json"
 
 
 def __virtual__():
@@ -111,7 +129,7 @@ def _run(
     timeout: float | None = None,
 ) -> Any:
     """Run ``work`` against this host or each remote computer; set the exit code on failure."""
-    config = channels.PowerShellConfig.from_settings(_config("powershell"), _config("timeout"))
+    config = _powershell_config()
     secrets: dict[str, str] = {}
 
     def resolve(uri: str) -> str:
@@ -137,6 +155,20 @@ def _run(
     if host_failed or any(failed(r) for r in per_host):
         __context__["retcode"] = 1
     return result
+
+
+def _powershell_config() -> channels.PowerShellConfig:
+    return channels.PowerShellConfig.from_settings(_config("powershell"), _config("timeout"))
+
+
+def _pillar_policy() -> Policy:
+    """This minion's policy from pillar; PolicyError (naming the key) if malformed.
+
+    Read from ``__pillar__`` itself: Salt 3008's ``pillar.get`` masks values outside
+    templates (every string becomes ``**********``).
+    """
+    raw = salt.utils.data.traverse_dict_and_list(__pillar__, PILLAR_KEY, {})
+    return Policy.parse(_expose(raw))
 
 
 def _test_mode(test: Any) -> bool:
@@ -561,3 +593,117 @@ def remove_persistent_login(
         throttle_limit,
         failed=persistence.failed,
     )
+
+
+# --------------------------------------------------------------------------------------
+# The pillar policy: one parser for the formula, the beacon and the fleet report
+# --------------------------------------------------------------------------------------
+
+
+def policy_states():
+    """
+    The states the ``iscsi`` formula renders from this minion's pillar policy
+    (``iscsi:policy``, see ``pillar.example``).
+
+    Returns ``{"states": [{"id", "function", "args"}, ...], "error": None}``, or no states
+    and an ``error`` naming the malformed pillar key (the formula then fails before
+    anything is changed).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' iscsi.policy_states
+    """
+    try:
+        policy = _pillar_policy()
+    except PolicyError as exc:
+        return {"states": [], "error": str(exc)}
+    return {
+        "states": [
+            {"id": rule.state_id, "function": f"iscsi.{rule.kind}", "args": rule.state_args}
+            for rule in policy.rules
+        ],
+        "error": None,
+    }
+
+
+def check_policy(computer_name=None, profile=None, throttle_limit=0):
+    """
+    Evaluate this minion's pillar policy against the host now, changing nothing.
+
+    One PowerShell process reads the sessions and the persistent-login list; each persistent
+    session and each persistent login that a rule forbids is a violation.
+
+    computer_name, profile, throttle_limit
+        Evaluate on remote Windows computers over WinRM instead, as for
+        ``iscsi.get_sessions``.
+
+    Returns ``{"compliant": bool, "rules": n, "violations": [{"rule", "kind", "target",
+    "session" or "portal"/"entries"}, ...]}``. A malformed policy raises an error naming
+    the pillar key.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' iscsi.check_policy
+    """
+    policy = _pillar_policy()
+    return _run(
+        lambda opener: persistence.check_policy(opener, policy),
+        computer_name,
+        profile,
+        throttle_limit,
+    )
+
+
+def beacon_events(
+    interval=1,
+    timeout=10,
+    backoff_max=300,
+    targets=None,
+    exclude_targets=None,
+    report_existing=False,
+):
+    """
+    One tick of the ``iscsi`` beacon: the events to fire now (see the beacon's docs).
+
+    Returns within a fraction of a second: the check (a digest from a PowerShell kept open
+    between ticks, the details only when it changed) runs in a background thread whose
+    result a later tick collects. While the host breaks this minion's pillar policy, a
+    ``violation`` event lists what breaks it, again after ``interval``, 2x, 4x ... seconds
+    up to ``backoff_max``; ``registered`` events report new persistent registrations of
+    the ``targets`` globs (all by default) minus ``exclude_targets``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call iscsi.beacon_events
+    """
+    monitor = __context__.get(MONITOR_KEY)
+    if monitor is None:
+        config = _powershell_config()
+        monitor = Monitor(
+            # killable: a hung check is stopped after its timeout (never the runspace)
+            lambda seconds: channels.open_channel(config, None, killable=True, timeout=seconds),
+            os.path.join(__opts__["cachedir"], BEACON_CACHE_FILE),
+        )
+        __context__[MONITOR_KEY] = monitor
+    try:
+        policy = _pillar_policy()
+        __context__.pop(POLICY_ERROR_KEY, None)
+    except PolicyError as exc:
+        if __context__.get(POLICY_ERROR_KEY) != str(exc):
+            log.error("iscsi beacon: not enforcing the policy: %s", exc)
+        __context__[POLICY_ERROR_KEY] = str(exc)
+        policy = None
+    settings = MonitorSettings(
+        interval=float(interval),
+        timeout=float(timeout),
+        backoff_max=float(backoff_max),
+        report_existing=bool(report_existing),
+        targets=Selector(target_node_address=targets, exclude_target_node_address=exclude_targets),
+    )
+    return monitor.tick(settings, policy, lambda: bool(__salt__["saltutil.is_running"]("state.*")))

@@ -1,7 +1,8 @@
 {#-
-  Reactor: a minion's iscsi beacon saw a new persistent registration
-  (tag salt/beacon/<minion id>/iscsi/registered). Enforce THAT minion's pillar policy by
-  applying the iscsi.policy formula to it, and only to it.
+  Reactor: a minion's iscsi beacon reports that the host breaks the minion's policy
+  (tag salt/beacon/<minion id>/iscsi/violation, fired again with backoff until the policy
+  holds). Enforce THAT minion's pillar policy by applying the iscsi.policy formula to it,
+  and only to it.
 
   Event as trigger, pillar as truth: nothing from the event's data reaches the job. The
   master authenticates the sending minion but not the tag or data it sends, so the minion
@@ -11,13 +12,13 @@
 
   Master config:
     reactor:
-      - 'salt/beacon/*/iscsi/registered':
+      - 'salt/beacon/*/iscsi/violation':
         - salt://reactor/iscsi_enforce.sls
 -#}
 {%- set parts = tag.split('/') %}
 {%- set minion = parts[2] if parts | length == 5 else '' %}
 {%- if parts[0] == 'salt' and parts[1] == 'beacon' and parts[3] == 'iscsi'
-      and parts[4] == 'registered'
+      and parts[4] in ('violation', 'registered')
       and minion is match('^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$')
       and data is mapping and data.get('id') == minion %}
 iscsi-enforce-policy:

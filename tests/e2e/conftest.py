@@ -1,5 +1,8 @@
 """End to end: master with the reactor, minion with the beacon, their own simulated host."""
 
+from __future__ import annotations
+
+import time
 from pathlib import Path
 
 import pytest
@@ -11,7 +14,25 @@ from tests.support.simhost.model import SimulatedHost
 from tests.support.simhost.powershell_standin import install
 
 BEACON_INTERVAL = 1
+BACKOFF_MAX = 4  # seconds: short, so that the tests see several attempts
 REACTOR = "salt://reactor/iscsi_enforce.sls"
+WATCHED = "iqn.1991-05.com.contoso:testiscsi-deepcore-target"
+ALLOWED = "iqn.1991-05.com.contoso:db-01"
+EXCEPTED = "iqn.1991-05.com.contoso:testiscsi-keep"
+POLICY = {
+    "iscsi": {"policy": {"not_persistent": [{"target": "*:testiscsi-*"}], "exceptions": [EXCEPTED]}}
+}
+LIMIT = 60  # seconds: far above the expected few, so that a slow CI machine is no failure
+
+
+def wait_for(predicate, timeout: float = LIMIT, step: float = 0.05) -> float:
+    """Seconds until predicate() held; fails the test after ``timeout``."""
+    start = time.monotonic()
+    while not predicate():
+        if time.monotonic() - start > timeout:
+            pytest.fail(f"not within {timeout} s: {predicate.__doc__ or predicate}")
+        time.sleep(step)
+    return time.monotonic() - start
 
 
 @pytest.fixture(scope="package")
@@ -20,7 +41,7 @@ def loop_dir(tmp_path_factory) -> Path:
     for sub in ("pillar", "states"):
         (root / sub).mkdir()
     (root / "pillar" / "top.sls").write_text("base:\n  '*':\n    - iscsi\n")
-    (root / "pillar" / "iscsi.sls").write_text("{}\n")
+    (root / "pillar" / "iscsi.sls").write_text(salt.utils.yaml.safe_dump(POLICY))
     return root
 
 
@@ -37,7 +58,7 @@ def loop_master(salt_factories, loop_dir):
             "interface": "127.0.0.1",
             "file_roots": {"base": [str(SALT_TREE), str(loop_dir / "states")]},
             "pillar_roots": {"base": [str(loop_dir / "pillar")]},
-            "reactor": [{"salt/beacon/*/iscsi/registered": [REACTOR]}],
+            "reactor": [{"salt/beacon/*/iscsi/violation": [REACTOR]}],
         },
     )
     with factory.started():
@@ -52,13 +73,8 @@ def loop_minion(loop_master, loop_dir, loop_host):
     # Salt's default; salt-factories uses 0.05, and a beacon's interval counts
     # process calls (about one a second) times loop_interval.
     overrides["loop_interval"] = 1
-    overrides["beacons"] = {
-        "iscsi": [
-            {"interval": BEACON_INTERVAL},
-            {"disable_during_state_run": True},
-            {"timeout": 5},
-        ]
-    }
+    overrides["beacons"] = {"iscsi": [{"interval": BEACON_INTERVAL}, {"backoff_max": BACKOFF_MAX}]}
+    overrides["log_level_logfile"] = "info"
     factory = loop_master.salt_minion_daemon(random_string("loop-minion-"), overrides=overrides)
     with factory.started():
         ret = factory.salt_call_cli(timeout=60).run("saltutil.sync_all")
@@ -66,7 +82,12 @@ def loop_minion(loop_master, loop_dir, loop_host):
         assert "beacons.iscsi" in ret.data["beacons"], ret.data
         # A module refresh does not rebuild the running minion's beacon loader.
         assert factory.salt_call_cli().run("saltutil.refresh_beacons").returncode == 0
-        yield factory
+        try:
+            yield factory
+        finally:
+            import shutil
+
+            shutil.copy(factory.config["log_file"], "/tmp/e2e-minion.log")
 
 
 @pytest.fixture(scope="package")
@@ -83,3 +104,69 @@ def set_loop_pillar(loop_dir, loop_call):
         assert ret.returncode == 0, ret
 
     return _set
+
+
+class Bus:
+    """What the master's event bus saw: beacon events, policy runs, job returns."""
+
+    def __init__(self, listener, master, minion) -> None:
+        self.listener, self.master, self.minion = listener, master, minion
+
+    def events(self, tag: str, since: float) -> list:
+        found = self.listener.get_events([(self.master.id, tag)], after_time=since)
+        return sorted(found, key=lambda e: e.stamp)
+
+    def violations(self, since: float) -> list:
+        return self.events(f"salt/beacon/{self.minion.id}/iscsi/violation", since)
+
+    def registrations(self, since: float) -> list:
+        return self.events(f"salt/beacon/{self.minion.id}/iscsi/registered", since)
+
+    def policy_runs(self, since: float) -> list:
+        """state.apply jobs published since ``since``, as their 'new' events."""
+        return [
+            e for e in self.events("salt/job/*/new", since) if e.data.get("fun") == "state.apply"
+        ]
+
+    def policy_returns(self, since: float) -> list:
+        return [
+            e
+            for e in self.events(f"salt/job/*/ret/{self.minion.id}", since)
+            if e.data.get("fun") == "state.apply"
+        ]
+
+
+@pytest.fixture
+def bus(event_listener, loop_master, loop_minion) -> Bus:
+    return Bus(event_listener, loop_master, loop_minion)
+
+
+def quiet(bus: Bus, loop_call, window: float = 3 * BEACON_INTERVAL + 2) -> None:
+    """Wait until no job runs on the minion and no policy run was published for ``window``
+    seconds: whatever an earlier test set in motion has finished."""
+
+    def settled():
+        """the minion is idle and no policy run started lately"""
+        running = loop_call.run("saltutil.running")
+        return (
+            running.returncode == 0
+            and running.data == []
+            and not bus.policy_runs(time.time() - window)
+        )
+
+    wait_for(settled, step=0.5)
+
+
+@pytest.fixture
+def world(loop_host, set_loop_pillar, loop_minion, loop_call, bus):
+    """Policy in pillar; host with 3 watched, 2 allowed and 1 excepted session, none
+    persistent; nothing left running from an earlier test."""
+    set_loop_pillar(POLICY)
+    loop_host.reset()
+    ids = {
+        "watched": [loop_host.add_session(WATCHED) for _ in range(3)],
+        "allowed": [loop_host.add_session(ALLOWED) for _ in range(2)],
+        "excepted": [loop_host.add_session(EXCEPTED)],
+    }
+    quiet(bus, loop_call)
+    return ids

@@ -183,3 +183,26 @@ def test_no_shell_is_left_open(iscsi, fleet):
         computers[0].host.set_fault("garbage", True)
         iscsi.get_sessions(computer_name=computers[0].name)
     assert computers[0].endpoint.open_shells == 0
+
+
+HOSTILE_NAME = "win01\n[ERROR   ] forged line\x1b[31m\u202etxt.exe"
+
+
+def test_a_hostile_computer_name_cannot_forge_log_lines(iscsi, fleet, minion_setting, caplog):
+    """Names are quoted with repr in errors and logs: no raw newline, escape or U+202E."""
+    computers, _ = fleet
+    raw = ("\n", "\x1b", "\u202e")
+    # No profile for it: a configuration error before anything is tried.
+    with pytest.raises(SaltInvocationError) as err:
+        iscsi.get_sessions(computer_name=HOSTILE_NAME, profile="nope")
+    assert not any(c in str(err.value) for c in raw)
+    assert repr(HOSTILE_NAME) in str(err.value)
+    # With a profile: it cannot be reached, and the per-host error and the log say so safely.
+    minion_setting({"iscsi.winrm": {"default": computers[0].profile(port=1)}})
+    with caplog.at_level(1):
+        result = iscsi.get_sessions(computer_name=[HOSTILE_NAME])
+    message = result[HOSTILE_NAME]["error"]
+    assert repr(HOSTILE_NAME) in message and not any(c in message for c in raw)
+    for record in caplog.records:
+        if "forged line" in record.getMessage():
+            assert not any(c in record.getMessage() for c in raw), record.getMessage()

@@ -141,11 +141,11 @@ def test_no_match_is_success(salt_call_cli, set_pillar, seeded):
         ),
         (
             {"iscsi": {"policy": {"not_persistent": [{"target": 42}]}}},
-            "target_node_address must be a string",
+            "iscsi:policy:not_persistent item 1:target must be a glob or a list of globs",
         ),
         (
             {"iscsi": {"policy": {"not_persistent": [{"target": "*"}], "exceptions": {"a": 1}}}},
-            "exclude_target_node_address must be a string or a list",
+            "pillar iscsi:policy:exceptions must be a glob or a list of globs",
         ),
     ],
 )
@@ -199,3 +199,21 @@ def test_stale_and_mpio_persistent_logins_are_removed_by_highstate(
 
     second = state_results(salt_call_cli.run("state.highstate"))
     assert all(r["changes"] == {} for r in second.values())
+
+
+def test_check_policy_agrees_with_the_state(salt_call_cli, set_pillar, seeded, hosts_sessions):
+    """The beacon's and the report's evaluation and the formula share one parser."""
+    set_pillar(POLICY)
+    ret = salt_call_cli.run("iscsi.check_policy")
+    assert ret.returncode == 0, ret
+    assert ret.data["compliant"] is False and ret.data["rules"] == 2
+    forbidden = {v["session"] for v in ret.data["violations"] if v["kind"] == "session"}
+    assert forbidden == {*hosts_sessions["seed"], hosts_sessions["backup"]}
+    assert salt_call_cli.run("state.apply", "iscsi.policy").returncode == 0
+    ret = salt_call_cli.run("iscsi.check_policy")
+    assert ret.data == {"compliant": True, "rules": 2, "violations": []}
+    assert seeded.persistent_ids() == {
+        hosts_sessions["backup_other_portal"],
+        hosts_sessions["keep"],
+        hosts_sessions["db"],
+    }

@@ -269,6 +269,7 @@ class Monitor:
             return
         tmp = f"{self._cache_path}.tmp"
         try:
+            os.makedirs(os.path.dirname(self._cache_path) or ".", exist_ok=True)
             with open(tmp, "w", encoding="utf-8") as handle:
                 json.dump(known, handle)
             os.replace(tmp, self._cache_path)

@@ -1,0 +1,108 @@
+"""Enforcement converges from any state: restarts, a corrupt cache, a minion without the
+beacon. Each test ends with the forbidden registration undone without a manual run."""
+
+import time
+from pathlib import Path
+
+import pytest
+import salt.utils.yaml
+from saltfactories.utils import random_string
+
+from tests.conftest import minion_config
+from tests.e2e.conftest import BACKOFF_MAX, WATCHED, wait_for
+from tests.support.simhost.model import SimulatedHost
+from tests.support.simhost.powershell_standin import install
+
+DOWNTIME = 7  # seconds a daemon stays down: the outage under test, not a wait
+
+
+def undone(host, sid):
+    def check():
+        """the registration is undone"""
+        return sid not in host.persistent_ids()
+
+    return check
+
+
+def test_master_restart_while_registered_by_hand(loop_host, loop_master, bus, world):
+    """The beacon's events are dropped while the master is down; the violation is fired
+    again with backoff, so it is undone within the backoff cap after the master is back."""
+    sid = world["watched"][0]
+    loop_master.terminate()
+    try:
+        loop_host.register_by_hand(sid)
+        time.sleep(DOWNTIME)
+        assert sid in loop_host.persistent_ids()  # nobody could act meanwhile
+    finally:
+        loop_master.start()
+    back = time.monotonic()
+    took = wait_for(undone(loop_host, sid), timeout=120)
+    print(f"master back after {DOWNTIME} s down: undone {took:.1f} s later (cap {BACKOFF_MAX} s)")
+    assert time.monotonic() - back < 120
+
+
+def test_minion_restart_with_a_corrupt_cache(loop_host, loop_minion, bus, world):
+    """The beacon's memory is unreadable and a registration was made while the minion was
+    down: the error is logged, and the violation is undone all the same."""
+    sid = world["watched"][1]
+    cache = Path(loop_minion.config["cachedir"]) / "iscsi_beacon.json"
+    loop_minion.terminate()
+    try:
+        cache.write_text("{ not json")
+        loop_host.register_by_hand(sid)
+    finally:
+        loop_minion.start()
+    took = wait_for(undone(loop_host, sid), timeout=120)
+    print(f"minion restarted with a corrupt cache: undone {took:.1f} s after start")
+    log = Path(loop_minion.config["log_file"]).read_text(errors="replace")
+    assert "iscsi_beacon.json is unreadable" in log
+
+
+@pytest.fixture(scope="module")
+def net_minion(loop_master, loop_dir, tmp_path_factory):
+    """A minion with no beacon, only the safety-net schedule from pillar (as in
+    pillar.example, every few seconds instead of every 30 minutes)."""
+    host_dir = tmp_path_factory.mktemp("net-host")
+    host = SimulatedHost(host_dir / "host.json").reset()
+    sid = host.add_session(WATCHED, persistent=True)  # a violation from the start
+    minion_id = random_string("net-minion-")
+    pillar = loop_dir / "pillar"
+    (pillar / "net.sls").write_text(
+        salt.utils.yaml.safe_dump(
+            {
+                "schedule": {
+                    "iscsi-policy": {
+                        "function": "state.apply",
+                        "args": ["iscsi.policy"],
+                        "kwargs": {"queue": True},
+                        "seconds": 5,
+                        "run_on_start": True,
+                        "return_job": False,
+                    }
+                }
+            }
+        )
+    )
+    (pillar / "top.sls").write_text(f"base:\n  '*':\n    - iscsi\n  '{minion_id}':\n    - net\n")
+    overrides = minion_config(install(host_dir / "bin", host.path))
+    overrides.pop("file_client")
+    overrides.pop("file_roots")
+    overrides["loop_interval"] = 1
+    factory = loop_master.salt_minion_daemon(minion_id, overrides=overrides)
+    with factory.started():
+        yield factory, host, sid
+    (pillar / "top.sls").write_text("base:\n  '*':\n    - iscsi\n")
+
+
+def test_the_schedule_converges_a_minion_without_the_beacon(net_minion):
+    factory, host, sid = net_minion
+    assert factory.salt_call_cli(timeout=60).run("saltutil.sync_all").returncode == 0
+    assert (
+        factory.salt_call_cli(timeout=60).run("saltutil.refresh_pillar", "wait=True").returncode
+        == 0
+    )
+    wait_for(undone(host, sid), timeout=120)  # the violation present at start
+    # And it keeps converging: a later registration by hand is undone too.
+    host.register_by_hand(sid)
+    took = wait_for(undone(host, sid), timeout=60)
+    print(f"safety-net schedule every 5 s, no beacon: a registration undone after {took:.1f} s")
