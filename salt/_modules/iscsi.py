@@ -40,135 +40,48 @@ Unregister-IscsiSession  this module
 
 from __future__ import annotations
 
-import functools
-import logging
-import os
-from collections.abc import Callable
 from typing import Any
-
-import salt.utils.data
-import salt.utils.platform
-
-try:  # Salt 3008 wraps pillar in MaskedDict/MaskedList (plain values, masked repr)
-    from salt.utils.secret import expose as _expose
-except ImportError:  # Salt 3007
-
-    def _expose(value):
-        return value
-
 
 try:
     import saltext_win_iscsi
 
     saltext_win_iscsi = saltext_win_iscsi.current()
-    from saltext_win_iscsi import channels, fanout, persistence, remote
-    from saltext_win_iscsi import watch as watching
+    from saltext_win_iscsi import hosts, persistence
     from saltext_win_iscsi.errors import IscsiInputError
-    from saltext_win_iscsi.monitor import Monitor, MonitorSettings
-    from saltext_win_iscsi.policy import PILLAR_KEY, Policy, PolicyError
+    from saltext_win_iscsi.policy import Policy, PolicyError
     from saltext_win_iscsi.selection import Selector, login_selector
 
     LIBRARY_ERROR = None
 except ImportError as exc:  # the library was not synced (salt/_utils) or installed
     LIBRARY_ERROR = str(exc)
 
-log = logging.getLogger(__name__)
-
 __virtualname__ = "iscsi"
-
-WATCH_CHANNEL_KEY = "iscsi.watch_channel"
-MONITOR_KEY = "iscsi.monitor"
-POLICY_ERROR_KEY = "iscsi.monitor.policy_error"
-BEACON_CACHE_FILE = "iscsi_beacon.json"
 
 
 def __virtual__():
     if LIBRARY_ERROR is not None:
         return (
             False,
-            f"iscsi: the saltext_win_iscsi library cannot be imported ({LIBRARY_ERROR}); "
+            f"iscsi: cannot import the saltext_win_iscsi library ({LIBRARY_ERROR}); "
             "run saltutil.sync_all (it syncs salt/_utils) or install the wheel",
         )
-    if salt.utils.platform.is_windows() or __opts__.get("iscsi.powershell"):
-        return __virtualname__
-    if __opts__.get("iscsi.winrm") or __pillar__.get("iscsi.winrm"):
-        if channels.HAS_WINRM:
-            return __virtualname__
-        return (False, "iscsi: iscsi.winrm is configured but pywinrm is not installed")
-    return (
-        False,
-        "iscsi: the Microsoft iSCSI initiator is only on Windows; to manage Windows hosts "
-        "from this minion, configure WinRM profiles (iscsi.winrm)",
-    )
+    return hosts.virtual(__virtualname__, __opts__, __pillar__)
 
 
-# --------------------------------------------------------------------------------------
-# Configuration and the way to each host
-# --------------------------------------------------------------------------------------
-
-
-def _config(key: str, default: Any = None) -> Any:
-    return __salt__["config.get"](f"iscsi.{key}", default)
-
-
-def _resolve_sdb(uri: str, what: str) -> str:
-    value = __salt__["sdb.get"](uri)
-    if not value or value == uri:
-        raise IscsiInputError(f"{what}: the sdb:// URI did not resolve")
-    return str(value)
-
-
-def _run(
-    work: Callable[[persistence.Opener], Any],
-    computer_name: Any = None,
-    profile: Any = None,
-    throttle_limit: Any = 0,
-    *,
-    failed: Callable[[Any], bool] = lambda result: False,
-    killable: bool = False,
-    timeout: float | None = None,
-) -> Any:
-    """Run ``work`` against this host or each remote computer; set the exit code on failure."""
-    config = _powershell_config()
-    secrets: dict[str, str] = {}
-
-    def resolve(uri: str) -> str:
-        if uri not in secrets:
-            secrets[uri] = _resolve_sdb(uri, "WinRM password")
-        return secrets[uri]
-
-    computers = remote.computers(
-        computer_name, profile, _config("winrm", {}), _config("winrm_hosts", {}), resolve
-    )
-    result, host_failed = fanout.on_each(
-        computers,
+def _run(work, computer_name=None, profile=None, throttle_limit=0, **options):
+    """``work`` on this host or each remote computer; the exit code says if any failed."""
+    result, failed = hosts.run(
+        work,
+        computer_name,
+        profile,
         throttle_limit,
-        lambda computer: work(
-            functools.partial(channels.open_channel, config, computer, killable, timeout)
-        ),
+        config_get=__salt__["config.get"],
+        sdb_get=__salt__["sdb.get"],
+        **options,
     )
-    per_host = (
-        [result]
-        if computers is None
-        else [r for r in result.values() if not (isinstance(r, dict) and "error" in r)]
-    )
-    if host_failed or any(failed(r) for r in per_host):
+    if failed:
         __context__["retcode"] = 1
     return result
-
-
-def _powershell_config() -> channels.PowerShellConfig:
-    return channels.PowerShellConfig.from_settings(_config("powershell"), _config("timeout"))
-
-
-def _pillar_policy() -> Policy:
-    """This minion's policy from pillar; PolicyError (naming the key) if malformed.
-
-    Read from ``__pillar__`` itself: Salt 3008's ``pillar.get`` masks values outside
-    templates (every string becomes ``**********``).
-    """
-    raw = salt.utils.data.traverse_dict_and_list(__pillar__, PILLAR_KEY, {})
-    return Policy.parse(_expose(raw))
 
 
 def _test_mode(test: Any) -> bool:
@@ -201,6 +114,7 @@ def get_sessions(
     exclude_target_node_address=None,
     is_persistent=None,
     connections=False,
+    disks=False,
     computer_name=None,
     profile=None,
     throttle_limit=0,
@@ -237,6 +151,11 @@ def get_sessions(
         Add each session's connections (``Connections``: target and initiator address and
         port). Costs one more query per session; implied by ``target_portal``.
 
+    disks
+        Add each session's disks (``Disks``: ``Get-Disk -IscsiSession``: Number,
+        FriendlyName, SerialNumber, Size, IsBoot, IsSystem, IsClustered, IsOffline) with
+        their ``Volumes`` (DriveLetter, AccessPaths: mount points).
+
     computer_name
         Act on these remote Windows computers over WinRM instead of this minion
         (``-CimSession``): one name, a list, or ``a,b``. Returns a dict keyed by computer;
@@ -257,6 +176,7 @@ def get_sessions(
         salt '*' iscsi.get_sessions
         salt '*' iscsi.get_sessions target_node_address='iqn.1991-05.com.contoso:*' is_persistent=True
         salt '*' iscsi.get_sessions session_identifier=fffffa800d008430-4000013700000001
+        salt '*' iscsi.get_sessions disks=True
         salt linux-mgmt iscsi.get_sessions computer_name=win01,win02 is_persistent=True
     """
     select = Selector(
@@ -268,7 +188,7 @@ def get_sessions(
         exclude_target_node_address=exclude_target_node_address,
     )
     return _run(
-        lambda opener: persistence.get_sessions(opener, select, bool(connections)),
+        lambda opener: persistence.get_sessions(opener, select, bool(connections), bool(disks)),
         computer_name,
         profile,
         throttle_limit,
@@ -415,7 +335,7 @@ def register_session(
         raise IscsiInputError("chap_username must be a string")
     secret = chap_secret
     if isinstance(secret, str) and secret.startswith("sdb://"):
-        secret = _resolve_sdb(secret, "chap_secret")
+        secret = hosts.resolve_sdb(__salt__["sdb.get"], secret, "chap_secret")
     if secret is not None and not isinstance(secret, str):
         raise IscsiInputError("chap_secret must be a string")
     # The initiator accepts CHAP secrets of 12 to 16 bytes; checking here keeps the value
@@ -444,67 +364,6 @@ def register_session(
         throttle_limit,
         failed=persistence.failed,
     )
-
-
-def watch(
-    previous_digest=None,
-    target_node_address=None,
-    exclude_target_node_address=None,
-    keep_open=False,
-    timeout=None,
-):
-    """
-    Tell cheaply whether persistence changed since ``previous_digest``.
-
-    Asks Windows for a digest of the persistent sessions' ids and of the persistent-login
-    list (one small answer); only when
-    it differs from ``previous_digest`` are the persistent sessions read and returned. The
-    ``iscsi`` beacon calls this every tick with ``keep_open=True``, so that one PowerShell
-    (process or runspace) serves all ticks instead of one process per tick.
-
-    previous_digest
-        The ``digest`` of the previous call; ``None`` on a first call.
-
-    target_node_address, exclude_target_node_address
-        Globs (as for ``iscsi.get_sessions``) choosing which persistent sessions are listed
-        in ``selected`` (all of them when not given).
-
-    keep_open
-        Keep the PowerShell running for the next call from this process.
-
-    timeout
-        Seconds to wait for PowerShell (default: ``iscsi.timeout``).
-
-    Returns ``{"digest", "count", "changed"}``, plus, when ``changed``, ``"sessions"``
-    (every session, as ``iscsi.get_sessions``), ``"selected"`` (ids of the persistent
-    sessions the globs match) and ``"logins"`` (every persistent login, as
-    ``iscsi.get_persistent_logins``, each with ``selected``).
-
-    CLI Example:
-
-    .. code-block:: bash
-
-        salt '*' iscsi.watch
-        salt '*' iscsi.watch previous_digest=5e0c...9a1f
-    """
-    select = Selector(
-        target_node_address=target_node_address,
-        exclude_target_node_address=exclude_target_node_address,
-    )
-    if timeout is not None and (
-        isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0
-    ):
-        raise IscsiInputError(f"timeout must be a positive number, not {timeout!r}")
-    kept = __context__.pop(WATCH_CHANNEL_KEY, None) if keep_open else None
-
-    def work(opener):
-        result, channel = watching.watch(opener, select, previous_digest, kept, bool(keep_open))
-        if channel is not None:
-            __context__[WATCH_CHANNEL_KEY] = channel
-        return result
-
-    # killable: the beacon must be able to stop a hung check (never the runspace)
-    return _run(work, killable=True, timeout=timeout)
 
 
 def get_persistent_logins(
@@ -616,16 +475,22 @@ def policy_states():
         salt '*' iscsi.policy_states
     """
     try:
-        policy = _pillar_policy()
+        policy = Policy.from_pillar(__pillar__)
     except PolicyError as exc:
         return {"states": [], "error": str(exc)}
-    return {
-        "states": [
-            {"id": rule.state_id, "function": f"iscsi.{rule.kind}", "args": rule.state_args}
-            for rule in policy.rules
-        ],
-        "error": None,
-    }
+    # Portals of connected targets stay when an absent target used them too.
+    keep = [
+        p if isinstance(p, str) else p["address"]
+        for rule in policy.of_kind("connected")
+        for p in rule.options.get("portals") or ()
+    ]
+    states = []
+    for rule in policy.rules:
+        args = dict(rule.state_args)
+        if rule.kind == "absent" and keep:
+            args["keep_portals"] = keep
+        states.append({"id": rule.state_id, "function": f"iscsi.{rule.kind}", "args": args})
+    return {"states": states, "error": None}
 
 
 def check_policy(computer_name=None, profile=None, throttle_limit=0):
@@ -649,61 +514,10 @@ def check_policy(computer_name=None, profile=None, throttle_limit=0):
 
         salt '*' iscsi.check_policy
     """
-    policy = _pillar_policy()
+    policy = Policy.from_pillar(__pillar__)
     return _run(
         lambda opener: persistence.check_policy(opener, policy),
         computer_name,
         profile,
         throttle_limit,
     )
-
-
-def beacon_events(
-    interval=1,
-    timeout=10,
-    backoff_max=300,
-    targets=None,
-    exclude_targets=None,
-    report_existing=False,
-):
-    """
-    One tick of the ``iscsi`` beacon: the events to fire now (see the beacon's docs).
-
-    Returns within a fraction of a second: the check (a digest from a PowerShell kept open
-    between ticks, the details only when it changed) runs in a background thread whose
-    result a later tick collects. While the host breaks this minion's pillar policy, a
-    ``violation`` event lists what breaks it, again after ``interval``, 2x, 4x ... seconds
-    up to ``backoff_max``; ``registered`` events report new persistent registrations of
-    the ``targets`` globs (all by default) minus ``exclude_targets``.
-
-    CLI Example:
-
-    .. code-block:: bash
-
-        salt-call iscsi.beacon_events
-    """
-    monitor = __context__.get(MONITOR_KEY)
-    if monitor is None:
-        config = _powershell_config()
-        monitor = Monitor(
-            # killable: a hung check is stopped after its timeout (never the runspace)
-            lambda seconds: channels.open_channel(config, None, killable=True, timeout=seconds),
-            os.path.join(__opts__["cachedir"], BEACON_CACHE_FILE),
-        )
-        __context__[MONITOR_KEY] = monitor
-    try:
-        policy = _pillar_policy()
-        __context__.pop(POLICY_ERROR_KEY, None)
-    except PolicyError as exc:
-        if __context__.get(POLICY_ERROR_KEY) != str(exc):
-            log.error("iscsi beacon: not enforcing the policy: %s", exc)
-        __context__[POLICY_ERROR_KEY] = str(exc)
-        policy = None
-    settings = MonitorSettings(
-        interval=float(interval),
-        timeout=float(timeout),
-        backoff_max=float(backoff_max),
-        report_existing=bool(report_existing),
-        targets=Selector(target_node_address=targets, exclude_target_node_address=exclude_targets),
-    )
-    return monitor.tick(settings, policy, lambda: bool(__salt__["saltutil.is_running"]("state.*")))

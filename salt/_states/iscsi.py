@@ -75,6 +75,31 @@ def _remove_logins(selectors: dict, covered_targets: set[str], ret: dict, commen
     return ok
 
 
+def _missing_after_restart(session_ids: list[str]) -> list[str]:
+    """What the admin loses at the next restart: the disks and volumes behind the sessions
+    that no longer reconnect."""
+    try:
+        sessions = __salt__["iscsi.get_sessions"](session_identifier=session_ids, disks=True)
+    except CommandExecutionError:
+        return ["(Could not list the disks behind them.)"]
+    disks = []
+    for session in sessions:
+        for disk in session.get("Disks") or []:
+            volumes = [
+                v.get("DriveLetter") or (v.get("AccessPaths") or [""])[0]
+                for v in disk.get("Volumes") or []
+            ]
+            where = (
+                f" with {', '.join(f'{v}:' if len(v) == 1 else v for v in volumes)}"
+                if volumes
+                else ""
+            )
+            disks.append(f"disk {disk.get('Number')} ({disk.get('FriendlyName')}){where}")
+    if not disks:
+        return []
+    return [f"After the next restart these will be missing: {'; '.join(dict.fromkeys(disks))}."]
+
+
 def _enforce(name: str, want_persistent: bool, selectors: dict, extra: dict) -> dict:
     """Run the execution module on the selection and turn its report into a state return."""
     ret = {"name": name, "result": False, "changes": {}, "comment": ""}
@@ -139,6 +164,8 @@ def _enforce(name: str, want_persistent: bool, selectors: dict, extra: dict) -> 
     if missing:
         comments.append(f"No such session (nothing to do): {', '.join(missing)}.")
     comments.extend(login_comments)
+    if changed and not want_persistent:
+        comments.extend(_missing_after_restart(list(changed)))
     if not report and not ret["changes"] and logins_ok:
         comments.append(f"No iSCSI session matches; the policy holds ({adjective}).")
     ret["comment"] = " ".join(comments)
@@ -248,3 +275,213 @@ def persistent(
         "chap_secret": chap_secret,
     }
     return _enforce(name, True, selectors, extra)
+
+
+# --------------------------------------------------------------------------------------
+# The initiator's lifecycle: portals, connected targets, absent targets
+# --------------------------------------------------------------------------------------
+
+
+def _from_report(name: str, report: dict, done: str, nothing: str) -> dict:
+    """A state return from ``iscsi.ensure_*``'s ``{changes, comments, errors}``."""
+    ret = {"name": name, "changes": report["changes"], "result": True, "comment": ""}
+    comments = list(report["comments"])
+    if report["errors"]:
+        ret["result"] = False
+        comments.insert(0, "Failed: " + "; ".join(report["errors"]) + ".")
+        if report["changes"]:
+            comments.append(f"Done before the failure: {', '.join(report['changes'])}.")
+    elif report["changes"]:
+        verb = "Would" if __opts__["test"] else "Did"
+        comments.append(f"{verb} {done}: {', '.join(report['changes'])}.")
+        if __opts__["test"]:
+            ret["result"] = None
+    else:
+        comments.append(nothing)
+    ret["comment"] = " ".join(comments)
+    return ret
+
+
+def _call(name: str, function: str, done: str, nothing: str, **kwargs) -> dict:
+    try:
+        report = __salt__[function](**kwargs, test=__opts__["test"])
+    except (SaltInvocationError, CommandExecutionError) as exc:
+        return {"name": name, "result": False, "changes": {}, "comment": str(exc)}
+    return _from_report(name, report, done, nothing)
+
+
+def portal_present(
+    name,
+    port=3260,
+    initiator_portal_address=None,
+    authentication_type=None,
+    chap_username=None,
+    chap_secret=None,
+):
+    """
+    Ensure a target portal is configured (``New-IscsiTargetPortal``), which discovers the
+    targets it offers.
+
+    name
+        The portal's address (IP or DNS name).
+
+    port, initiator_portal_address, authentication_type, chap_username, chap_secret
+        As for ``iscsi.add_target_portal``.
+
+    .. code-block:: yaml
+
+        10.0.1.5:
+          iscsi.portal_present:
+            - initiator_portal_address: 10.0.1.21
+    """
+    ret = {"name": name, "result": True, "changes": {}, "comment": ""}
+    try:
+        portals = __salt__["iscsi.get_target_portals"]()
+        if any(
+            str(p.get("TargetPortalAddress")).lower() == str(name).lower()
+            and int(p.get("TargetPortalPortNumber") or 0) == int(port)
+            for p in portals
+        ):
+            ret["comment"] = f"Portal {name}:{port} is present."
+            return ret
+        result = __salt__["iscsi.add_target_portal"](
+            name,
+            port,
+            initiator_portal_address=initiator_portal_address,
+            authentication_type=authentication_type,
+            chap_username=chap_username,
+            chap_secret=chap_secret,
+            test=__opts__["test"],
+        )
+    except (SaltInvocationError, CommandExecutionError) as exc:
+        ret.update(result=False, comment=f"Portal {name}:{port}: {exc}")
+        return ret
+    ret["changes"][f"portal {result['portal']}"] = {"old": "absent", "new": "present"}
+    if __opts__["test"]:
+        ret.update(result=None, comment=f"Would add portal {result['portal']}.")
+    else:
+        ret["comment"] = f"Added portal {result['portal']}."
+    return ret
+
+
+def portal_absent(name, port=3260):
+    """
+    Ensure a target portal is not configured (``Remove-IscsiTargetPortal``). Sessions
+    stay; to remove a target for good use ``iscsi.absent``.
+
+    .. code-block:: yaml
+
+        10.0.9.5:
+          iscsi.portal_absent
+    """
+    ret = {"name": name, "result": True, "changes": {}, "comment": ""}
+    try:
+        portals = __salt__["iscsi.get_target_portals"]()
+        if not any(
+            str(p.get("TargetPortalAddress")).lower() == str(name).lower()
+            and int(p.get("TargetPortalPortNumber") or 0) == int(port)
+            for p in portals
+        ):
+            ret["comment"] = f"Portal {name}:{port} is absent."
+            return ret
+        result = __salt__["iscsi.remove_target_portal"](name, port, test=__opts__["test"])
+    except (SaltInvocationError, CommandExecutionError) as exc:
+        ret.update(result=False, comment=f"Portal {name}:{port}: {exc}")
+        return ret
+    ret["changes"][f"portal {result['portal']}"] = {"old": "present", "new": "absent"}
+    verb = "Would remove" if __opts__["test"] else "Removed"
+    ret.update(
+        result=None if __opts__["test"] else True, comment=f"{verb} portal {result['portal']}."
+    )
+    return ret
+
+
+def connected(
+    name,
+    portals=None,
+    persistent=True,
+    multipath=False,
+    authentication=None,
+    chap_username=None,
+    chap_secret=None,
+    initiator_chap_secret=None,
+):
+    """
+    Ensure a target is connected over the given portals (one session per path), with the
+    wanted persistence, MPIO flag and authentication. Missing portals are added and the
+    target discovered; a persistent session with the wrong MPIO flag or authentication is
+    unregistered and registered again (both steps show in ``changes``).
+
+    name
+        The target's IQN.
+
+    portals
+        The paths: ``address[:port]`` strings, or mappings with ``address``, ``port`` and
+        ``initiator_portal_address`` (the local NIC of that path). None: one session over
+        any path.
+
+    persistent
+        Reconnect at boot (default ``True``).
+
+    multipath
+        MPIO: one session per path (``IsMultipathEnabled``).
+
+    authentication, chap_username, chap_secret, initiator_chap_secret
+        ``none``, ``one-way`` or ``mutual`` CHAP; mutual also needs the initiator's own
+        secret. Take secrets from pillar or ``sdb://`` URIs; they never appear in the
+        return or the logs.
+
+    .. code-block:: yaml
+
+        iqn.1991-05.com.contoso:db-01:
+          iscsi.connected:
+            - portals:
+              - {address: 10.0.1.5, initiator_portal_address: 10.0.1.21}
+              - {address: 10.0.2.5, initiator_portal_address: 10.0.2.21}
+            - multipath: True
+            - authentication: one-way
+            - chap_username: host1
+            - chap_secret: {{ pillar['iscsi']['chap']['db-01'] }}
+    """
+    return _call(
+        name,
+        "iscsi.ensure_connected",
+        "connect",
+        f"{name} is connected as wanted.",
+        node_address=name,
+        portals=portals,
+        persistent=persistent,
+        multipath=multipath,
+        authentication=authentication,
+        chap_username=chap_username,
+        chap_secret=chap_secret,
+        initiator_chap_secret=initiator_chap_secret,
+    )
+
+
+def absent(name, force=False, keep_portals=None):
+    """
+    Ensure targets are gone for good, in the order that keeps them from coming back:
+    unregister their sessions, disconnect them, remove the persistent logins left over, then
+    remove the portals they used that nothing else uses (nor ``keep_portals``).
+
+    Disconnecting a session that carries a boot, system or clustered disk or an online
+    volume is refused, naming them, unless ``force: True``; nothing is changed then.
+
+    name
+        A glob on the target IQN.
+
+    .. code-block:: yaml
+
+        'iqn.1991-05.com.contoso:old-*':
+          iscsi.absent
+    """
+    return _call(
+        name,
+        "iscsi.ensure_absent",
+        "remove",
+        f"No session, persistent login or portal of {name} is left.",
+        node_address=name,
+        force=force,
+        keep_portals=keep_portals,
+    )

@@ -12,6 +12,7 @@ persistent.
 from __future__ import annotations
 
 import base64
+import contextlib
 import copy
 import hashlib
 import json
@@ -41,6 +42,14 @@ KNOWN_OPS = {
     "register",
     "get_persistent_logins",
     "remove_persistent_logins",
+    "get_target_portals",
+    "add_target_portal",
+    "remove_target_portal",
+    "update_target_portal",
+    "get_targets",
+    "connect_target",
+    "disconnect",
+    "set_chap_secret",
 }
 
 
@@ -289,6 +298,30 @@ def clean(recording_loaders, host, record_log):
     main = base64.b64decode(first).decode("utf-8")
     assert psparse.errors(bootstrap) == [] and psparse.errors(main) == []
     return {"bootstrap": psparse.shape(bootstrap), "main": psparse.shape(main)}
+
+
+@pytest.mark.parametrize("value", list(HOSTILE.values()), ids=list(HOSTILE))
+def test_hostile_value_in_the_lifecycle_stays_data(iscsi, seeded, recorded, recorder, clean, value):
+    """Portal addresses, target IQNs, CHAP user names: refused up front (whitespace,
+    controls) or sent as one literal JSON string; the host sees no change it was not
+    asked for."""
+    before = seeded.read()
+    calls = [
+        lambda: iscsi.add_target_portal(value),
+        lambda: iscsi.connect_target(value, chap_username=value, chap_secret="Chap-S3cret-42"),
+        lambda: iscsi.ensure_connected(value, portals=[value]),
+        lambda: iscsi.ensure_absent(value),
+        lambda: iscsi.disconnect_target(node_address=value),
+    ]
+    for call in calls:
+        with contextlib.suppress(CommandExecutionError, SaltInvocationError):
+            call()
+    processes = recorded()
+    if processes:
+        _assert_literal(_check_processes(processes, recorder, clean), [value.strip()])
+    after = seeded.read()
+    assert after["sessions"] == before["sessions"]
+    assert after["persistent_logins"] == before["persistent_logins"]
 
 
 @pytest.mark.parametrize("value", list(HOSTILE.values()), ids=list(HOSTILE))

@@ -18,6 +18,9 @@ def test_list_shows_entries_without_sessions(iscsi, seeded):
         "InitiatorPortNumber": 4294967295,
         "TargetPortalAddress": "10.0.9.7",
         "TargetPortalPort": 3260,
+        "IsMultipathEnabled": False,
+        "AuthenticationType": "NONE",
+        "ChapUsername": "",
     }
     assert iscsi.get_persistent_logins(target_portal="10.0.9.*") == logins[-1:]
     assert iscsi.get_persistent_logins(exclude_target_node_address="*:testiscsi-*") == logins[-1:]

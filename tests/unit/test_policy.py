@@ -94,3 +94,106 @@ def test_violations_are_persistent_sessions_and_logins_the_rules_forbid():
         },
     ]
     assert policy.violations([s for s in sessions if s["SessionIdentifier"] != "s1"], []) == []
+
+
+FULL = {
+    "connected": [
+        {
+            "target": "iqn.1991-05.com.contoso:db-01",
+            "portals": [
+                "10.0.1.5",
+                {"address": "10.0.2.5", "initiator_portal_address": "10.0.2.21"},
+            ],
+            "multipath": True,
+            "authentication": "one-way",
+            "chap_username": "host1",
+            "chap_secret": "sdb://vault/db-01",
+        }
+    ],
+    "not_persistent": [{"target": "*:backup-*"}],
+    "absent": [{"target": "*:old-*", "force": True}],
+}
+
+
+def test_connected_and_absent_rules_become_states():
+    policy = Policy.parse(FULL)
+    assert [r.state_id for r in policy.rules] == [
+        "iscsi-policy-connected-1",
+        "iscsi-policy-not-persistent-1",
+        "iscsi-policy-absent-1",
+    ]
+    connected, _, absent = policy.rules
+    assert connected.state_args == {
+        "name": "iqn.1991-05.com.contoso:db-01",
+        "persistent": True,
+        "multipath": True,
+        "portals": [
+            "10.0.1.5:3260",
+            {"address": "10.0.2.5", "port": 3260, "initiator_portal_address": "10.0.2.21"},
+        ],
+        "authentication": "one-way",
+        "chap_username": "host1",
+        "chap_secret": "sdb://vault/db-01",
+    }
+    assert absent.state_args == {"name": "*:old-*", "force": True}
+    assert policy.needs_connections
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (
+            {"not_persistent": [{"target": "*:db-*"}]},
+            "not_persistent item 1 forbids its persistence",
+        ),
+        ({"absent": [{"target": "iqn.1991-05.com.contoso:db-*"}]}, "absent item 1 removes it"),
+    ],
+)
+def test_contradicting_rules_fail_naming_both(extra, message):
+    with pytest.raises(PolicyError) as err:
+        Policy.parse({**FULL, **extra})
+    assert "iscsi:policy:connected item 1" in str(err.value) and message in str(err.value)
+
+
+def test_not_persistent_connected_targets_do_not_contradict_a_not_persistent_rule():
+    rules = {
+        "connected": [{"target": "iqn.x:db-01", "persistent": False}],
+        "not_persistent": [{"target": "*:db-*"}],
+    }
+    assert len(Policy.parse(rules).rules) == 2
+
+
+@pytest.mark.parametrize(
+    ("rule", "message"),
+    [
+        ({"target": "*:db-*"}, "connected item 1:target must be one target IQN"),
+        (
+            {"target": "iqn.x:y", "multipath": "yes"},
+            "connected item 1:multipath must be True or False",
+        ),
+        ({"target": "iqn.x:y", "portals": ["10.0.0.5:99999"]}, "the port must be 1 to 65535"),
+        ({"target": "iqn.x:y", "authentication": "kerberos"}, "authentication must be one of"),
+        ({"target": "iqn.x:y", "chap_secret": "x", "bogus": 1}, "unknown keys bogus"),
+    ],
+)
+def test_malformed_connected_rules(rule, message):
+    with pytest.raises(PolicyError) as err:
+        Policy.parse({"connected": [rule]})
+    assert message in str(err.value)
+    assert '"chap_secret": "x"' not in str(err.value)  # secrets are not repeated
+
+
+def test_connected_and_absent_violations():
+    policy = Policy.parse(
+        {
+            "connected": [{"target": "iqn.x:db-01", "portals": ["10.0.1.5", "10.0.2.5"]}],
+            "absent": [{"target": "iqn.x:old-*"}],
+        }
+    )
+    db = session("s1", target="iqn.x:db-01", portal="10.0.1.5")
+    old = session("s2", target="iqn.x:old-1", persistent=False)
+    found = policy.violations([db, old], [login("iqn.x:db-01", "10.0.1.5")])
+    assert [(v["kind"], v.get("problem") or v.get("session")) for v in found] == [
+        ("connection", "iqn.x:db-01 is not connected via 10.0.2.5:3260"),
+        ("session", "s2"),
+    ]

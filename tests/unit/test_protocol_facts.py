@@ -17,6 +17,9 @@ def _ps_array(script: str, name: str) -> tuple[str, ...]:
 def test_field_lists_match_the_script():
     assert _ps_array(scripts.MAIN, "SessionFields") == protocol.SESSION_FIELDS
     assert _ps_array(scripts.MAIN, "ConnectionFields") == protocol.CONNECTION_FIELDS
+    assert _ps_array(scripts.MAIN, "PortalFields") == protocol.PORTAL_FIELDS
+    assert _ps_array(scripts.MAIN, "TargetFields") == protocol.TARGET_FIELDS
+    assert _ps_array(scripts.MAIN, "DiskFields") == protocol.DISK_FIELDS
 
 
 def test_protocol_version_and_marker_match_the_scripts():
@@ -30,7 +33,7 @@ def test_login_fields_match_the_script():
     body = scripts.MAIN[scripts.MAIN.index("function Get-PersistentLoginData") :]
     table = body[body.index("[ordered]@{") : body.index("}", body.index("[ordered]@{"))]
     keys = tuple(re.findall(r"^\s+(\w+)\s+=", table, re.MULTILINE))
-    assert keys == protocol.LOGIN_FIELDS
+    assert keys == protocol.LOGIN_FIELDS + protocol.LOGIN_OPTION_FIELDS
 
 
 def test_simulated_host_reports_the_same_fields():

@@ -59,8 +59,8 @@ class HostCall:
             )
         return response
 
-    def sessions(self, connections: bool = False) -> list[dict]:
-        return self.request("get_sessions", connections=connections)["sessions"]
+    def sessions(self, connections: bool = False, disks: bool = False) -> list[dict]:
+        return self.request("get_sessions", connections=connections, disks=disks)["sessions"]
 
     def logins(self) -> list[dict]:
         return self.request("get_persistent_logins")["logins"]

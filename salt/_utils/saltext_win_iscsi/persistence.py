@@ -22,10 +22,12 @@ MAX_UNREGISTER_PASSES = 16
 Opener = Callable[[], Channel]
 
 
-def get_sessions(opener: Opener, select: Selector, connections: bool = False) -> list[dict]:
+def get_sessions(
+    opener: Opener, select: Selector, connections: bool = False, disks: bool = False
+) -> list[dict]:
     """The host's sessions that ``select`` matches."""
     with HostCall(opener) as host:
-        sessions = host.sessions(connections=connections or select.needs_connections)
+        sessions = host.sessions(connections=connections or select.needs_connections, disks=disks)
     return [s for s in sessions if select(s)]
 
 

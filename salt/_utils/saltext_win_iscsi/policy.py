@@ -1,4 +1,4 @@
-"""The persistence policy from pillar (``iscsi:policy``): parsed once, used everywhere.
+"""The iSCSI policy from pillar (``iscsi:policy``): parsed once, used everywhere.
 
 The formula turns the rules into states, the beacon and ``iscsi.check_policy`` evaluate
 them against what the host reports, the fleet report lists their violations: all through
@@ -8,12 +8,26 @@ this one parser and the same selectors, so they cannot disagree about what a rul
 
     iscsi:
       policy:
+        connected:                   # targets that must be connected (and how)
+          - target: 'iqn.1991-05.com.contoso:db-01'
+            portals: ['10.0.1.5', '10.0.2.5']   # one session per path
+            persistent: True
+            multipath: True
+            authentication: one-way  # none | one-way | mutual
+            chap_username: host1
+            chap_secret: sdb://vault/iscsi/db-01
         not_persistent:              # sessions to these targets must not reconnect at boot
           - target: 'iqn.1991-05.com.contoso:backup-*'
             portal: '10.0.9.*'       # optional: narrows the rule
             initiator: '*:host-1'    # optional: narrows the rule (sessions only)
-        exceptions:                  # optional: targets every rule leaves alone
+        absent:                      # targets that must be gone, for good
+          - target: 'iqn.1991-05.com.contoso:old-*'
+            force: False             # True: even with a boot/system/clustered disk or online volume
+        exceptions:                  # optional: targets the not_persistent rules leave alone
           - 'iqn.1991-05.com.contoso:backup-keep'
+
+Rules that contradict each other (a target both connected and matched by a
+``not_persistent`` or ``absent`` rule) are an error naming both, before anything changes.
 """
 
 from __future__ import annotations
@@ -21,12 +35,37 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
+import salt.utils.data
+
 from saltext_win_iscsi.errors import IscsiInputError
-from saltext_win_iscsi.selection import Selector, as_list, login_selector
+from saltext_win_iscsi.selection import Selector, as_list, glob, login_selector
+from saltext_win_iscsi.spec import Portal, TargetSpec, authentication, path_problems
+
+try:  # Salt 3008 wraps pillar in MaskedDict/MaskedList: plain values, masked repr
+    from salt.utils.secret import expose
+except ImportError:  # Salt 3007
+
+    def expose(value):
+        return value
+
 
 PILLAR_KEY = "iscsi:policy"
-RULE_KINDS = ("not_persistent",)
-RULE_KEYS = {"target", "portal", "initiator"}
+# Order matters: the formula connects first, then enforces persistence, then removes.
+RULE_KINDS = ("connected", "not_persistent", "absent")
+RULE_KEYS = {
+    "connected": {
+        "target",
+        "portals",
+        "persistent",
+        "multipath",
+        "authentication",
+        "chap_username",
+        "chap_secret",
+        "initiator_chap_secret",
+    },
+    "not_persistent": {"target", "portal", "initiator"},
+    "absent": {"target", "force"},
+}
 
 
 class PolicyError(IscsiInputError):
@@ -34,6 +73,9 @@ class PolicyError(IscsiInputError):
 
 
 def _describe(value: object) -> str:
+    """A rule for an error message; secrets are not repeated."""
+    if isinstance(value, dict):
+        value = {k: ("********" if "secret" in str(k) else v) for k, v in value.items()}
     try:
         return json.dumps(value, sort_keys=True)
     except (TypeError, ValueError):
@@ -47,6 +89,13 @@ def _globs(value: object, where: str) -> list[str] | None:
         raise PolicyError(f"pillar {where} must be a glob or a list of globs ({exc})") from None
 
 
+def _flag(item: dict, key: str, default: bool, where: str) -> bool:
+    value = item.get(key, default)
+    if not isinstance(value, bool):
+        raise PolicyError(f"pillar {where}:{key} must be True or False, not {_describe(value)}")
+    return value
+
+
 @dataclass(frozen=True)
 class Rule:
     """One rule of the policy, with the selectors that decide what it covers."""
@@ -56,7 +105,12 @@ class Rule:
     target: list[str]
     portal: list[str] | None = None
     initiator: list[str] | None = None
-    exceptions: list[str] | None = field(default=None)
+    exceptions: list[str] | None = None
+    options: dict = field(default_factory=dict)  # connected: how; absent: force
+
+    @property
+    def where(self) -> str:
+        return f"{PILLAR_KEY}:{self.kind} item {self.index}"
 
     @property
     def state_id(self) -> str:
@@ -65,6 +119,8 @@ class Rule:
     @property
     def state_args(self) -> dict:
         """The arguments of the state that enforces this rule."""
+        if self.kind != "not_persistent":
+            return {"name": self.target[0], **self.options}
         args = {"target_node_address": self.target}
         if self.portal is not None:
             args["target_portal"] = self.portal
@@ -75,10 +131,23 @@ class Rule:
         return args
 
     def sessions(self) -> Selector:
-        return Selector(**self.state_args)
+        if self.kind == "not_persistent":
+            return Selector(**self.state_args)
+        return Selector(target_node_address=self.target)
 
     def logins(self) -> Selector:
         return login_selector(self.target, self.portal, self.exceptions)
+
+    def spec(self) -> TargetSpec:
+        """A connected rule as the desired state (secrets are not needed to compare)."""
+        return TargetSpec(
+            node_address=self.target[0],
+            portals=tuple(Portal.parse(p) for p in self.options.get("portals") or ()),
+            persistent=self.options.get("persistent", True),
+            multipath=self.options.get("multipath", False),
+            authentication=authentication(self.options.get("authentication")) or "NONE",
+            chap_username=self.options.get("chap_username"),
+        )
 
 
 @dataclass(frozen=True)
@@ -87,7 +156,16 @@ class Policy:
 
     @property
     def needs_connections(self) -> bool:
-        return any(rule.portal for rule in self.rules)
+        return any(rule.portal or rule.kind == "connected" for rule in self.rules)
+
+    def of_kind(self, kind: str) -> list[Rule]:
+        return [rule for rule in self.rules if rule.kind == kind]
+
+    @classmethod
+    def from_pillar(cls, pillar: dict) -> Policy:
+        """The policy in a minion's pillar. Read from the pillar itself: Salt 3008's
+        ``pillar.get`` masks values outside templates (every string is ``**********``)."""
+        return cls.parse(expose(salt.utils.data.traverse_dict_and_list(pillar, PILLAR_KEY, {})))
 
     @classmethod
     def parse(cls, raw: object) -> Policy:
@@ -118,70 +196,156 @@ class Policy:
                 )
             for index, item in enumerate(items, start=1):
                 rules.append(_rule(kind, index, item, exceptions, f"{where} item {index}"))
-        return cls(tuple(rules))
+        policy = cls(tuple(rules))
+        policy._check_contradictions()
+        return policy
+
+    def _check_contradictions(self) -> None:
+        for wanted in self.of_kind("connected"):
+            target = wanted.target[0]
+            probe = {"TargetNodeAddress": target, "Connections": []}
+            for other in self.rules:
+                if other.kind == "absent" and any(glob(g).fullmatch(target) for g in other.target):
+                    clash = "removes it"
+                elif (
+                    other.kind == "not_persistent"
+                    and wanted.options.get("persistent", True)
+                    and other.portal is None
+                    and other.initiator is None
+                    and other.sessions()(probe)
+                ):
+                    clash = "forbids its persistence"
+                else:
+                    continue
+                raise PolicyError(
+                    f"pillar {wanted.where} connects {target} persistently or keeps it, but "
+                    f"{other.where} {clash}: the rules contradict each other"
+                )
 
     def violations(self, sessions: list[dict], logins: list[dict]) -> list[dict]:
-        """What on the host breaks the policy: one entry per session or distinct login.
-
-        A persistent session the rule selects is a violation; so is each persistent login
-        it selects, unless a violating session of the same target already stands for it
-        (its own login goes with it when it is unregistered).
-        """
+        """What on the host breaks the policy: one entry per session, login or path."""
         found = []
         for rule in self.rules:
-            sessions_of_rule = rule.sessions()
-            covered = set()
-            for session in sessions:
-                if session.get("IsPersistent") and sessions_of_rule(session):
-                    target = str(session.get("TargetNodeAddress"))
-                    covered.add(target.lower())
-                    found.append(
-                        {
-                            "rule": rule.state_id,
-                            "kind": "session",
-                            "target": target,
-                            "session": session.get("SessionIdentifier"),
-                        }
-                    )
-            logins_of_rule = rule.logins()
-            seen: dict[tuple, dict] = {}
-            for login in logins:
-                target = str(login.get("TargetName"))
-                if target.lower() in covered or not logins_of_rule.selects_login(login):
-                    continue
-                portal = f"{login.get('TargetPortalAddress')}:{login.get('TargetPortalPort')}"
-                key = (target.lower(), portal.lower())
-                if key in seen:
-                    seen[key]["entries"] += 1
-                    continue
-                seen[key] = {
-                    "rule": rule.state_id,
-                    "kind": "persistent_login",
-                    "target": target,
-                    "portal": portal,
-                    "entries": 1,
-                }
-                found.append(seen[key])
+            if rule.kind == "connected":
+                found += [
+                    {
+                        "rule": rule.state_id,
+                        "kind": "connection",
+                        "target": rule.target[0],
+                        "problem": p,
+                    }
+                    for p in path_problems(rule.spec(), sessions, logins)
+                ]
+            else:
+                found += _forbidden(rule, sessions, logins)
         return found
 
 
+def _forbidden(rule: Rule, sessions: list[dict], logins: list[dict]) -> list[dict]:
+    """not_persistent: persistent sessions and logins the rule selects; absent: any session
+    or login. A login is not listed again when a listed session of its target stands for
+    it (its own login goes with the session)."""
+    found = []
+    select = rule.sessions()
+    covered = set()
+    for session in sessions:
+        if (rule.kind == "absent" or session.get("IsPersistent")) and select(session):
+            target = str(session.get("TargetNodeAddress"))
+            covered.add(target.lower())
+            found.append(
+                {
+                    "rule": rule.state_id,
+                    "kind": "session",
+                    "target": target,
+                    "session": session.get("SessionIdentifier"),
+                }
+            )
+    logins_of_rule = rule.logins()
+    seen: dict[tuple, dict] = {}
+    for login in logins:
+        target = str(login.get("TargetName"))
+        if target.lower() in covered or not logins_of_rule.selects_login(login):
+            continue
+        portal = f"{login.get('TargetPortalAddress')}:{login.get('TargetPortalPort')}"
+        key = (target.lower(), portal.lower())
+        if key in seen:
+            seen[key]["entries"] += 1
+            continue
+        seen[key] = {
+            "rule": rule.state_id,
+            "kind": "persistent_login",
+            "target": target,
+            "portal": portal,
+            "entries": 1,
+        }
+        found.append(seen[key])
+    return found
+
+
 def _rule(kind: str, index: int, item: object, exceptions: list[str] | None, where: str) -> Rule:
+    keys = RULE_KEYS[kind]
     if not isinstance(item, dict) or "target" not in item:
         raise PolicyError(
             f"pillar {where} must be a mapping with 'target' and optionally "
-            f"'portal', 'initiator'; got: {_describe(item)}"
+            f"{', '.join(repr(k) for k in sorted(keys - {'target'}))}; got: {_describe(item)}"
         )
-    unknown = set(item) - RULE_KEYS
+    unknown = set(item) - keys
     if unknown:
         raise PolicyError(
             f"pillar {where} has unknown keys {', '.join(sorted(map(str, unknown)))} "
-            f"(known: target, portal, initiator); got: {_describe(item)}"
+            f"(known: {', '.join(sorted(keys))}); got: {_describe(item)}"
         )
-    return Rule(
-        kind=kind,
-        index=index,
-        target=_globs(item["target"], f"{where}:target"),
-        portal=_globs(item.get("portal"), f"{where}:portal"),
-        initiator=_globs(item.get("initiator"), f"{where}:initiator"),
-        exceptions=exceptions,
-    )
+    target = _globs(item["target"], f"{where}:target")
+    if kind == "not_persistent":
+        return Rule(
+            kind=kind,
+            index=index,
+            target=target,
+            portal=_globs(item.get("portal"), f"{where}:portal"),
+            initiator=_globs(item.get("initiator"), f"{where}:initiator"),
+            exceptions=exceptions,
+        )
+    if kind == "absent":
+        return Rule(kind, index, target, options={"force": _flag(item, "force", False, where)})
+    if len(target) != 1 or "*" in target[0] or "?" in target[0]:
+        raise PolicyError(f"pillar {where}:target must be one target IQN, not a glob or a list")
+    return Rule(kind, index, target, options=_connected_options(item, where))
+
+
+def _connected_options(item: dict, where: str) -> dict:
+    options = {
+        "persistent": _flag(item, "persistent", True, where),
+        "multipath": _flag(item, "multipath", False, where),
+    }
+    portals = item.get("portals")
+    if portals is not None:
+        if isinstance(portals, (str, dict)):
+            portals = [portals]
+        if not isinstance(portals, list):
+            raise PolicyError(f"pillar {where}:portals must be a list of portals")
+        try:
+            parsed = [Portal.parse(p) for p in portals]
+        except IscsiInputError as exc:
+            raise PolicyError(f"pillar {where}:portals: {exc}") from None
+        options["portals"] = [
+            {
+                "address": p.address,
+                "port": p.port,
+                "initiator_portal_address": p.initiator_portal_address,
+            }
+            if p.initiator_portal_address
+            else p.label
+            for p in parsed
+        ]
+    try:
+        auth = authentication(item.get("authentication"))
+    except IscsiInputError as exc:
+        raise PolicyError(f"pillar {where}:{exc}") from None
+    if auth is not None:
+        options["authentication"] = item["authentication"]
+    for key in ("chap_username", "chap_secret", "initiator_chap_secret"):
+        if item.get(key) is not None:
+            if not isinstance(item[key], str):
+                raise PolicyError(f"pillar {where}:{key} must be a string")
+            options[key] = item[key]
+    return options

@@ -20,7 +20,7 @@ import re
 
 from saltext_win_iscsi.errors import ChannelError
 
-PROTOCOL_VERSION = 3
+PROTOCOL_VERSION = 4
 RESPONSE_MARKER = "ISCSI1 "
 # Printed instead of an answer when PowerShell runs in constrained language mode.
 LANGUAGE_MARKER = "ISCSI1-LANGUAGE "
@@ -60,7 +60,30 @@ LOGIN_FIELDS = (
     "TargetPortalAddress",
     "TargetPortalPort",
 )
+# How a persistent login reconnects (its LoginOptions); not part of its identity.
+LOGIN_OPTION_FIELDS = ("IsMultipathEnabled", "AuthenticationType", "ChapUsername")
 ANY_PORT = 0xFFFFFFFF  # InitiatorPortNumber meaning "any port"
+PORTAL_FIELDS = (
+    "TargetPortalAddress",
+    "TargetPortalPortNumber",
+    "InitiatorPortalAddress",
+    "InitiatorInstanceName",
+    "IsDataDigest",
+    "IsHeaderDigest",
+)
+TARGET_FIELDS = ("NodeAddress", "IsConnected")
+DISK_FIELDS = (
+    "Number",
+    "FriendlyName",
+    "SerialNumber",
+    "Size",
+    "IsBoot",
+    "IsSystem",
+    "IsClustered",
+    "IsOffline",
+)
+# AuthenticationType as Windows spells it, and the names the states accept.
+AUTH_TYPES = {"none": "NONE", "one-way": "ONEWAYCHAP", "mutual": "MUTUALCHAP"}
 
 POWERSHELL_ARGS = ("-NoLogo", "-NoProfile", "-NonInteractive", "-EncodedCommand")
 

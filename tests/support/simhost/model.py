@@ -39,6 +39,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from tests.support.simhost.lifecycle import LifecycleMixin
+
 # What Windows reports (a unit test holds these equal to the library's protocol facts).
 SESSION_FIELDS = (
     "SessionIdentifier",
@@ -167,7 +169,13 @@ def empty_state() -> dict:
     return {
         "initiator": {"node_address": INITIATOR_NODE, "instance_name": INITIATOR_INSTANCE},
         "sessions": [],
+        "next_session": 1,
         "persistent_logins": [],
+        "portals": [],  # the initiator's target portals
+        "discovered": [],  # target IQNs found through the portals
+        "network": [],  # what the SAN offers (lifecycle.add_network_target)
+        "chap_secret_sha256": None,  # the initiator's mutual-CHAP secret
+        "disk_numbers": {},
         "behaviour": dict(DEFAULT_BEHAVIOUR),
         "faults": copy.deepcopy(DEFAULT_FAULTS),
         "stats": {"processes": 0, "requests": {}},
@@ -175,8 +183,18 @@ def empty_state() -> dict:
     }
 
 
-class SimulatedHost:
+class SimulatedHost(LifecycleMixin):
     """One simulated Windows host, backed by the JSON file at ``path``."""
+
+    INVOKE_CIM_METHOD = INVOKE_CIM_METHOD
+    ERR_TARGET_NOT_FOUND = ERR_TARGET_NOT_FOUND
+    ERR_INVALID_SESSION = ERR_INVALID_SESSION
+    WindowsError = WindowsError_
+    _iscsi = staticmethod(_iscsi_error)
+
+    @staticmethod
+    def _error(message: str, category: str, error_id: str) -> WindowsError_:
+        return WindowsError_(message, category, error_id)
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
@@ -235,42 +253,60 @@ class SimulatedHost:
         port: int = 3260,
         connected: bool = True,
         sides: tuple[str | None, str | None] = (None, None),
+        disks: list[dict] | None = None,
     ) -> str:
-        """Log in to ``target``; return the new session id."""
+        """Log in to ``target`` (as if by hand); return the new session id."""
         with self.edit() as state:
-            n = len(state["sessions"]) + 1
-            sid = f"fffffa800d008430-40000137{n:08x}"
-            init = state["initiator"]
-            state["sessions"].append(
-                {
-                    "SessionIdentifier": sid,
-                    "InitiatorSideIdentifier": sides[0] or f"40000137{n:04x}",
-                    "TargetSideIdentifier": sides[1] or f"{n % 256:02x}{n // 256 % 256:02x}",
-                    "NumberOfConnections": 1,
-                    "TargetNodeAddress": target,
-                    "InitiatorPortalAddress": "",
-                    "InitiatorNodeAddress": init["node_address"],
-                    "InitiatorInstanceName": init["instance_name"],
-                    "AuthenticationType": "NONE",
-                    "IsConnected": connected,
-                    "IsDiscovered": True,
-                    "IsDataDigest": False,
-                    "IsHeaderDigest": False,
-                    "IsMultipathEnabled": False,
-                    "Connections": [
-                        {
-                            "ConnectionIdentifier": f"fffffa800d008430-{n:x}",
-                            "InitiatorAddress": "0.0.0.0",
-                            "InitiatorPortNumber": 44000 + n,
-                            "TargetAddress": portal,
-                            "TargetPortNumber": port,
-                        }
-                    ],
-                }
-            )
+            session = self._new_session(state, target, portal, port, sides=sides)
+            session["IsConnected"] = connected
+            if disks:
+                network = {"NodeAddress": target, "disks": disks}
+                session["Disks"] = [self._disk(state, network, i, d) for i, d in enumerate(disks)]
             if persistent:
-                self._add_login(state, state["sessions"][-1], False)
-            return sid
+                self._add_login(state, session, False)
+            return session["SessionIdentifier"]
+
+    @staticmethod
+    def _new_session(
+        state: dict,
+        target: str,
+        address: str,
+        port: int,
+        *,
+        initiator_portal: str = "",
+        sides: tuple[str | None, str | None] = (None, None),
+    ) -> dict:
+        n = state["next_session"]
+        state["next_session"] += 1
+        init = state["initiator"]
+        session = {
+            "SessionIdentifier": f"fffffa800d008430-40000137{n:08x}",
+            "InitiatorSideIdentifier": sides[0] or f"40000137{n:04x}",
+            "TargetSideIdentifier": sides[1] or f"{n % 256:02x}{n // 256 % 256:02x}",
+            "NumberOfConnections": 1,
+            "TargetNodeAddress": target,
+            "InitiatorPortalAddress": initiator_portal,
+            "InitiatorNodeAddress": init["node_address"],
+            "InitiatorInstanceName": init["instance_name"],
+            "AuthenticationType": "NONE",
+            "IsConnected": True,
+            "IsDiscovered": True,
+            "IsDataDigest": False,
+            "IsHeaderDigest": False,
+            "IsMultipathEnabled": False,
+            "Connections": [
+                {
+                    "ConnectionIdentifier": f"fffffa800d008430-{n:x}",
+                    "InitiatorAddress": initiator_portal or "0.0.0.0",
+                    "InitiatorPortNumber": 44000 + n,
+                    "TargetAddress": address,
+                    "TargetPortNumber": port,
+                }
+            ],
+            "Disks": [],
+        }
+        state["sessions"].append(session)
+        return session
 
     def add_persistent_login(
         self,
@@ -359,12 +395,19 @@ class SimulatedHost:
                 if op == "get_sessions":
                     self._check_service(state, "Get-IscsiSession")
                     owners = self._owners(state)
+                    connections, disks = (
+                        bool(request.get("connections")),
+                        bool(request.get("disks")),
+                    )
                     return self._ok(
                         sessions=[
-                            self._session_view(state, s, bool(request.get("connections")), owners)
+                            self._session_view(state, s, connections, owners, disks)
                             for s in state["sessions"]
                         ]
                     )
+                lifecycle = self._lifecycle_ops().get(str(op))
+                if lifecycle is not None:
+                    return self._ok(**lifecycle(state, request, secrets))
                 if op == "digest":
                     return self._ok(**self._digest(state))
                 if op == "get_persistent_logins":
@@ -475,6 +518,8 @@ class SimulatedHost:
         login = self._add_login(state, session, bool(request.get("is_multipath_enabled")))
         if request.get("chap_username"):
             login["chap_username"] = request["chap_username"]
+        if request.get("chap_username") or secrets.get("chap_secret"):
+            login["AuthenticationType"] = "ONEWAYCHAP"  # GUESS: Register with CHAP is one-way
         if secrets.get("chap_secret"):
             # Kept as a digest: tests check the right secret arrived without storing it.
             login["chap_secret_sha256"] = hashlib.sha256(
@@ -547,6 +592,9 @@ class SimulatedHost:
             "InitiatorPortNumber": login["InitiatorPortNumber"],
             "TargetPortalAddress": login["TargetPortal"]["Address"],
             "TargetPortalPort": login["TargetPortal"]["Port"],
+            "IsMultipathEnabled": bool(login.get("IsMultipathEnabled")),
+            "AuthenticationType": login.get("AuthenticationType") or "NONE",
+            "ChapUsername": login.get("chap_username") or "",
         }
 
     @staticmethod
@@ -612,10 +660,19 @@ class SimulatedHost:
         )
 
     def _session_view(
-        self, state: dict, session: dict, connections: bool, owners: set | None = None
+        self,
+        state: dict,
+        session: dict,
+        connections: bool,
+        owners: set | None = None,
+        disks: bool = False,
     ) -> dict:
         view = {field: session.get(field) for field in SESSION_FIELDS}
         view["IsPersistent"] = self._is_persistent(state, session, owners)
         if connections:
             view["Connections"] = copy.deepcopy(session["Connections"])
+        if disks:
+            view["Disks"] = [
+                {k: v for k, v in disk.items() if k != "InUse"} for disk in session.get("Disks", [])
+            ]
         return view

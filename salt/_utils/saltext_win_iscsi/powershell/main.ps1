@@ -1,4 +1,4 @@
-# salt iscsi extension: the main script, protocol 3. Windows PowerShell 5.1 only.
+# salt iscsi extension: the main script, protocol 4. Windows PowerShell 5.1 only.
 # In:  $Payload, one request line: base64 of a UTF-8 JSON request, then for each name in the
 #      request's "secrets" list ' ' + base64 of that secret's UTF-8 text. Secrets are
 #      decoded by .NET methods only and reach Windows inside a CIM method's argument
@@ -24,6 +24,16 @@ $ConnectionFields = @(
     'ConnectionIdentifier', 'InitiatorAddress', 'InitiatorPortNumber',
     'TargetAddress', 'TargetPortNumber'
 )
+$PortalFields = @(
+    'TargetPortalAddress', 'TargetPortalPortNumber', 'InitiatorPortalAddress',
+    'InitiatorInstanceName', 'IsDataDigest', 'IsHeaderDigest'
+)
+$TargetFields = @('NodeAddress', 'IsConnected')
+$DiskFields = @(
+    'Number', 'FriendlyName', 'SerialNumber', 'Size', 'IsBoot', 'IsSystem', 'IsClustered',
+    'IsOffline'
+)
+$StorageNamespace = 'root/Microsoft/Windows/Storage'
 # What iscsicli may receive: iSCSI names, instance names (hardware HBAs carry '&'),
 # addresses (IPv6 with '%zone'). No quote, space or control character.
 $PlainName = '^[A-Za-z0-9._:\\\[\]&%-]+\z'
@@ -76,14 +86,100 @@ function Get-ConnectionData($Session) {
     }
 }
 
-function Get-SessionData([bool]$WithConnections) {
+function Get-VolumeData($Disk) {
+    # Outputs the disk's volumes (drive letter, access paths) one by one.
+    try {
+        $partitions = @(Get-Partition -DiskNumber $Disk.Number -ErrorAction Stop)
+    } catch {
+        if ([string]$_.FullyQualifiedErrorId -like 'CmdletizationQuery_NotFound*') {
+            return
+        }
+        throw
+    }
+    foreach ($partition in $partitions) {
+        $letter = ''
+        if ([int][char]$partition.DriveLetter -ne 0) {
+            $letter = [string]$partition.DriveLetter
+        }
+        $paths = @(foreach ($path in @($partition.AccessPaths)) { [string]$path })
+        if ($letter -or $paths.Count -gt 0) {
+            [ordered]@{ DriveLetter = $letter; AccessPaths = $paths }
+        }
+    }
+}
+
+function Get-DiskData($Session) {
+    # Outputs the disks behind a session, each with its volumes, one by one.
+    try {
+        $disks = @(Get-Disk -IscsiSession $Session -ErrorAction Stop)
+    } catch {
+        if ([string]$_.FullyQualifiedErrorId -like 'CmdletizationQuery_NotFound*') {
+            return
+        }
+        throw
+    }
+    foreach ($disk in $disks) {
+        $data = Select-Fields $disk $DiskFields
+        $data['Volumes'] = @(Get-VolumeData $disk)
+        $data
+    }
+}
+
+function Get-SessionData([bool]$WithConnections, [bool]$WithDisks) {
     foreach ($session in @(Get-IscsiSession -ErrorAction Stop)) {
         $data = Select-Fields $session $SessionFields
         if ($WithConnections) {
             $data['Connections'] = @(Get-ConnectionData $session)
         }
+        if ($WithDisks) {
+            $data['Disks'] = @(Get-DiskData $session)
+        }
         $data
     }
+}
+
+function Add-Optional([hashtable]$Arguments, [string]$Name, $Value) {
+    # Only what the request gives: an empty string is not "any" for CIM methods.
+    if ($null -ne $Value -and [string]$Value -ne '') {
+        $Arguments[$Name] = $Value
+    }
+}
+
+function Add-TargetPortal($Request, [hashtable]$Secret) {
+    # The CIM method New, not New-IscsiTargetPortal: the CHAP secret stays out of logged
+    # cmdlet parameters (GUESS: the method takes ChapUsername and ChapSecret as the cmdlet
+    # does; tests/windows checks it).
+    $arguments = @{
+        TargetPortalAddress    = [string]$Request.address
+        TargetPortalPortNumber = [uint16]$Request.port
+    }
+    Add-Optional $arguments 'InitiatorPortalAddress' $Request.initiator_portal_address
+    Add-Optional $arguments 'InitiatorInstanceName' $Request.initiator_instance_name
+    Add-Optional $arguments 'AuthenticationType' $Request.authentication_type
+    Add-Optional $arguments 'ChapUsername' $Request.chap_username
+    Add-Optional $arguments 'ChapSecret' $Secret['chap_secret']
+    $null = Invoke-CimMethod -Namespace $StorageNamespace -ClassName 'MSFT_iSCSITargetPortal' `
+        -MethodName 'New' -Arguments $arguments -ErrorAction Stop
+}
+
+function Connect-Target($Request, [hashtable]$Secret) {
+    # MSFT_iSCSITarget.Connect, the method behind Connect-IscsiTarget (GUESS as above for
+    # ChapUsername and ChapSecret).
+    $arguments = @{
+        NodeAddress        = [string]$Request.node_address
+        IsPersistent       = [bool]$Request.is_persistent
+        IsMultipathEnabled = [bool]$Request.is_multipath_enabled
+    }
+    Add-Optional $arguments 'TargetPortalAddress' $Request.address
+    if ($Request.address) {
+        $arguments['TargetPortalPortNumber'] = [uint16]$Request.port
+    }
+    Add-Optional $arguments 'InitiatorPortalAddress' $Request.initiator_portal_address
+    Add-Optional $arguments 'AuthenticationType' $Request.authentication_type
+    Add-Optional $arguments 'ChapUsername' $Request.chap_username
+    Add-Optional $arguments 'ChapSecret' $Secret['chap_secret']
+    $null = Invoke-CimMethod -Namespace $StorageNamespace -ClassName 'MSFT_iSCSITarget' `
+        -MethodName 'Connect' -Arguments $arguments -ErrorAction Stop
 }
 
 function Invoke-PerItem([object[]]$Items, [scriptblock]$Action) {
@@ -129,12 +225,32 @@ function Get-PersistentLoginData {
             $address = [string]$login.TargetPortal.Address
             $port = [uint16]$login.TargetPortal.Port
         }
+        # How it reconnects (MSiSCSIInitiator_TargetLoginOptions): LoginFlags bit 0x2 is
+        # ISCSI_LOGIN_FLAG_MULTIPATH_ENABLED; AuthType 1 is CHAP, 2 mutual CHAP.
+        $multipath = $false
+        $authentication = 'NONE'
+        $user = ''
+        $options = $login.LoginOptions
+        if ($null -ne $options) {
+            $multipath = (([uint32]$options.LoginFlags) -band 2) -ne 0
+            if ([uint32]$options.AuthType -eq 1) {
+                $authentication = 'ONEWAYCHAP'
+            } elseif ([uint32]$options.AuthType -eq 2) {
+                $authentication = 'MUTUALCHAP'
+            }
+            if ($null -ne $options.Username) {
+                $user = [Text.Encoding]::UTF8.GetString([byte[]]@($options.Username))
+            }
+        }
         [ordered]@{
             TargetName          = [string]$login.TargetName
             InitiatorInstance   = [string]$login.InitiatorInstance
             InitiatorPortNumber = [uint32]$login.InitiatorPortNumber
             TargetPortalAddress = $address
             TargetPortalPort    = $port
+            IsMultipathEnabled  = $multipath
+            AuthenticationType  = $authentication
+            ChapUsername        = $user
         }
     }
 }
@@ -218,7 +334,7 @@ function Get-Digest {
     }
 }
 
-$response = [ordered]@{ v = 3; ok = $true }
+$response = [ordered]@{ v = 4; ok = $true }
 try {
     $parts = $Payload.Split(' ')
     $requestJson = [Text.Encoding]::UTF8.GetString([Convert]::FromBase64String($parts[0]))
@@ -248,7 +364,8 @@ try {
     }
     switch ([string]$request.op) {
         'get_sessions' {
-            $response['sessions'] = @(Get-SessionData ([bool]$request.connections))
+            $withConnections = [bool]$request.connections
+            $response['sessions'] = @(Get-SessionData $withConnections ([bool]$request.disks))
         }
         'digest' {
             $digest = Get-Digest
@@ -289,13 +406,71 @@ try {
                 }
             )
         }
+        'get_target_portals' {
+            $response['portals'] = @(
+                foreach ($portal in @(Get-IscsiTargetPortal -ErrorAction Stop)) {
+                    Select-Fields $portal $PortalFields
+                }
+            )
+        }
+        'add_target_portal' {
+            Add-TargetPortal $request $secret
+        }
+        'remove_target_portal' {
+            $options = @{
+                TargetPortalAddress    = [string]$request.address
+                TargetPortalPortNumber = [uint16]$request.port
+            }
+            Add-Optional $options 'InitiatorPortalAddress' $request.initiator_portal_address
+            Remove-IscsiTargetPortal @options -Confirm:$false -ErrorAction Stop
+        }
+        'update_target_portal' {
+            $options = @{
+                TargetPortalAddress    = [string]$request.address
+                TargetPortalPortNumber = [uint16]$request.port
+            }
+            $null = Update-IscsiTargetPortal @options -ErrorAction Stop
+        }
+        'get_targets' {
+            $response['targets'] = @(
+                foreach ($target in @(Get-IscsiTarget -ErrorAction Stop)) {
+                    Select-Fields $target $TargetFields
+                }
+            )
+        }
+        'connect_target' {
+            Connect-Target $request $secret
+        }
+        'disconnect' {
+            # Each item names its target: Disconnect-IscsiTarget selects targets by node
+            # address and calls Disconnect(SessionIdentifier) on each one selected.
+            $response['results'] = @(
+                foreach ($item in @($request.sessions)) {
+                    $result = [ordered]@{ id = [string]$item.id; ok = $true }
+                    try {
+                        Disconnect-IscsiTarget -NodeAddress ([string]$item.node_address) `
+                            -SessionIdentifier ([string]$item.id) -Confirm:$false -ErrorAction Stop
+                    } catch {
+                        $result['ok'] = $false
+                        $result['error'] = ConvertTo-ErrorData $_
+                    }
+                    $result
+                }
+            )
+        }
+        'set_chap_secret' {
+            # The initiator's mutual-CHAP secret, through the CIM method (no logged parameter).
+            $arguments = @{ ChapSecret = $secret['chap_secret'] }
+            $null = Invoke-CimMethod -Namespace $StorageNamespace -ClassName 'MSFT_iSCSISession' `
+                -MethodName 'SetCHAPSecret' -Arguments $arguments -ErrorAction Stop
+        }
         default {
             $message = 'unknown operation: ' + [string]$request.op
             throw (New-ErrorRecord $message 'IscsiUnknownOperation' 'InvalidArgument')
         }
     }
 } catch {
-    $response = [ordered]@{ v = 3; ok = $false; error = (ConvertTo-ErrorData $_) }
+    $response = [ordered]@{ v = 4; ok = $false; error = (ConvertTo-ErrorData $_) }
 }
 $responseJson = ConvertTo-Json -InputObject $response -Depth 8 -Compress -ErrorAction Stop
 [Convert]::ToBase64String([Text.Encoding]::UTF8.GetBytes($responseJson))

@@ -1,0 +1,301 @@
+"""Desired states of a target: connected (over given paths, with the wanted persistence,
+MPIO flag and authentication) or absent (in the order that keeps it from coming back).
+
+Each ``ensure_*`` reads the host, acts, and reads again to verify, all in one HostCall (one
+PowerShell process). With ``test`` it only reports what it would change. The result is
+``{"changes": {...}, "comments": [...], "errors": [...]}``; the states turn it into their
+return, the module returns it as is.
+"""
+
+from __future__ import annotations
+
+from saltext_win_iscsi import lifecycle
+from saltext_win_iscsi.errors import IscsiError
+from saltext_win_iscsi.hostcall import HostCall
+from saltext_win_iscsi.persistence import Opener, remove_logins, scrub
+from saltext_win_iscsi.protocol import describe_windows_error
+from saltext_win_iscsi.selection import Selector, login_selector
+from saltext_win_iscsi.spec import (
+    Portal,
+    TargetSpec,
+    logins_on,
+    on_portal,
+    path_problems,
+    same_target,
+)
+
+
+class _Report:
+    def __init__(self, secrets: dict | None) -> None:
+        self.changes: dict[str, dict] = {}
+        self.comments: list[str] = []
+        self.errors: list[str] = []
+        self._secrets = secrets
+
+    def error(self, text: str) -> None:
+        self.errors.append(scrub(text, self._secrets))
+
+    def result(self) -> dict:
+        return {"changes": self.changes, "comments": self.comments, "errors": self.errors}
+
+
+def ensure_connected(opener: Opener, spec: TargetSpec, test: bool) -> dict:
+    report = _Report(spec.secrets)
+    with HostCall(opener) as host:
+        portals = host.request("get_target_portals")["portals"]
+        for portal in spec.portals:
+            if lifecycle.find_portal(portals, portal) is None:
+                report.changes[f"portal {portal.label}"] = {"old": "absent", "new": "present"}
+                if not test:
+                    lifecycle.add_target_portal(host, portal)
+        targets = host.request("get_targets")["targets"]
+        if not any(
+            same_target({"TargetName": t.get("NodeAddress")}, spec.node_address) for t in targets
+        ):
+            if test:
+                report.comments.append(f"{spec.node_address} is not discovered yet.")
+            else:
+                for portal in spec.portals:
+                    lifecycle.update_target_portal(host, portal)
+                targets = host.request("get_targets")["targets"]
+                if not any(
+                    same_target({"TargetName": t.get("NodeAddress")}, spec.node_address)
+                    for t in targets
+                ):
+                    offered = ", ".join(p.label for p in spec.portals) or "the configured portals"
+                    report.error(f"{spec.node_address} is not offered by {offered}")
+                    return report.result()
+        sessions = host.sessions(connections=True)
+        logins = host.logins()
+        _converge_paths(host, spec, sessions, logins, test, report)
+        if not test and host.done:
+            after_sessions = host.sessions(connections=True)
+            for problem in path_problems(spec, after_sessions, host.logins()):
+                report.error(f"after the changes, {problem}")
+    return report.result()
+
+
+def _converge_paths(
+    host: HostCall, spec: TargetSpec, sessions: list, logins: list, test: bool, report: _Report
+) -> None:
+    mine = [s for s in sessions if same_target(s, spec.node_address)]
+    secret_set = False
+    for portal in spec.portals or (None,):
+        where = f" via {portal.label}" if portal else ""
+        label = f"{spec.node_address}{where}"
+        session = next((s for s in mine if on_portal(s, portal)), None)
+        if session is None:
+            report.changes[f"session {label}"] = {
+                "old": "disconnected",
+                "new": "connected" + (", persistent" if spec.persistent else ""),
+            }
+            if test:
+                continue
+            if (
+                spec.authentication == "MUTUALCHAP"
+                and spec.initiator_chap_secret
+                and not secret_set
+            ):
+                lifecycle.set_chap_secret(host, spec.initiator_chap_secret)
+                secret_set = True
+            try:
+                lifecycle.connect(
+                    host,
+                    spec.node_address,
+                    portal,
+                    persistent=spec.persistent,
+                    multipath=spec.multipath,
+                    authentication_type=spec.authentication,
+                    chap_username=spec.chap_username,
+                    secrets=spec.secrets,
+                )
+            except IscsiError as exc:  # reported per path, the others go on
+                del report.changes[f"session {label}"]
+                report.error(f"cannot connect {label}: {exc}")
+            continue
+        _converge_persistence(
+            host, spec, session, logins_on(logins, spec, portal), label, test, report
+        )
+
+
+def _converge_persistence(
+    host: HostCall,
+    spec: TargetSpec,
+    session: dict,
+    path_logins: list[dict],
+    label: str,
+    test: bool,
+    report: _Report,
+) -> None:
+    sid = session["SessionIdentifier"]
+    wrong = [lg for lg in path_logins if not spec.login_ok(lg)]
+    if spec.persistent and path_logins and not wrong:
+        return
+    if not spec.persistent and not path_logins and not session.get("IsPersistent"):
+        return
+    steps = []
+    if path_logins or session.get("IsPersistent"):
+        steps.append("unregister")
+    if spec.persistent:
+        steps.append("register")
+    change = {"session": sid, "steps": steps}
+    if wrong and spec.persistent:
+        old = wrong[0]
+        change["old"] = {
+            "IsMultipathEnabled": bool(old.get("IsMultipathEnabled")),
+            "AuthenticationType": old.get("AuthenticationType"),
+        }
+        change["new"] = {
+            "IsMultipathEnabled": spec.multipath,
+            "AuthenticationType": spec.authentication,
+        }
+    else:
+        change["old"] = {"IsPersistent": bool(path_logins or session.get("IsPersistent"))}
+        change["new"] = {"IsPersistent": spec.persistent}
+    report.changes[f"persistence {label}"] = change
+    if test:
+        return
+    if "unregister" in steps:
+        error = host.per_session("unregister", [sid]).get(sid)
+        if error:
+            report.error(f"cannot unregister {sid} ({label}): {describe_windows_error(error)}")
+            return
+        # Entries the session no longer owns (older registrations of this path).
+        portal_glob = [
+            f"{lg['TargetPortalAddress']}:{lg['TargetPortalPort']}" for lg in path_logins
+        ]
+        select = login_selector([spec.node_address], portal_glob or None, None)
+        for entry in remove_logins(host, select, test=False):
+            if entry["status"] == "failed":
+                report.error(f"cannot remove a persistent login of {label}: {entry['error']}")
+    if spec.persistent:
+        fields = {"is_multipath_enabled": spec.multipath, "chap_username": spec.chap_username}
+        error = host.per_session("register", [sid], spec.secrets, **fields).get(sid)
+        if error:
+            report.error(f"cannot register {sid} ({label}): {describe_windows_error(error)}")
+
+
+# -- absent ---------------------------------------------------------------------------------
+
+
+def _risks(session: dict) -> list[str]:
+    """Why disconnecting this session would hurt: boot/system/clustered disks, online volumes."""
+    found = []
+    for disk in session.get("Disks") or []:
+        name = f"disk {disk.get('Number')} ({disk.get('FriendlyName')})"
+        for flag, what in (
+            ("IsBoot", "boot"),
+            ("IsSystem", "system"),
+            ("IsClustered", "clustered"),
+        ):
+            if disk.get(flag):
+                found.append(f"{name} is a {what} disk")
+        volumes = [
+            v.get("DriveLetter") or (v.get("AccessPaths") or ["?"])[0]
+            for v in disk.get("Volumes") or []
+        ]
+        if not disk.get("IsOffline") and volumes:
+            found.append(f"{name} is online with volume(s) {', '.join(map(str, volumes))}")
+    return found
+
+
+def ensure_absent(
+    opener: Opener, target: list[str], force: bool, keep_portals: list[Portal], test: bool
+) -> dict:
+    """Unregister, disconnect, remove leftover persistent logins, then the portals nothing
+    else uses. Refuses, changing nothing, when a session carries a boot, system or clustered
+    disk or an online volume, unless ``force``."""
+    report = _Report(None)
+    select = Selector(target_node_address=target)
+    with HostCall(opener) as host:
+        sessions = host.sessions(connections=True, disks=True)
+        mine = [s for s in sessions if select(s)]
+        risks = [
+            f"{s['SessionIdentifier']} ({s['TargetNodeAddress']}): {r}"
+            for s in mine
+            for r in _risks(s)
+        ]
+        if risks and not force:
+            report.error(
+                "refusing to disconnect (set force: True to do it anyway): " + "; ".join(risks)
+            )
+            return report.result()
+        logins = host.logins()
+        portals = host.request("get_target_portals")["portals"]
+        used = _portals_of(mine, [lg for lg in logins if select.selects_login(lg)])
+        for session in mine:
+            sid, name = session["SessionIdentifier"], session["TargetNodeAddress"]
+            change = {"old": "connected" + (", persistent" if session.get("IsPersistent") else "")}
+            change["new"] = "disconnected"
+            report.changes[f"session {sid} ({name})"] = change
+        if not test and mine:
+            persistent = [s["SessionIdentifier"] for s in mine if s.get("IsPersistent")]
+            for sid, error in host.per_session("unregister", persistent).items():
+                if error:
+                    report.error(f"cannot unregister {sid}: {describe_windows_error(error)}")
+            for sid, error in lifecycle.disconnect(host, mine).items():
+                if error:
+                    report.error(f"cannot disconnect {sid}: {describe_windows_error(error)}")
+        # Every persistent login of the targets goes: most with their sessions' unregister,
+        # the rest (targets that are down, older registrations) explicitly. Reported from
+        # what is there now, so that test mode shows exactly what a real run changes.
+        targets_logins = [lg for lg in logins if select.selects_login(lg)]
+        for login in targets_logins:
+            label = (
+                f"persistent login {login['TargetName']} @ "
+                f"{login['TargetPortalAddress']}:{login['TargetPortalPort']}"
+            )
+            entry = report.changes.setdefault(
+                label, {"entries": 0, "old": "present", "new": "removed"}
+            )
+            entry["entries"] += 1
+        if not test:
+            for entry in remove_logins(host, login_selector(target, None, None), test=False):
+                if entry["status"] == "failed":
+                    report.error(
+                        f"cannot remove a persistent login of {entry['TargetName']}: {entry['error']}"
+                    )
+        _remove_unused_portals(
+            host, portals, used, sessions, mine, logins, select, keep_portals, test, report
+        )
+        if not test and host.done:
+            left = [s for s in host.sessions() if select(s)]
+            left_logins = [lg for lg in host.logins() if select.selects_login(lg)]
+            if left or left_logins:
+                report.error(
+                    f"after the changes, {len(left)} session(s) and {len(left_logins)} "
+                    "persistent login(s) of the target remain"
+                )
+    return report.result()
+
+
+def _portals_of(sessions: list[dict], logins: list[dict]) -> set[tuple[str, int]]:
+    found = set()
+    for session in sessions:
+        for c in session.get("Connections") or []:
+            found.add((str(c.get("TargetAddress")).lower(), int(c.get("TargetPortNumber") or 0)))
+    for login in logins:
+        if login.get("TargetPortalAddress"):
+            found.add(
+                (str(login["TargetPortalAddress"]).lower(), int(login.get("TargetPortalPort") or 0))
+            )
+    return found
+
+
+def _remove_unused_portals(host, portals, used, sessions, mine, logins, select, keep, test, report):
+    others = _portals_of(
+        [s for s in sessions if s not in mine],
+        [lg for lg in logins if not select.selects_login(lg)],
+    )
+    kept = {(p.address.lower(), p.port) for p in keep}
+    for portal in portals:
+        key = (str(portal["TargetPortalAddress"]).lower(), int(portal["TargetPortalPortNumber"]))
+        if key not in used or key in others or key in kept:
+            continue
+        target_portal = Portal(portal["TargetPortalAddress"], key[1])
+        report.changes[f"portal {target_portal.label}"] = {"old": "present", "new": "absent"}
+        if not test:
+            try:
+                lifecycle.remove_target_portal(host, target_portal)
+            except IscsiError as exc:  # reported, the rest is done
+                report.error(f"cannot remove portal {target_portal.label}: {exc}")
