@@ -136,7 +136,8 @@ def split_portal(value: object) -> tuple[str, int]:
     match = re.fullmatch(r"\[([^\[\]]+)\](?::([^:]*))?", text) or re.fullmatch(
         r"([^:\[\]]+)(?::([^:]*))?", text
     )
-    if not match:
+    # Brackets are for IPv6 only (iscsiadm would read a bracketed name as an address).
+    if not match or (text.startswith("[") and ":" not in match.group(1)):
         raise IscsiInputError(
             f"iSCSI: portal {safe_text(value)} must be address:port, IPv6 as [address]:port"
         )
