@@ -27,7 +27,7 @@ import pytest
 
 from saltext_win_iscsi.errors import IscsiInputError
 from saltext_win_iscsi.openiscsi import nodedb, persistence
-from saltext_win_iscsi.openiscsi.iscsiadm import Iscsiadm, split_portal
+from saltext_win_iscsi.openiscsi.iscsiadm import Iscsiadm, IscsiadmError, split_portal
 from saltext_win_iscsi.openiscsi.parse import parse_node_list, parse_session_tree
 from saltext_win_iscsi.selection import Selector, login_selector
 
@@ -273,9 +273,23 @@ def test_remove_persistent_login_sets_manual_and_keeps_the_record(gfs):
 
 
 def test_unknown_records(gfs):
+    # iscsiadm prints "No records found" and exits 21: no record, no error.
     assert gfs.adm.set_startup(f"{GFS}9", "10.131.0.11", 3260, "default", "manual") is False
     assert gfs.adm.show_node(f"{GFS}1", "10.131.0.99", 3260, "default") == ""
+    # An iface that does not exist is an error (exit 3), named as iscsiadm names it.
+    with pytest.raises(IscsiadmError, match=r"exit 3, .*Could not read iface info for nosuch"):
+        gfs.adm.set_startup(f"{GFS}1", "10.131.0.11", 3260, "nosuch", "manual")
     assert len(gfs.listed()) == 4  # iscsiadm created nothing
+    assert gfs.startup(f"{GFS}1", "10.131.0.11:3260") == ("manual", "manual")
+
+
+def test_no_sessions_on_this_machine(real_iscsiadm, host_before, tmp_path):
+    """The real ``iscsiadm -m session -P 3`` here: no iscsi_tcp, "No active sessions" (21)."""
+    db = PrivateDb(tmp_path)
+    assert db.adm.session_tree() == ""
+    assert persistence.get_sessions(db.adm, Selector()) == []
+    assert unregister(db.adm, Selector(session_identifier="1")) == {"1": {"status": "not_found"}}
+    assert persistence.get_persistent_logins(db.adm, login_selector("*", None, None)) == []
 
 
 def test_test_mode_changes_nothing(gfs):

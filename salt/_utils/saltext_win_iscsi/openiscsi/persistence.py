@@ -92,6 +92,8 @@ def _with_records(sessions: list[dict], records: dict[RecordKey, dict]) -> list[
 def read_sessions(adm: Iscsiadm, records: dict[RecordKey, dict] | None = None) -> list[dict]:
     """Every session, with ``IsPersistent`` and ``StartupMode`` from its node record."""
     sessions = parse_session_tree(adm.session_tree())
+    if not sessions:
+        return []  # no need to read the records
     return _with_records(sessions, read_records(adm) if records is None else records)
 
 
