@@ -1,0 +1,293 @@
+"""Running ``iscsiadm``: argv lists only, a timeout, exit codes turned into clear errors.
+
+Every target name, portal and iface name is checked before it is put into argv: iscsiadm
+parses ``-p`` itself (``address:port,tpgt``, IPv6 in brackets) and uses target and iface
+names as file names in its node database, so a comma, a slash, whitespace, a control
+character or a leading ``-`` would be misread, not merely rejected.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import signal
+import subprocess
+from collections.abc import Sequence
+
+from saltext_win_iscsi.errors import IscsiError, IscsiInputError, safe_text
+
+DEFAULT_TIMEOUT = 60.0
+STARTUP_MODES = ("manual", "automatic", "onboot")
+DEFAULT_PORT = 3260
+
+# iscsiadm's exit codes (open-iscsi include/iscsi_err.h, also in iscsiadm(8) EXIT STATUS).
+EXIT_CODES = {
+    1: "generic error",
+    2: "session not found",
+    3: "out of memory, or a resource (e.g. the iface) could not be read",
+    4: "connection problem",
+    5: "login failed",
+    6: "error accessing the node database",
+    7: "invalid argument",
+    8: "connection timed out",
+    9: "internal iscsid or kernel error",
+    10: "logout failed",
+    11: "iSCSI PDU timed out",
+    12: "iSCSI transport module not loaded",
+    13: "permission denied (run as root)",
+    14: "operation not supported by the transport",
+    15: "session is logged in",
+    16: "invalid request to iscsid",
+    17: "iSNS not supported",
+    18: "read or write to iscsid failed",
+    19: "fatal login error",
+    20: "could not connect to iscsid",
+    21: "no records, targets or sessions found",
+    22: "sysfs lookup failed",
+    23: "host not found",
+    24: "login authentication failed",
+    25: "iSNS query failed",
+    26: "iSNS registration failed",
+    27: "operation not supported",
+    28: "device or resource busy",
+    29: "temporary failure, retry later",
+    30: "unknown discovery type",
+    31: "child process terminated",
+    32: "session not connected",
+    33: "request to iscsid timed out",
+}
+NO_OBJS_FOUND = 21
+
+# RFC 3720 caps iSCSI names at 223 bytes. Letters, digits and . - : _ cover iqn., eui. and
+# naa. names as arrays really name targets (upper case and '_' occur in the wild); the
+# first character must be alphanumeric, so no option-like or hidden name gets through.
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9.:_-]{0,222}")
+# open-iscsi keeps iface names below 65 bytes; offload ifaces look like bnx2i.00:10:18:aa:bb:cc.
+_IFACE = re.compile(r"[A-Za-z0-9][A-Za-z0-9.:_-]{0,63}")
+_LABEL = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+_ZONE = re.compile(r"[A-Za-z0-9_.-]{1,15}")
+
+
+def check_name(value: object, what: str = "target name") -> str:
+    """``value`` if it is an iSCSI name iscsiadm cannot misread, else IscsiInputError."""
+    if not isinstance(value, str) or not _NAME.fullmatch(value):
+        raise IscsiInputError(
+            f"iSCSI: {what} {safe_text(value)} is not a valid iSCSI name for iscsiadm "
+            "(letters, digits and . - : _ only, starting with a letter or digit, at most "
+            "223 characters)"
+        )
+    return value
+
+
+def check_iface(value: object) -> str:
+    """``value`` if it is an iface name iscsiadm cannot misread, else IscsiInputError."""
+    if not isinstance(value, str) or not _IFACE.fullmatch(value):
+        raise IscsiInputError(
+            f"iSCSI: iface name {safe_text(value)} is not valid for iscsiadm (letters, "
+            "digits and . - : _ only, starting with a letter or digit, at most 64 characters)"
+        )
+    return value
+
+
+def check_address(value: object) -> str:
+    """An IPv4 or IPv6 address (no brackets) or a host name; IscsiInputError otherwise."""
+    text = value if isinstance(value, str) else ""
+    if text and ":" in text:
+        address, _, zone = text.partition("%")
+        try:
+            ipaddress.IPv6Address(address)
+        except ValueError:
+            pass
+        else:
+            if not zone or _ZONE.fullmatch(zone):
+                return text
+    elif text and len(text) <= 253 and all(_LABEL.fullmatch(p) for p in text.split(".")):
+        # Covers dotted IPv4 too; a host name may not start with '-' (RFC 1123).
+        return text
+    raise IscsiInputError(
+        f"iSCSI: portal address {safe_text(value)} is not an IPv4 or IPv6 address or a host name"
+    )
+
+
+def check_port(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise IscsiInputError(f"iSCSI: portal port {safe_text(value)} is not a number")
+    text = str(value)
+    if not text.isascii() or not text.isdigit() or not 0 < int(text) < 65536:
+        raise IscsiInputError(f"iSCSI: portal port {safe_text(value)} is not 1 to 65535")
+    return int(text)
+
+
+def portal_arg(address: object, port: object = DEFAULT_PORT) -> str:
+    """The ``-p`` value for an address and port: ``a.b.c.d:port`` or ``[v6]:port``."""
+    address = check_address(address)
+    port = check_port(port)
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+
+
+def split_portal(value: object) -> tuple[str, int]:
+    """``(address, port)`` of a user's portal: ``address[:port]``, IPv6 as ``[addr][:port]``.
+
+    No tpgt (``,1``): iscsiadm would read it as one, so a comma is refused like any other
+    separator.
+    """
+    text = value if isinstance(value, str) else ""
+    match = re.fullmatch(r"\[([^\[\]]+)\](?::([^:]*))?", text) or re.fullmatch(
+        r"([^:\[\]]+)(?::([^:]*))?", text
+    )
+    # Brackets are for IPv6 only (iscsiadm would read a bracketed name as an address).
+    if not match or (text.startswith("[") and ":" not in match.group(1)):
+        raise IscsiInputError(
+            f"iSCSI: portal {safe_text(value)} must be address:port, IPv6 as [address]:port"
+        )
+    address, port = match.group(1), match.group(2)
+    return check_address(address), check_port(port) if port is not None else DEFAULT_PORT
+
+
+def check_startup(value: object) -> str:
+    if value not in STARTUP_MODES:
+        raise IscsiInputError(
+            f"iSCSI: startup mode {safe_text(value)} is not one of {', '.join(STARTUP_MODES)}"
+        )
+    return str(value)
+
+
+def record_args(target: object, address: object, port: object, iface: object) -> list[str]:
+    """``-T target -p portal -I iface``: exactly one node record (any tpgt), all checked."""
+    return ["-T", check_name(target), "-p", portal_arg(address, port), "-I", check_iface(iface)]
+
+
+class Iscsiadm:
+    """Runs ``iscsiadm`` (optionally behind ``prefix``, e.g. ``unshare`` in tests).
+
+    ``run`` takes the arguments after the executable and returns stdout; every failure is
+    an ``IscsiError`` naming the command, the exit code and its meaning, and what iscsiadm
+    printed.
+    """
+
+    def __init__(
+        self,
+        executable: str = "iscsiadm",
+        timeout: float = DEFAULT_TIMEOUT,
+        prefix: Sequence[str] = (),
+    ) -> None:
+        self.executable = executable
+        self.timeout = float(timeout)
+        self.prefix = list(prefix)
+
+    def argv(self, args: Sequence[str]) -> list[str]:
+        return [*self.prefix, self.executable, *args]
+
+    def run(self, args: Sequence[str], empty_ok: bool = False) -> str:
+        """stdout of ``iscsiadm args``; with ``empty_ok`` "nothing found" (21) is ``""``."""
+        if not all(isinstance(a, str) for a in args):
+            raise IscsiInputError("iSCSI: iscsiadm arguments must be strings")
+        argv = self.argv(args)
+        command = " ".join(["iscsiadm", *args])
+        # C locale: iscsiadm is not translated, but its helpers may be; stable output.
+        env = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"), "LC_ALL": "C"}
+        try:
+            # A session of its own, so that a timeout kills the whole group (a prefix such
+            # as unshare, iscsiadm, and anything iscsiadm started).
+            proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=env,
+                start_new_session=True,
+            )
+        except FileNotFoundError:
+            raise IscsiError(
+                f"iSCSI: {argv[0]} not found: install open-iscsi (Debian/Ubuntu), "
+                "iscsi-initiator-utils (RHEL/Fedora) or open-iscsi (SUSE)"
+            ) from None
+        except OSError as exc:
+            raise IscsiError(f"iSCSI: cannot run {argv[0]}: {exc}") from None
+        try:
+            out, err = proc.communicate(timeout=self.timeout)
+        except subprocess.TimeoutExpired:
+            _kill_group(proc)
+            proc.communicate()
+            raise IscsiError(
+                f"iSCSI: '{command}' did not finish within {self.timeout:g} s and was killed"
+            ) from None
+        stdout = out.decode("utf-8", "replace")
+        if proc.returncode == 0:
+            return stdout
+        if proc.returncode == NO_OBJS_FOUND and empty_ok:
+            return ""
+        raise IscsiadmError(command, proc.returncode, err.decode("utf-8", "replace"))
+
+    # The few operations the backend uses; every value is checked on the way in.
+
+    def session_tree(self) -> str:
+        """``iscsiadm -m session -P 3`` (``""`` when there is no session)."""
+        return self.run(["-m", "session", "-P", "3"], empty_ok=True)
+
+    def node_records(self) -> str:
+        """``iscsiadm -m node -o show``: every node record (``""`` when there is none)."""
+        return self.run(["-m", "node", "-o", "show"], empty_ok=True)
+
+    def show_node(self, target: str, address: str, port: int, iface: str) -> str:
+        """One record as ``-o show`` prints it; ``""`` when it does not exist."""
+        return self.run(
+            ["-m", "node", *record_args(target, address, port, iface), "-o", "show"],
+            empty_ok=True,
+        )
+
+    def set_startup(self, target: str, address: str, port: int, iface: str, mode: str) -> bool:
+        """Set ``node.startup`` and ``node.conn[0].startup``; False if there is no record."""
+        mode = check_startup(mode)
+        args = ["-m", "node", *record_args(target, address, port, iface), "-o", "update"]
+        # One call, both names: iscsiadm writes the record once (several -n/-v pairs are
+        # supported since open-iscsi 2.0-873); callers verify with a fresh read.
+        args += ["-n", "node.startup", "-v", mode, "-n", "node.conn[0].startup", "-v", mode]
+        try:
+            self.run(args)
+        except IscsiadmError as exc:
+            if exc.code == NO_OBJS_FOUND:
+                return False
+            raise
+        return True
+
+    def new_node(
+        self, target: str, address: str, port: int, iface: str = "default", tpgt: int = -1
+    ) -> None:
+        """Create a node record (``-o new``); an existing one is reset to the defaults."""
+        portal = portal_arg(address, port)
+        if tpgt != -1:
+            if isinstance(tpgt, bool) or not isinstance(tpgt, int) or not 0 <= tpgt < 65536:
+                raise IscsiInputError(f"iSCSI: tpgt {safe_text(tpgt)} is not 0 to 65535")
+            portal += f",{tpgt}"
+        self.run(
+            ["-m", "node", "-T", check_name(target), "-p", portal]
+            + ["-I", check_iface(iface), "-o", "new"]
+        )
+
+
+class IscsiadmError(IscsiError):
+    """iscsiadm exited with an error; ``code`` is its exit code."""
+
+    def __init__(self, command: str, code: int, stderr: str) -> None:
+        self.command = command
+        self.code = code
+        self.stderr = stderr
+        meaning = EXIT_CODES.get(code, "unknown exit code")
+        if code < 0:
+            meaning = f"killed by signal {-code}"
+        said = [
+            line.strip()
+            for line in stderr.splitlines()
+            if line.strip().startswith("iscsiadm:") or line.strip().startswith("iSCSI ERROR")
+        ] or [line.strip() for line in stderr.splitlines() if line.strip()]
+        detail = f": {safe_text('; '.join(said[-3:]), 400)}" if said else ""
+        super().__init__(f"iSCSI: '{command}' failed (exit {code}, {meaning}){detail}")
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        proc.kill()

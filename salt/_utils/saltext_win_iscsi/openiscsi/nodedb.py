@@ -1,0 +1,140 @@
+"""The beacon's cheap check on Linux: a digest of the node records that are persistent.
+
+The digest covers exactly what makes a login happen at boot: which node records have
+``node.startup = automatic``. It changes when a record becomes or stops being automatic, or
+an automatic record appears or goes; not when a manual record is added, nor when another
+setting of a record is rewritten.
+
+How it is computed, cheapest first:
+
+1. the record files under the node database (``/etc/iscsi/nodes`` on Debian/Ubuntu and
+   upstream 2.1, ``/var/lib/iscsi/nodes`` on RHEL/SUSE): one ``lstat`` per file, and a read
+   of only the files whose inode, size or times changed since the last tick (``cache``);
+2. where no node directory can be read: one ``iscsiadm -m node -o show``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import stat
+
+from saltext_win_iscsi.errors import IscsiError
+from saltext_win_iscsi.openiscsi.iscsiadm import Iscsiadm
+from saltext_win_iscsi.openiscsi.parse import parse_node_records
+from saltext_win_iscsi.openiscsi.persistence import (
+    PERSISTENT,
+    logins_of,
+    read_records,
+    read_sessions,
+)
+from saltext_win_iscsi.selection import Selector
+
+DEFAULT_NODE_DIRS = ("/etc/iscsi/nodes", "/var/lib/iscsi/nodes")
+MAX_RECORD_BYTES = 1 << 20  # a record is ~2 KiB; refuse to slurp anything odd
+
+Cache = dict[str, tuple[tuple[int, ...], str | None]]
+
+
+def _startup(path: str) -> str | None:
+    """``node.startup`` of a record file (None if it has none)."""
+    with open(path, "rb") as handle:
+        data = handle.read(MAX_RECORD_BYTES)
+    for line in data.splitlines():
+        key, sep, value = line.partition(b"=")
+        if sep and key.strip() == b"node.startup":
+            return value.strip().decode("ascii", "replace")
+    return None
+
+
+def _from_files(roots: list[str], cache: Cache | None) -> list[list[str]]:
+    entries = []
+    seen: Cache = {}
+    for root in roots:
+        for dirpath, dirnames, filenames in os.walk(root, onerror=_raise):
+            dirnames.sort()
+            for name in sorted(filenames):
+                path = os.path.join(dirpath, name)
+                st = os.lstat(path)
+                if not stat.S_ISREG(st.st_mode):
+                    continue  # old send_targets links, sockets, ...: not records
+                signature = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+                known = (cache or {}).get(path)
+                mode = known[1] if known and known[0] == signature else _startup(path)
+                seen[path] = (signature, mode)
+                if mode == PERSISTENT:
+                    entries.append([root, os.path.relpath(path, root)])
+    if cache is not None:
+        cache.clear()
+        cache.update(seen)
+    return entries
+
+
+def _raise(error: OSError) -> None:
+    raise error
+
+
+def digest(
+    adm: Iscsiadm | None = None,
+    node_dirs: tuple[str, ...] | list[str] = DEFAULT_NODE_DIRS,
+    cache: Cache | None = None,
+) -> dict:
+    """``{"digest", "count", "source"}``: a hash of the persistent records, their number,
+    and ``files`` or ``iscsiadm`` (how it was read). Keep ``cache`` between calls."""
+    roots = [d for d in node_dirs if os.path.isdir(d)]
+    if roots:
+        try:
+            entries = _from_files(roots, cache)
+            source = "files"
+        except OSError as exc:
+            if adm is None:
+                raise IscsiError(f"iSCSI: cannot read the node database: {exc}") from None
+            roots = []
+    if not roots:
+        if adm is None:
+            entries, source = [], "files"  # no node database at all: nothing persistent
+        else:
+            records = parse_node_records(adm.node_records())
+            entries = sorted(
+                [r["target"], r["address"], str(r["port"]), str(r["tpgt"]), r["iface"]]
+                for r in records
+                if r["startup"] == PERSISTENT
+            )
+            source = "iscsiadm"
+    text = json.dumps(sorted(entries), separators=(",", ":"))
+    return {
+        "digest": hashlib.sha256(text.encode("utf-8")).hexdigest(),
+        "count": len(entries),
+        "source": source,
+    }
+
+
+def watch(
+    adm: Iscsiadm,
+    select: Selector,
+    previous_digest: str | None,
+    node_dirs: tuple[str, ...] | list[str] = DEFAULT_NODE_DIRS,
+    cache: Cache | None = None,
+) -> dict:
+    """The beacon's tick: ``{"digest", "count", "changed"}``, and when changed, as the
+    Windows ``watch``: ``sessions`` (every session), ``selected`` (ids of the persistent
+    sessions ``select`` matches) and ``logins`` (every persistent login, with ``selected``).
+    """
+    state = digest(adm, node_dirs, cache)
+    result = {
+        "digest": state["digest"],
+        "count": state["count"],
+        "changed": state["digest"] != previous_digest,
+    }
+    if result["changed"]:
+        records = read_records(adm)
+        sessions = read_sessions(adm, records)
+        result["sessions"] = sessions
+        result["selected"] = [
+            s["SessionIdentifier"] for s in sessions if s.get("IsPersistent") and select(s)
+        ]
+        result["logins"] = [
+            {**login, "selected": select.selects_login(login)} for login in logins_of(records)
+        ]
+    return result

@@ -1,0 +1,287 @@
+"""Persistence on Linux: the same calls and statuses as ``saltext_win_iscsi.persistence``.
+
+A session is persistent when the node record it was logged in from (target, persistent
+portal, iface) has ``node.startup = automatic``. Unregistering a session sets that record
+to ``manual``, registering sets it to ``automatic`` (both ``node.startup`` and
+``node.conn[0].startup``); the persistent logins are the ``automatic`` records, whether a
+session exists or not. Records are never created or deleted here.
+
+Each call reads the sessions and the records once (two iscsiadm runs), changes one record
+per iscsiadm run, and reads the records again to report what really happened.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+from saltext_win_iscsi.errors import IscsiError, IscsiInputError
+from saltext_win_iscsi.openiscsi.iscsiadm import Iscsiadm
+from saltext_win_iscsi.openiscsi.parse import parse_node_records, parse_session_tree
+from saltext_win_iscsi.policy import Policy
+from saltext_win_iscsi.protocol import ANY_PORT, login_key
+from saltext_win_iscsi.selection import Selector
+
+PERSISTENT = "automatic"
+NOT_PERSISTENT = "manual"
+
+RecordKey = tuple[str, str, int, str]
+
+
+def _address(address: str | None) -> str:
+    """An address as the records and the sessions can both be compared by."""
+    text = (address or "").strip().strip("[]")
+    try:
+        return str(ipaddress.ip_address(text.partition("%")[0])) + (
+            "%" + text.partition("%")[2] if "%" in text else ""
+        )
+    except ValueError:
+        return text.lower()  # a host name
+
+
+def record_key(record: dict) -> RecordKey:
+    return (
+        str(record.get("target") or ""),
+        _address(record.get("address")),
+        int(record.get("port") or 0),
+        str(record.get("iface") or "default"),
+    )
+
+
+def session_key(session: dict) -> RecordKey:
+    """The key of the record a session was logged in from (its persistent portal)."""
+    connection = (session.get("Connections") or [{}])[0]
+    address = session.get("PersistentPortalAddress") or connection.get("TargetAddress")
+    port = session.get("PersistentPortalPort") or connection.get("TargetPortNumber")
+    return (
+        str(session.get("TargetNodeAddress") or ""),
+        _address(address),
+        int(port or 0),
+        str(session.get("InitiatorInstanceName") or "default"),
+    )
+
+
+def read_records(adm: Iscsiadm) -> dict[RecordKey, dict]:
+    """Every node record, by key; records differing only in tpgt collapse (iscsiadm's
+    ``-T -p -I`` reaches them together)."""
+    records: dict[RecordKey, dict] = {}
+    for record in parse_node_records(adm.node_records()):
+        key = record_key(record)
+        if key in records:
+            records[key]["entries"] += 1
+        else:
+            records[key] = {**record, "entries": 1}
+    return records
+
+
+def _find(records: dict[RecordKey, dict], key: RecordKey) -> dict | None:
+    if key in records:
+        return records[key]
+    # Target names: iscsiadm compares exactly, but a session may show other case.
+    folded = (key[0].lower(), *key[1:])
+    return next((r for k, r in records.items() if (k[0].lower(), *k[1:]) == folded), None)
+
+
+def _with_records(sessions: list[dict], records: dict[RecordKey, dict]) -> list[dict]:
+    for session in sessions:
+        record = _find(records, session_key(session))
+        session["StartupMode"] = record["startup"] if record else None
+        session["IsPersistent"] = bool(record and record["startup"] == PERSISTENT)
+    return sessions
+
+
+def read_sessions(adm: Iscsiadm, records: dict[RecordKey, dict] | None = None) -> list[dict]:
+    """Every session, with ``IsPersistent`` and ``StartupMode`` from its node record."""
+    sessions = parse_session_tree(adm.session_tree())
+    if not sessions:
+        return []  # no need to read the records
+    return _with_records(sessions, read_records(adm) if records is None else records)
+
+
+def as_login(record: dict) -> dict:
+    """A persistent record as the Windows persistent-login fields (plus the tpgt)."""
+    return {
+        "TargetName": record["target"],
+        "InitiatorInstance": record["iface"],
+        "InitiatorPortNumber": ANY_PORT,
+        "TargetPortalAddress": record["address"],
+        "TargetPortalPort": record["port"],
+        "TargetPortalGroupTag": record["tpgt"],
+        "StartupMode": record["startup"],
+    }
+
+
+def logins_of(records: dict[RecordKey, dict]) -> list[dict]:
+    return [
+        as_login(r)
+        for r in records.values()
+        for _ in range(r["entries"])
+        if r["startup"] == PERSISTENT
+    ]
+
+
+def get_sessions(adm: Iscsiadm, select: Selector, connections: bool = False) -> list[dict]:
+    """The host's sessions that ``select`` matches (``connections`` is always included)."""
+    return [s for s in read_sessions(adm) if select(s)]
+
+
+def get_persistent_logins(adm: Iscsiadm, select: Selector) -> list[dict]:
+    """The ``automatic`` node records ``select`` matches (target and portal)."""
+    return [login for login in logins_of(read_records(adm)) if select.selects_login(login)]
+
+
+def check_policy(adm: Iscsiadm, policy: Policy) -> dict:
+    """The policy's violations on the host now."""
+    records = read_records(adm)
+    sessions = read_sessions(adm, records)
+    violations = policy.violations(sessions, logins_of(records))
+    return {"compliant": not violations, "rules": len(policy.rules), "violations": violations}
+
+
+def failed(report: dict | list) -> bool:
+    entries = report.values() if isinstance(report, dict) else report
+    return any(isinstance(e, dict) and e.get("status") == "failed" for e in entries)
+
+
+def _set(adm: Iscsiadm, record: dict, mode: str) -> str | None:
+    """Set a record's startup mode: None when done, "not_found", or an error text."""
+    try:
+        found = adm.set_startup(
+            record["target"], record["address"], record["port"], record["iface"], mode
+        )
+    except (IscsiError, IscsiInputError) as exc:
+        return str(exc)
+    return None if found else "not_found"
+
+
+def _still(record: dict | None, mode: str) -> str | None:
+    """Why a re-read record is not in ``mode`` (None if it is)."""
+    if record is None:
+        return "the node record disappeared during the change"
+    wrong = [
+        f"{name} is {record[field]}"
+        for field, name in (("startup", "node.startup"), ("conn_startup", "node.conn[0].startup"))
+        if record[field] not in (mode, None)
+    ]
+    return f"the node record is unchanged: {', '.join(wrong)}" if wrong else None
+
+
+def change_persistence(
+    adm: Iscsiadm,
+    *,
+    op: str,
+    select: Selector,
+    want_persistent: bool,
+    force: bool,
+    done_status: str,
+    skip_status: str,
+    test: bool,
+    passthru: bool,
+    fields: dict | None = None,
+    secrets: dict[str, str] | None = None,
+) -> dict | list:
+    """Unregister (``manual``) or register (``automatic``) the selected sessions' records.
+
+    Report per session id: ``done_status``, ``skip_status`` (already so), ``would_<op>``
+    (test), ``not_found`` or ``failed`` with ``error``. Sessions sharing a record are
+    changed together, by one iscsiadm run.
+    """
+    unsupported = [k for k, v in {**(fields or {}), **(secrets or {})}.items() if v]
+    if unsupported:
+        raise IscsiInputError(
+            f"iSCSI: {', '.join(sorted(unsupported))} cannot be set on Linux (open-iscsi): "
+            "set them on the node record with iscsiadm -m node -o update"
+        )
+    mode = PERSISTENT if want_persistent else NOT_PERSISTENT
+    records = read_records(adm)
+    before = read_sessions(adm, records)
+    report: dict[str, dict] = {sid: {"status": "not_found"} for sid in select.missing_ids(before)}
+    todo: dict[RecordKey, list[str]] = {}
+    for session in (s for s in before if select(s)):
+        sid = session["SessionIdentifier"]
+        entry = report[sid] = {"TargetNodeAddress": session.get("TargetNodeAddress")}
+        record = _find(records, session_key(session))
+        if bool(session.get("IsPersistent")) == want_persistent and not force:
+            entry["status"] = skip_status
+        elif record is None:
+            entry.update(
+                status="failed",
+                error="the session has no node record (iscsiadm -m node) whose startup mode "
+                "could be set; it was logged in without one (iscsistart, firmware)",
+            )
+        elif test:
+            entry["status"] = f"would_{op}"
+        else:
+            todo.setdefault(record_key(record), []).append(sid)
+    errors = {key: _set(adm, _find(records, key), mode) for key in todo}
+    after = read_records(adm) if todo else records
+    for key, sids in todo.items():
+        error = errors[key] or _still(_find(after, key), mode)
+        for sid in sids:
+            if error is None:
+                report[sid]["status"] = done_status
+            elif error == "not_found":
+                report[sid]["status"] = "not_found"
+            else:
+                report[sid].update(status="failed", error=error)
+    if not passthru:
+        return report
+    if failed(report):
+        raise IscsiError(
+            "iSCSI: "
+            + "; ".join(
+                f"{sid}: {e['error']}" for sid, e in report.items() if e["status"] == "failed"
+            )
+            + f"; {done_status}: "
+            + (", ".join(s for s, e in report.items() if e["status"] == done_status) or "none")
+        )
+    changed = {sid for sids in todo.values() for sid in sids}
+    return [
+        s
+        for s in _with_records(parse_session_tree(adm.session_tree()), after)
+        if s["SessionIdentifier"] in changed
+    ]
+
+
+def remove_logins(adm: Iscsiadm, select: Selector, test: bool) -> list[dict]:
+    """Set every ``automatic`` record ``select`` matches to ``manual``; one entry per login key.
+
+    Statuses: ``removed``, ``would_remove`` (test), ``failed`` with ``error``. The records
+    stay (``iscsiadm -m node`` still lists them); only their startup mode changes.
+    """
+    records = read_records(adm)
+    chosen: dict[tuple, dict] = {}
+    keys: dict[tuple, list[RecordKey]] = {}
+    for key, record in records.items():
+        if record["startup"] != PERSISTENT:
+            continue
+        login = as_login(record)
+        if select.selects_login(login):
+            entry = chosen.setdefault(login_key(login), {**login, "entries": 0})
+            entry["entries"] += record["entries"]
+            keys.setdefault(login_key(login), []).append(key)
+    if test:
+        return [{**entry, "status": "would_remove"} for entry in chosen.values()]
+    errors = {key: _set(adm, records[key], NOT_PERSISTENT) for ks in keys.values() for key in ks}
+    after = read_records(adm) if errors else records
+    report = []
+    for lkey, entry in chosen.items():
+        problems = []
+        for key in keys[lkey]:
+            error = errors[key]
+            if error is None:
+                now = after.get(key)
+                error = None if now is None else _still(now, NOT_PERSISTENT)
+            if error == "not_found":
+                error = None  # gone meanwhile: not persistent any more either
+            if error:
+                problems.append(error)
+        if problems:
+            entry.update(status="failed", error="; ".join(problems))
+        else:
+            entry["status"] = "removed"
+        report.append(entry)
+    return report
+
+
+def remove_persistent_logins(adm: Iscsiadm, select: Selector, test: bool) -> list[dict]:
+    return remove_logins(adm, select, test)
