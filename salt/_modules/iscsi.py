@@ -95,7 +95,9 @@ def _test_mode(test: Any) -> bool:
 
 def version():
     """
-    The version of the extension's library this minion runs, and where it was loaded from.
+    The version of the extension's library this minion runs, where it was loaded from, and
+    what manages this host's initiator (``windows``, or ``open-iscsi (<iscsiadm path>)`` on
+    Linux minions).
 
     CLI Example:
 
@@ -103,7 +105,11 @@ def version():
 
         salt '*' iscsi.version
     """
-    return {"version": saltext_win_iscsi.__version__, "library": str(saltext_win_iscsi.PACKAGE)}
+    return {
+        "version": saltext_win_iscsi.__version__,
+        "library": str(saltext_win_iscsi.PACKAGE),
+        "backend": hosts.describe_backend(__salt__["config.get"]),
+    }
 
 
 def get_sessions(
@@ -188,7 +194,9 @@ def get_sessions(
         exclude_target_node_address=exclude_target_node_address,
     )
     return _run(
-        lambda opener: persistence.get_sessions(opener, select, bool(connections), bool(disks)),
+        lambda target, backend: backend.get_sessions(
+            target, select, bool(connections), bool(disks)
+        ),
         computer_name,
         profile,
         throttle_limit,
@@ -254,8 +262,8 @@ def unregister_session(
     select.require()
     test = _test_mode(test)
     return _run(
-        lambda opener: persistence.change_persistence(
-            opener,
+        lambda target, backend: backend.change_persistence(
+            target,
             op="unregister",
             select=select,
             want_persistent=False,
@@ -346,8 +354,8 @@ def register_session(
     secrets = {"chap_secret": secret} if secret is not None else None
     test = _test_mode(test)
     return _run(
-        lambda opener: persistence.change_persistence(
-            opener,
+        lambda target, backend: backend.change_persistence(
+            target,
             op="register",
             select=select,
             want_persistent=True,
@@ -397,7 +405,7 @@ def get_persistent_logins(
     """
     select = login_selector(target_node_address, target_portal, exclude_target_node_address)
     return _run(
-        lambda opener: persistence.get_persistent_logins(opener, select),
+        lambda target, backend: backend.get_persistent_logins(target, select),
         computer_name,
         profile,
         throttle_limit,
@@ -446,7 +454,7 @@ def remove_persistent_login(
     select = login_selector(target_node_address, target_portal, exclude_target_node_address)
     test = _test_mode(test)
     return _run(
-        lambda opener: persistence.remove_persistent_logins(opener, select, test),
+        lambda target, backend: backend.remove_persistent_logins(target, select, test),
         computer_name,
         profile,
         throttle_limit,
@@ -516,7 +524,7 @@ def check_policy(computer_name=None, profile=None, throttle_limit=0):
     """
     policy = Policy.from_pillar(__pillar__)
     return _run(
-        lambda opener: persistence.check_policy(opener, policy),
+        lambda target, backend: backend.check_policy(target, policy),
         computer_name,
         profile,
         throttle_limit,

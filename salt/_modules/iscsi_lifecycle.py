@@ -41,12 +41,13 @@ def __virtual__():
 def _run(work, computer_name=None, profile=None, throttle_limit=0, **options):
     """``work`` on this host or each remote computer; the exit code says if any failed."""
     result, failed = hosts.run(
-        work,
+        lambda opener, _backend: work(opener),
         computer_name,
         profile,
         throttle_limit,
         config_get=__salt__["config.get"],
         sdb_get=__salt__["sdb.get"],
+        windows_only=True,
         **options,
     )
     if failed:

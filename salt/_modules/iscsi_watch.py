@@ -21,7 +21,8 @@ try:
     from saltext_win_iscsi import channels, hosts
     from saltext_win_iscsi import watch as watching
     from saltext_win_iscsi.errors import IscsiInputError
-    from saltext_win_iscsi.monitor import Monitor, MonitorSettings
+    from saltext_win_iscsi.monitor import Monitor, MonitorSettings, WindowsChecker
+    from saltext_win_iscsi.openiscsi import nodedb
     from saltext_win_iscsi.policy import Policy, PolicyError
     from saltext_win_iscsi.selection import Selector
 
@@ -43,6 +44,13 @@ def __virtual__():
     if LIBRARY_ERROR is not None:
         return (False, f"iscsi: cannot import the saltext_win_iscsi library ({LIBRARY_ERROR})")
     return hosts.virtual(__virtualname__, __opts__, __pillar__)
+
+
+def _backend():
+    return hosts.local_backend(
+        __salt__["config.get"]("iscsi.powershell", None),
+        __salt__["config.get"]("iscsi.iscsiadm", None),
+    )
 
 
 def watch(
@@ -102,6 +110,11 @@ def watch(
             __context__[WATCH_CHANNEL_KEY] = channel
         return result
 
+    if _backend() == hosts.OPEN_ISCSI:
+        cache = __context__.setdefault("iscsi.nodedb_cache", {})
+        adm = hosts.iscsiadm(__salt__["config.get"])
+        dirs = hosts.node_dirs(__salt__["config.get"])
+        return nodedb.watch(adm, select, previous_digest, node_dirs=dirs, cache=cache)
     config = hosts.powershell_config(__salt__["config.get"])
     # killable: the beacon must be able to stop a hung check (never the runspace)
     return work(functools.partial(channels.open_channel, config, None, True, timeout))
@@ -133,12 +146,17 @@ def beacon_events(
     """
     monitor = __context__.get(MONITOR_KEY)
     if monitor is None:
-        config = hosts.powershell_config(__salt__["config.get"])
-        monitor = Monitor(
+        if _backend() == hosts.OPEN_ISCSI:
+            checker = nodedb.OpenIscsiChecker(
+                hosts.iscsiadm(__salt__["config.get"]), hosts.node_dirs(__salt__["config.get"])
+            )
+        else:
+            config = hosts.powershell_config(__salt__["config.get"])
             # killable: a hung check is stopped after its timeout (never the runspace)
-            lambda seconds: channels.open_channel(config, None, killable=True, timeout=seconds),
-            os.path.join(__opts__["cachedir"], BEACON_CACHE_FILE),
-        )
+            checker = WindowsChecker(
+                lambda seconds: channels.open_channel(config, None, killable=True, timeout=seconds)
+            )
+        monitor = Monitor(checker, os.path.join(__opts__["cachedir"], BEACON_CACHE_FILE))
         __context__[MONITOR_KEY] = monitor
     try:
         policy = Policy.from_pillar(__pillar__)

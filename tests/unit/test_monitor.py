@@ -12,7 +12,7 @@ import pytest
 
 from saltext_win_iscsi import protocol
 from saltext_win_iscsi.errors import ChannelError
-from saltext_win_iscsi.monitor import TICK_WAIT, Monitor, MonitorSettings
+from saltext_win_iscsi.monitor import TICK_WAIT, Monitor, MonitorSettings, WindowsChecker
 from saltext_win_iscsi.policy import Policy
 from tests.support.simhost.model import SimulatedHost
 
@@ -68,7 +68,7 @@ def world(host, tmp_path):
         return SimChannel(host, gate)
 
     def make(cache: str | None = str(tmp_path / "cache.json")) -> Monitor:
-        return Monitor(opener, cache, clock=clock)
+        return Monitor(WindowsChecker(opener), cache, clock=clock)
 
     return {"host": host, "gate": gate, "clock": clock, "make": make, "opened": opened}
 

@@ -28,6 +28,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from saltext_win_iscsi import registrations
 from saltext_win_iscsi.channels import Channel
@@ -50,6 +51,47 @@ class MonitorSettings:
     targets: Selector = Selector()  # which registrations are reported
 
 
+class Checker(Protocol):
+    """How one platform answers a check (used from the worker thread only)."""
+
+    def look(
+        self, previous_digest: str | None, want_connections: bool, timeout: float
+    ) -> tuple[str, list[dict] | None, list[dict] | None]:
+        """``(digest, sessions, logins)``; sessions and logins None if the digest is
+        ``previous_digest``."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class WindowsChecker:
+    """A PowerShell kept open between checks; a digest request per check."""
+
+    def __init__(self, opener: Callable[[float], Channel]) -> None:
+        self._opener = opener  # opener(timeout) -> a killable channel
+        self._channel: Channel | None = None
+
+    def look(self, previous_digest, want_connections, timeout):
+        try:
+            with HostCall(lambda: self._opener(timeout), self._channel, keep_open=True) as host:
+                digest = host.request("digest")["digest"]
+                if digest == previous_digest:
+                    sessions = logins = None
+                else:
+                    sessions = host.sessions(connections=want_connections)
+                    logins = host.logins()
+        except BaseException:
+            self._channel = None  # HostCall stopped it
+            raise
+        self._channel = host.channel
+        return digest, sessions, logins
+
+    def close(self) -> None:
+        if self._channel is not None:
+            self._channel.kill()
+            self._channel = None
+
+
 @dataclass
 class _Look:
     """One finished check: a new snapshot (or None if the digest is unchanged) or an error."""
@@ -66,17 +108,16 @@ class Monitor:
 
     def __init__(
         self,
-        opener: Callable[[float], Channel],
+        checker: Checker,
         cache_path: str | None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._opener = opener  # opener(timeout) -> a killable channel
+        self._checker = checker
         self._cache_path = cache_path
         self._clock = clock
         self._lock = threading.Lock()
         self._worker: threading.Thread | None = None
         self._finished: _Look | None = None
-        self._channel: Channel | None = None  # owned by the worker thread
         self._digest: str | None = None
         self._snapshot: tuple[list[dict], list[dict]] | None = None
         self._with_connections = False
@@ -94,15 +135,11 @@ class Monitor:
     def _check(self, digest: str | None, want_connections: bool, timeout: float) -> None:
         look = _Look()
         try:
-            with HostCall(lambda: self._opener(timeout), self._channel, keep_open=True) as host:
-                look.digest = host.request("digest")["digest"]
-                if look.digest != digest:
-                    look.sessions = host.sessions(connections=want_connections)
-                    look.logins = host.logins()
-                    look.with_connections = want_connections
-            self._channel = host.channel
+            look.digest, look.sessions, look.logins = self._checker.look(
+                digest, want_connections, timeout
+            )
+            look.with_connections = want_connections
         except Exception as exc:  # pylint: disable=broad-except
-            self._channel = None  # HostCall stopped it
             look.error = exc
         with self._lock:
             self._finished = look
@@ -278,7 +315,5 @@ class Monitor:
 
     def close(self) -> None:
         """Stop the kept PowerShell (module unload, tests)."""
-        channel = self._channel
-        if channel is not None and (self._worker is None or not self._worker.is_alive()):
-            channel.kill()
-            self._channel = None
+        if self._worker is None or not self._worker.is_alive():
+            self._checker.close()

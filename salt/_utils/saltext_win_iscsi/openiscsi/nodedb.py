@@ -138,3 +138,25 @@ def watch(
             {**login, "selected": select.selects_login(login)} for login in logins_of(records)
         ]
     return result
+
+
+class OpenIscsiChecker:
+    """The beacon's check on Linux (monitor.Checker): the node database's digest, the
+    sessions and records only when it changed."""
+
+    def __init__(
+        self, adm: Iscsiadm, node_dirs: tuple[str, ...] | list[str] = DEFAULT_NODE_DIRS
+    ) -> None:
+        self._adm = adm
+        self._node_dirs = node_dirs
+        self._cache: Cache = {}
+
+    def look(self, previous_digest, want_connections, timeout):
+        state = digest(self._adm, self._node_dirs, self._cache)
+        if state["digest"] == previous_digest:
+            return state["digest"], None, None
+        records = read_records(self._adm)
+        return state["digest"], read_sessions(self._adm, records), logins_of(records)
+
+    def close(self) -> None:
+        self._cache.clear()

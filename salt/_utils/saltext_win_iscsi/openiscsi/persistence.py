@@ -119,8 +119,11 @@ def logins_of(records: dict[RecordKey, dict]) -> list[dict]:
     ]
 
 
-def get_sessions(adm: Iscsiadm, select: Selector, connections: bool = False) -> list[dict]:
-    """The host's sessions that ``select`` matches (``connections`` is always included)."""
+def get_sessions(
+    adm: Iscsiadm, select: Selector, connections: bool = False, disks: bool = False
+) -> list[dict]:
+    """The host's sessions that ``select`` matches (``connections`` is always included;
+    the disks behind a session are its ``AttachedDisks``)."""
     return [s for s in read_sessions(adm) if select(s)]
 
 

@@ -1,0 +1,74 @@
+"""A Linux minion (the real iscsiadm on a private node database) beside the simulated
+Windows minion: the same module names, and one pillar policy enforced on both in one run."""
+
+import pytest
+import salt.client
+from saltfactories.utils import random_string
+
+from tests.support.openiscsi_env import PrivateNodeDb, require_iscsiadm
+from tests.support.simhost.model import SEED_TARGET
+
+WATCHED = "iqn.1991-05.com.contoso:testiscsi-linux"
+ALLOWED = "iqn.1991-05.com.contoso:db-linux"
+POLICY = {
+    "iscsi": {"policy": {"not_persistent": [{"target": "iqn.1991-05.com.contoso:testiscsi-*"}]}}
+}
+
+
+@pytest.fixture(scope="module")
+def nodes(tmp_path_factory) -> PrivateNodeDb:
+    return PrivateNodeDb(tmp_path_factory.mktemp("linux-nodes"), require_iscsiadm())
+
+
+@pytest.fixture(scope="module")
+def linux_minion(master, nodes):
+    # No iscsi.powershell: this minion is a Linux host with open-iscsi.
+    overrides = {"iscsi.timeout": 30, **nodes.minion_config()}
+    factory = master.salt_minion_daemon(random_string("linux-"), overrides=overrides)
+    with factory.started():
+        ret = factory.salt_call_cli(timeout=120).run("saltutil.sync_all")
+        assert ret.returncode == 0, ret
+        yield factory
+
+
+def test_the_module_loads_and_says_what_it_found(salt_cli, linux_minion, nodes):
+    ret = salt_cli.run("iscsi.version", minion_tgt=linux_minion.id)
+    assert ret.returncode == 0, ret
+    assert ret.data["backend"] == f"open-iscsi ({nodes.wrapper})"
+    ret = salt_cli.run("iscsi.get_sessions", minion_tgt=linux_minion.id)
+    assert ret.returncode == 0 and ret.data == [], ret  # no iscsi_tcp here: no sessions
+    ret = salt_cli.run("iscsi.get_target_portals", minion_tgt=linux_minion.id)
+    assert "managed on Windows hosts only" in ret.stdout, ret
+
+
+def test_one_policy_run_enforces_on_linux_and_windows(
+    master, salt_cli, set_pillar, minion, linux_minion, nodes, seeded
+):
+    nodes.new_record(WATCHED, "10.0.0.7:3260", "automatic")
+    nodes.new_record(ALLOWED, "10.0.0.8:3260", "automatic")
+    set_pillar(POLICY)  # refreshes the Windows minion
+    assert (
+        salt_cli.run("saltutil.refresh_pillar", "wait=True", minion_tgt=linux_minion.id).returncode
+        == 0
+    )
+    ret = salt_cli.run("iscsi.get_persistent_logins", minion_tgt=linux_minion.id)
+    assert {lg["TargetName"] for lg in ret.data} == {WATCHED, ALLOWED}, ret
+
+    client = salt.client.get_local_client(mopts=master.config.copy())
+    results = client.cmd(
+        [minion.id, linux_minion.id], "state.apply", ["iscsi.policy"], tgt_type="list", timeout=120
+    )
+    assert set(results) == {minion.id, linux_minion.id}, results
+    for minion_id, states in results.items():
+        assert isinstance(states, dict), (minion_id, states)
+        assert all(s["result"] is True for s in states.values()), (minion_id, states)
+    # Windows: the seed's sessions no longer reconnect; Linux: the record is manual again.
+    assert seeded.persistent_ids() == set()
+    assert all(s["TargetNodeAddress"] == SEED_TARGET for s in seeded.sessions())
+    assert nodes.startup(WATCHED, "10.0.0.7:3260") == "manual"
+    assert nodes.startup(ALLOWED, "10.0.0.8:3260") == "automatic"
+    # The record is kept, only its startup changed; and the next run changes nothing.
+    again = client.cmd(
+        [linux_minion.id], "state.apply", ["iscsi.policy"], tgt_type="list", timeout=120
+    )
+    assert all(not s["changes"] for s in again[linux_minion.id].values()), again
