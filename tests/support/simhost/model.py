@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import fcntl
 import hashlib
 import json
 import os
@@ -38,6 +37,11 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+try:
+    import fcntl
+except ImportError:  # Windows: tests/windows mirrors a real host into a SimulatedHost
+    from tests.support.simhost import winlock as fcntl
 
 # What Windows reports (a unit test holds these equal to the library's protocol facts).
 SESSION_FIELDS = (
@@ -163,12 +167,15 @@ def _script_error(message: str, error_id: str, category: str) -> WindowsError_:
 PLAIN_NAME = re.compile(r"[A-Za-z0-9._:\\\[\]&%-]+\Z")
 
 
-def empty_state() -> dict:
+def empty_state(observations: Any = None) -> dict:
+    """A host with nothing on it; behaviour defaults from observations (observations.py)."""
+    from tests.support.simhost.observations import behaviour_defaults
+
     return {
         "initiator": {"node_address": INITIATOR_NODE, "instance_name": INITIATOR_INSTANCE},
         "sessions": [],
         "persistent_logins": [],
-        "behaviour": dict(DEFAULT_BEHAVIOUR),
+        "behaviour": behaviour_defaults(observations),
         "faults": copy.deepcopy(DEFAULT_FAULTS),
         "stats": {"processes": 0, "requests": {}},
         "next_login": 1,
@@ -178,8 +185,9 @@ def empty_state() -> dict:
 class SimulatedHost:
     """One simulated Windows host, backed by the JSON file at ``path``."""
 
-    def __init__(self, path: str | os.PathLike) -> None:
+    def __init__(self, path: str | os.PathLike, observations: Any = None) -> None:
         self.path = Path(path)
+        self.observations = observations  # a document, a path, None: $ISCSI_SIM_OBSERVATIONS
 
     # -- storage -----------------------------------------------------------------------
 
@@ -206,9 +214,9 @@ class SimulatedHost:
 
     def _load(self) -> dict:
         if not self.path.exists():
-            return empty_state()
+            return empty_state(self.observations)
         state = json.loads(self.path.read_text())
-        for key, value in empty_state().items():
+        for key, value in empty_state(self.observations).items():
             state.setdefault(key, value)
         for key, value in DEFAULT_FAULTS.items():
             state["faults"].setdefault(key, value)
@@ -220,7 +228,7 @@ class SimulatedHost:
         """An empty host, or one with the seed's sessions (``sessions=3``) and more."""
         with self.edit() as state:
             state.clear()
-            state.update(empty_state())
+            state.update(empty_state(self.observations))
         for n in range(sessions):
             sides = SEED_SIDES[n] if n < len(SEED_SIDES) else (None, None)
             self.add_session(SEED_TARGET, persistent=True, sides=sides)
