@@ -19,12 +19,6 @@ REAL_HOST = os.environ.get("ISCSI_REAL_HOST") == "1"
 HERE = Path(__file__).resolve().parent
 
 
-def pytest_configure(config):
-    config.addinivalue_line(
-        "markers", "real_host: runs against this Windows host (ISCSI_REAL_HOST=1)"
-    )
-
-
 def pytest_collection_modifyitems(config, items):
     for item in items:
         if HERE not in Path(str(item.path)).parents:

@@ -65,7 +65,13 @@ def hex_text(text: str) -> str:
 
 
 def find_target() -> dict | None:
-    """The target setup-target.ps1 made (its state file), or one named by the environment."""
+    """The target setup-target.ps1 made (its state file), else one named by the environment
+    (``ISCSI_TEST_TARGET``, ``ISCSI_TEST_PORTAL``, ``ISCSI_TEST_TARGET_NAME`` for the tests
+    that change the target itself, ``ISCSI_TEST_PORT``)."""
+    if TARGET_FILE.exists():
+        state = json.loads(TARGET_FILE.read_text(encoding="utf-8-sig"))
+        if state.get("target_iqn"):
+            return state
     if os.environ.get("ISCSI_TEST_TARGET"):
         return {
             "target_iqn": os.environ["ISCSI_TEST_TARGET"],
@@ -73,10 +79,6 @@ def find_target() -> dict | None:
             "portal": os.environ.get("ISCSI_TEST_PORTAL", ""),
             "port": int(os.environ.get("ISCSI_TEST_PORT", "3260")),
         }
-    if TARGET_FILE.exists():
-        state = json.loads(TARGET_FILE.read_text(encoding="utf-8-sig"))
-        if state.get("target_iqn"):
-            return state
     return None
 
 

@@ -12,7 +12,7 @@
 # A smoke login (connect, check, disconnect) proves the target works before any test runs.
 #
 # Writes artifacts\windows-target.json (target IQN, name, portal, port; tests/windows reads
-# it) and, on GitHub Actions, ISCSI_TEST_TARGET and ISCSI_TEST_PORTAL to $env:GITHUB_ENV.
+# it) and, on GitHub Actions, ISCSI_TEST_TARGET, _PORTAL and _TARGET_NAME to $env:GITHUB_ENV.
 # NOT run by us: we have no Windows host. See tests/windows/README.md.
 [CmdletBinding()]
 param(
@@ -212,6 +212,7 @@ Test-Login $state
 if ($env:GITHUB_ENV) {
     Add-Content -Path $env:GITHUB_ENV -Encoding ASCII -Value "ISCSI_TEST_TARGET=$($state.target_iqn)"
     Add-Content -Path $env:GITHUB_ENV -Encoding ASCII -Value "ISCSI_TEST_PORTAL=$($state.portal)"
+    Add-Content -Path $env:GITHUB_ENV -Encoding ASCII -Value "ISCSI_TEST_TARGET_NAME=$($state.target_name)"
 }
 Write-Host "iSCSI test target ready: $($state.target_iqn) at $($state.portal):$($state.port)"
 Write-Host "state: $([IO.Path]::GetFullPath($StateFile))"

@@ -57,4 +57,4 @@ def test_digest_equals_the_simulators(twin, session):
     twin.request({"op": "register", "ids": [session], "is_multipath_enabled": False})
     sim = twin.mirror()
     real = twin.real({"op": "digest"})
-    twin.check("digest value", real["digest"], sim.handle({"op": "digest"})["digest"])
+    twin.check(("digest value", real["digest"], sim.handle({"op": "digest"})["digest"]))

@@ -142,20 +142,20 @@ class Twin:
         mirror_state(host, sessions["sessions"], logins["logins"])
         return host
 
-    def check(self, what: str, real: Any, simulated: Any) -> None:
-        if real != simulated:
-            mismatches = self.recorder.document["facts"].setdefault("simulator_mismatches", [])
+    def check(self, *comparisons: tuple[str, Any, Any]) -> None:
+        """``(what, real, simulated)`` each: record every difference, then fail on any."""
+        differ = [(what, r, s) for what, r, s in comparisons if r != s]
+        mismatches = self.recorder.document["facts"].setdefault("simulator_mismatches", [])
+        for what, r, s in differ:
             mismatches.append(
-                {
-                    "test": self.test,
-                    "channel": self.kind,
-                    "what": what,
-                    "real": real,
-                    "sim": simulated,
-                }
+                {"test": self.test, "channel": self.kind, "what": what, "real": r, "sim": s}
             )
-            self.recorder.save()
-        assert real == simulated, f"{what}: the real host and the simulator differ"
+        if not mismatches:
+            del self.recorder.document["facts"]["simulator_mismatches"]
+        self.recorder.save()
+        assert not differ, "the real host and the simulator differ: " + "; ".join(
+            what for what, _, _ in differ
+        )
 
     def request(
         self,
@@ -183,12 +183,17 @@ class Twin:
             sim.set_fault(name, value)
         simulated = {"v": PROTOCOL_VERSION, **sim.handle(request, secrets)}
         op = request.get("op")
-        self.check(f"{op}: response shape", shape(real), shape(simulated))
-        self.check(f"{op}: status per item", statuses(real), statuses(simulated))
+        comparisons = [
+            (f"{op}: response shape", shape(real), shape(simulated)),
+            (f"{op}: status per item", statuses(real), statuses(simulated)),
+        ]
         if after:
-            self.check(
-                f"{op}: persistence afterwards",
-                self.persistence(self.real),
-                self.persistence(sim.handle),
+            comparisons.append(
+                (
+                    f"{op}: persistence afterwards",
+                    self.persistence(self.real),
+                    self.persistence(sim.handle),
+                )
             )
+        self.check(*comparisons)
         return real
