@@ -10,7 +10,7 @@ param(
     [Parameter(Mandatory = $true)]
     [ValidateSet('windows_info', 'connect', 'cleanup', 'login_options', 'target_chap',
         'service', 'service_status', 'module_logging', 'module_logging_restore',
-        'events_4103', 'target_state')]
+        'events_4103', 'target_state', 'target_repair')]
     [string]$Action
 )
 
@@ -18,6 +18,14 @@ $ErrorActionPreference = 'Stop'
 $ProgressPreference = 'SilentlyContinue'
 $ModuleLoggingKey = 'HKLM:\SOFTWARE\Policies\Microsoft\Windows\PowerShell\ModuleLogging'
 $PersistentLoginClass = 'MSiSCSIInitiator_PersistentLoginClass'
+
+function Get-Count($Value) {
+    # @($null).Count is 1: a missing list counts 0 here.
+    if ($null -eq $Value) {
+        return 0
+    }
+    @($Value).Count
+}
 
 function ConvertFrom-Hex([string]$Hex) {
     $bytes = [byte[]]::new($Hex.Length / 2)
@@ -138,7 +146,7 @@ function Get-LoginOption([string]$Target) {
                 AuthType             = $options.AuthType
                 InformationSpecified = $options.InformationSpecified
                 Username             = $username
-                PasswordLength       = @($options.Password).Count
+                PasswordLength       = Get-Count $options.Password
             }
         })
 }
@@ -257,12 +265,35 @@ function Get-TargetState([string]$Name) {
     $target = Get-IscsiServerTarget -TargetName $Name
     [ordered]@{
         Status       = [string]$target.Status
-        LunMappings  = @($target.LunMappings).Count
+        LunMappings  = Get-Count $target.LunMappings
         VirtualDisks = @(foreach ($disk in Get-IscsiVirtualDisk) {
                 [ordered]@{ Path = [string]$disk.Path; Status = [string]$disk.Status }
             })
         WinTarget    = (Get-Service -Name WinTarget).Status.ToString()
     }
+}
+
+function Repair-TestTarget($Arguments) {
+    # A RAM disk is not persisted: after a WinTarget restart, make and map it again if gone.
+    $name = [string]$Arguments.target_name
+    $disk = [string]$Arguments.virtual_disk
+    $before = Get-TargetState $name
+    $created = $false
+    if (-not (Get-IscsiVirtualDisk -ErrorAction SilentlyContinue | Where-Object Path -EQ $disk)) {
+        $null = New-IscsiVirtualDisk -Path $disk -SizeBytes 64MB
+        $created = $true
+    }
+    $mapped = $false
+    $mappings = @((Get-IscsiServerTarget -TargetName $name).LunMappings | Where-Object { $null -ne $_ })
+    $values = @(foreach ($mapping in $mappings) {
+            "$mapping"
+            foreach ($property in $mapping.PSObject.Properties) { [string]$property.Value }
+        })
+    if (-not ($values -contains $disk -or ($values -join ' ').Contains($disk))) {
+        Add-IscsiVirtualDiskTargetMapping -TargetName $name -Path $disk
+        $mapped = $true
+    }
+    [ordered]@{ before = $before; created_disk = $created; mapped = $mapped; after = Get-TargetState $name }
 }
 
 $answer = [ordered]@{ ok = $true; result = $null }
@@ -285,6 +316,7 @@ try {
         'module_logging_restore' { $answer.result = Restore-ModuleLogging $arguments.saved }
         'events_4103' { $answer.result = Find-Event4103 $arguments }
         'target_state' { $answer.result = Get-TargetState ([string]$arguments.target_name) }
+        'target_repair' { $answer.result = Repair-TestTarget $arguments }
     }
 } catch {
     $answer = [ordered]@{
@@ -294,4 +326,6 @@ try {
         category = $_.CategoryInfo.Category.ToString()
     }
 }
-'HOSTACTION ' + (ConvertTo-Json -InputObject $answer -Depth 8 -Compress)
+# Straight to stdout, as the bootstrap does: no host formatting or line wrapping.
+[Console]::Out.WriteLine('HOSTACTION ' + (ConvertTo-Json -InputObject $answer -Depth 8 -Compress))
+[Console]::Out.Flush()

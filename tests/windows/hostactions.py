@@ -34,7 +34,9 @@ def act(action: str, **arguments: Any) -> Any:
     env = {**os.environ, "ISCSI_TEST_ARGS": json.dumps(arguments)}
     command = [powershell(), "-NoLogo", "-NoProfile", "-NonInteractive"]
     command += ["-ExecutionPolicy", "Bypass", "-File", str(HELPER), "-Action", action]
-    proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        command, env=env, capture_output=True, encoding="utf-8", errors="replace", timeout=300
+    )
     lines = [line for line in proc.stdout.splitlines() if line.startswith(MARKER)]
     if not lines:
         raise HostActionError(

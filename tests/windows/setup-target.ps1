@@ -18,13 +18,16 @@
 param(
     [switch]$Teardown,
     [string]$PortalAddress = '',
-    [string]$StateFile = (Join-Path $PSScriptRoot '..\..\artifacts\windows-target.json'),
+    [string]$StateFile = '',
     [int]$Retries = 5
 )
 
 $ErrorActionPreference = 'Stop'
 $ProgressPreference = 'SilentlyContinue'
 $TargetKey = 'HKLM:\SOFTWARE\Microsoft\iSCSI Target'
+if (-not $StateFile) {
+    $StateFile = [IO.Path]::GetFullPath((Join-Path $PSScriptRoot '..\..\artifacts\windows-target.json'))
+}
 
 function Invoke-WithRetry([string]$What, [scriptblock]$Step) {
     for ($attempt = 1; ; $attempt++) {
@@ -146,8 +149,13 @@ function Remove-TestTarget {
         Invoke-Step 'initiator clean-up' {
             # The tests' own helper: unregister, remove persistent logins, disconnect.
             $env:ISCSI_TEST_ARGS = ConvertTo-Json -Compress -InputObject @{ target = $state.target_iqn }
-            $line = [string](& (Join-Path $PSScriptRoot 'host-actions.ps1') -Action cleanup)
+            $helper = Join-Path $PSScriptRoot 'host-actions.ps1'
+            $line = [string](powershell.exe -NoProfile -ExecutionPolicy Bypass -File $helper -Action cleanup |
+                    Where-Object { "$_" -like 'HOSTACTION *' } | Select-Object -Last 1)
             Write-Host $line
+            if (-not $line) {
+                throw 'host-actions.ps1 gave no answer'
+            }
             $answer = ConvertFrom-Json -InputObject $line.Substring('HOSTACTION '.Length)
             if (-not $answer.ok -or $answer.result.left_sessions -or $answer.result.left_logins) {
                 throw "sessions or persistent logins left: $line"

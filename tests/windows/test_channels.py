@@ -1,6 +1,6 @@
 """Both local channels on a real host: a request that runs out of time, a stop mid-request.
 
-A long request that changes nothing: unregister thousands of session ids that do not exist
+A long request that changes nothing: unregister 10,000 session ids that do not exist
 (each one a CDXML query that finds nothing).
 """
 
@@ -11,7 +11,7 @@ import pytest
 
 from saltext_win_iscsi.errors import ChannelError
 
-MISSING = [f"ffffffffffffffff-{n:016x}" for n in range(3000)]
+MISSING = [f"ffffffffffffffff-{n:016x}" for n in range(10000)]
 
 
 def test_a_request_that_runs_out_of_time(make_channel, kind, recorder):
