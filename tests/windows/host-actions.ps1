@@ -89,8 +89,8 @@ function Invoke-Cleanup([string]$Target) {
         unregistered  = $unregistered
         iscsicli      = $removals
         disconnected  = $disconnected
-        left_sessions = (Get-TargetSession $Target).Count
-        left_logins   = (Get-TargetLogin $Target).Count
+        left_sessions = Get-Count (Get-TargetSession $Target)
+        left_logins   = Get-Count (Get-TargetLogin $Target)
     }
 }
 
@@ -246,7 +246,7 @@ function Find-Event4103($Arguments) {
         for ($i = 0; $i -lt $needles.Count; $i++) {
             if ($message.IndexOf($needles[$i], [StringComparison]::OrdinalIgnoreCase) -ge 0) {
                 $found[$i] = $true
-                $message = $message.Replace($needles[$i], "<LOOKED-FOR-TEXT-$i>")
+                $message = $message -replace [regex]::Escape($needles[$i]), "<LOOKED-FOR-TEXT-$i>"
             }
         }
         $command = ''
@@ -266,7 +266,7 @@ function Get-TargetState([string]$Name) {
     [ordered]@{
         Status       = [string]$target.Status
         LunMappings  = Get-Count $target.LunMappings
-        VirtualDisks = @(foreach ($disk in Get-IscsiVirtualDisk) {
+        VirtualDisks = @(foreach ($disk in Get-IscsiVirtualDisk -ErrorAction SilentlyContinue) {
                 [ordered]@{ Path = [string]$disk.Path; Status = [string]$disk.Status }
             })
         WinTarget    = (Get-Service -Name WinTarget).Status.ToString()
@@ -306,7 +306,7 @@ try {
         'windows_info' { $answer.result = Get-WindowsInfo }
         'connect' { $answer.result = Connect-TestTarget $arguments }
         'cleanup' { $answer.result = Invoke-Cleanup ([string]$arguments.target) }
-        'login_options' { $answer.result = Get-LoginOption ([string]$arguments.target) }
+        'login_options' { $answer.result = @(Get-LoginOption ([string]$arguments.target)) }
         'target_chap' { $answer.result = Set-TargetChap $arguments }
         'service' { $answer.result = Set-ServiceState $arguments }
         'service_status' {

@@ -163,17 +163,22 @@ function Remove-TestTarget {
         } $problems
     }
     Invoke-Step 'Remove-IscsiTargetPortal' {
-        if (Get-IscsiTargetPortal -ErrorAction SilentlyContinue | Where-Object TargetPortalAddress -EQ $state.portal) {
+        $portals = @(Get-IscsiTargetPortal -ErrorAction SilentlyContinue)
+        if ($portals | Where-Object TargetPortalAddress -EQ $state.portal) {
             Remove-IscsiTargetPortal -TargetPortalAddress $state.portal -Confirm:$false
         }
     } $problems
+    # A set-up that failed before the role was installed left nothing on the target side.
+    $targetServer = $null -ne (Get-Command -Name Get-IscsiServerTarget -ErrorAction SilentlyContinue)
     Invoke-Step 'Remove-IscsiServerTarget' {
-        if (Get-IscsiServerTarget -ErrorAction SilentlyContinue | Where-Object TargetName -EQ $state.target_name) {
+        $targets = @(if ($targetServer) { Get-IscsiServerTarget -ErrorAction SilentlyContinue })
+        if ($targets | Where-Object TargetName -EQ $state.target_name) {
             Remove-IscsiServerTarget -TargetName $state.target_name
         }
     } $problems
     Invoke-Step 'Remove-IscsiVirtualDisk' {
-        if ($state.virtual_disk -and (Get-IscsiVirtualDisk -ErrorAction SilentlyContinue | Where-Object Path -EQ $state.virtual_disk)) {
+        $disks = @(if ($targetServer) { Get-IscsiVirtualDisk -ErrorAction SilentlyContinue })
+        if ($state.virtual_disk -and ($disks | Where-Object Path -EQ $state.virtual_disk)) {
             Remove-IscsiVirtualDisk -Path $state.virtual_disk
         }
     } $problems
@@ -183,7 +188,9 @@ function Remove-TestTarget {
         } else {
             Set-ItemProperty -Path $TargetKey -Name AllowLoopBack -Value ([int]$state.allow_loopback_before)
         }
-        Restart-Service -Name WinTarget -Force
+        if (Get-Service -Name WinTarget -ErrorAction SilentlyContinue) {
+            Restart-Service -Name WinTarget -Force
+        }
     } $problems
     if ($problems.Count -gt 0) {
         throw "teardown left $($problems.Count) problem(s), ${StateFile} kept: $($problems -join '; ')"
