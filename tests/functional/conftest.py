@@ -1,14 +1,43 @@
-"""Functional layer: Salt's real loaders on minion opts, no daemons."""
+"""Functional layer: Salt's real loaders on minion opts, no daemons.
+
+``ISCSI_REAL_HOST=1`` (on Windows, with a test target from tests/windows/setup-target.ps1):
+the module runs with ``iscsi.powershell`` unset, so against the real powershell.exe, and only
+tests marked ``real_host`` run; every test built on the simulated host is skipped. Without
+it, the ``real_host`` tests are skipped.
+"""
+
+import os
+import sys
+from pathlib import Path
 
 import pytest
 from saltfactories.utils.functional import Loaders
 
 from tests.conftest import minion_config
 
+REAL_HOST = os.environ.get("ISCSI_REAL_HOST") == "1"
+HERE = Path(__file__).resolve().parent
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if HERE not in Path(str(item.path)).parents:
+            continue
+        real = item.get_closest_marker("real_host") is not None
+        if REAL_HOST and not real:
+            item.add_marker(pytest.mark.skip(reason="simulated-host test (ISCSI_REAL_HOST=1)"))
+        elif real and not (REAL_HOST and sys.platform == "win32"):
+            reason = "real Windows host only: on Windows with ISCSI_REAL_HOST=1"
+            item.add_marker(pytest.mark.skip(reason=reason))
+
 
 @pytest.fixture(scope="package")
 def minion_opts(salt_factories, minion_id, powershell):
-    factory = salt_factories.salt_minion_daemon(minion_id, overrides=minion_config(powershell))
+    overrides = minion_config(powershell)
+    if REAL_HOST:
+        del overrides["iscsi.powershell"]  # the real Windows PowerShell 5.1
+        overrides["iscsi.timeout"] = 120
+    factory = salt_factories.salt_minion_daemon(minion_id, overrides=overrides)
     return factory.config.copy()
 
 

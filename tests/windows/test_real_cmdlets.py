@@ -1,45 +1,60 @@
-"""The module's fixed script against Windows' own iSCSI cmdlets (run on Windows only)."""
+"""The fixed script against Windows' own iSCSI cmdlets, each answer checked against the
+simulator (run on Windows only; see README.md here)."""
 
 
-def sessions_of(channel, target):
-    answer = channel.request({"op": "get_sessions", "connections": True})
+def of_target(answer, target):
     assert answer["ok"], answer
-    return [s for s in answer["sessions"] if s["TargetNodeAddress"].lower() == target.lower()]
+    iqn = target["target_iqn"].lower()
+    return [s for s in answer["sessions"] if s["TargetNodeAddress"].lower() == iqn]
 
 
-def test_get_sessions_fields(mod, channel, target):
-    (session, *_) = sessions_of(channel, target)
-    assert set(mod.SESSION_FIELDS) <= set(session)
-    assert session["Connections"][0]["TargetPortNumber"] > 0
+def test_get_sessions_fields(mod, twin, target, session, recorder, kind):
+    answer = twin.request({"op": "get_sessions", "connections": True})
+    (found,) = [s for s in of_target(answer, target) if s["SessionIdentifier"] == session]
+    assert set(mod.SESSION_FIELDS) <= set(found)
+    (connection,) = found["Connections"]
+    assert set(mod.CONNECTION_FIELDS) <= set(connection)
+    assert connection["TargetAddress"] == target["portal"]
+    assert connection["TargetPortNumber"] == target["port"]
+    assert found["IsPersistent"] is False and found["IsConnected"] is True
+    recorder.fact("session_as_reported", found, kind)
 
 
-def test_unregister_then_register(channel, target):
-    session = sessions_of(channel, target)[0]
-    sid = session["SessionIdentifier"]
-    try:
-        answer = channel.request({"op": "unregister", "ids": [sid]})
-        assert answer["results"] == [{"id": sid, "ok": True}], answer
-        assert not next(s for s in sessions_of(channel, target) if s["SessionIdentifier"] == sid)[
-            "IsPersistent"
-        ]
-    finally:
-        answer = channel.request({"op": "register", "ids": [sid], "is_multipath_enabled": False})
-    assert answer["results"][0]["ok"], answer
-    assert next(s for s in sessions_of(channel, target) if s["SessionIdentifier"] == sid)[
-        "IsPersistent"
-    ]
+def test_register_then_unregister(twin, target, session):
+    answer = twin.request({"op": "register", "ids": [session], "is_multipath_enabled": False})
+    assert answer["results"] == [{"id": session, "ok": True}], answer
+    (found,) = of_target(twin.real({"op": "get_sessions"}), target)
+    assert found["IsPersistent"] is True
+    answer = twin.request({"op": "unregister", "ids": [session]})
+    assert answer["results"] == [{"id": session, "ok": True}], answer
+    (found,) = of_target(twin.real({"op": "get_sessions"}), target)
+    assert found["IsPersistent"] is False and found["IsConnected"] is True
 
 
-def test_unknown_session_error_shape(mod, channel):
-    answer = channel.request({"op": "unregister", "ids": ["ffffffffffffffff-0000000000000000"]})
-    (item,) = answer["results"]
-    assert item["ok"] is False
-    assert mod.is_not_found(item["error"]), item["error"]
+def test_unknown_session_error_shape(mod, twin, recorder, kind):
+    unknown = "ffffffffffffffff-0000000000000000"
+    for op in ("unregister", "register"):
+        answer = twin.request({"op": op, "ids": [unknown]})
+        (item,) = answer["results"]
+        assert item["ok"] is False
+        assert mod.is_not_found(item["error"]), item["error"]
+        recorder.fact(f"not_found_error_{op}", item["error"], kind)
 
 
-def test_digest_and_persistent_logins(channel, target):
-    first = channel.request({"op": "digest"})
-    assert first["ok"] and len(first["digest"]) == 64
-    assert channel.request({"op": "digest"})["digest"] == first["digest"]
-    logins = channel.request({"op": "get_persistent_logins"})["logins"]
-    assert any(lg["TargetName"].lower() == target.lower() for lg in logins), logins
+def test_persistent_logins_and_digest(twin, target, session, recorder, kind):
+    twin.request({"op": "register", "ids": [session], "is_multipath_enabled": False})
+    logins = twin.request({"op": "get_persistent_logins"})["logins"]
+    mine = [lg for lg in logins if lg["TargetName"].lower() == target["target_iqn"].lower()]
+    assert len(mine) == 1, logins
+    recorder.fact("login_with_portal", mine[0], kind)
+    first = twin.request({"op": "digest"})
+    assert len(first["digest"]) == 64 and first["count"] >= 1 and first["logins"] >= 1
+    assert twin.real({"op": "digest"})["digest"] == first["digest"]
+
+
+def test_digest_equals_the_simulators(twin, session):
+    """The digest text is built the same way on both sides, so a mirror has the same digest."""
+    twin.request({"op": "register", "ids": [session], "is_multipath_enabled": False})
+    sim = twin.mirror()
+    real = twin.real({"op": "digest"})
+    twin.check(("digest value", real["digest"], sim.handle({"op": "digest"})["digest"]))

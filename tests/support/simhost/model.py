@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import fcntl
 import hashlib
 import json
 import os
@@ -40,6 +39,11 @@ from pathlib import Path
 from typing import Any
 
 from tests.support.simhost.lifecycle import LifecycleMixin
+
+try:
+    import fcntl
+except ImportError:  # Windows: tests/windows mirrors a real host into a SimulatedHost
+    from tests.support.simhost import winlock as fcntl
 
 # What Windows reports (a unit test holds these equal to the library's protocol facts).
 SESSION_FIELDS = (
@@ -165,7 +169,10 @@ def _script_error(message: str, error_id: str, category: str) -> WindowsError_:
 PLAIN_NAME = re.compile(r"[A-Za-z0-9._:\\\[\]&%-]+\Z")
 
 
-def empty_state() -> dict:
+def empty_state(observations: Any = None) -> dict:
+    """A host with nothing on it; behaviour defaults from observations (observations.py)."""
+    from tests.support.simhost.observations import behaviour_defaults
+
     return {
         "initiator": {"node_address": INITIATOR_NODE, "instance_name": INITIATOR_INSTANCE},
         "sessions": [],
@@ -176,7 +183,7 @@ def empty_state() -> dict:
         "network": [],  # what the SAN offers (lifecycle.add_network_target)
         "chap_secret_sha256": None,  # the initiator's mutual-CHAP secret
         "disk_numbers": {},
-        "behaviour": dict(DEFAULT_BEHAVIOUR),
+        "behaviour": behaviour_defaults(observations),
         "faults": copy.deepcopy(DEFAULT_FAULTS),
         "stats": {"processes": 0, "requests": {}},
         "next_login": 1,
@@ -196,8 +203,9 @@ class SimulatedHost(LifecycleMixin):
     def _error(message: str, category: str, error_id: str) -> WindowsError_:
         return WindowsError_(message, category, error_id)
 
-    def __init__(self, path: str | os.PathLike) -> None:
+    def __init__(self, path: str | os.PathLike, observations: Any = None) -> None:
         self.path = Path(path)
+        self.observations = observations  # a document, a path, None: $ISCSI_SIM_OBSERVATIONS
 
     # -- storage -----------------------------------------------------------------------
 
@@ -224,9 +232,9 @@ class SimulatedHost(LifecycleMixin):
 
     def _load(self) -> dict:
         if not self.path.exists():
-            return empty_state()
+            return empty_state(self.observations)
         state = json.loads(self.path.read_text())
-        for key, value in empty_state().items():
+        for key, value in empty_state(self.observations).items():
             state.setdefault(key, value)
         for key, value in DEFAULT_FAULTS.items():
             state["faults"].setdefault(key, value)
@@ -238,7 +246,7 @@ class SimulatedHost(LifecycleMixin):
         """An empty host, or one with the seed's sessions (``sessions=3``) and more."""
         with self.edit() as state:
             state.clear()
-            state.update(empty_state())
+            state.update(empty_state(self.observations))
         for n in range(sessions):
             sides = SEED_SIDES[n] if n < len(SEED_SIDES) else (None, None)
             self.add_session(SEED_TARGET, persistent=True, sides=sides)

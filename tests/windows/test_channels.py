@@ -1,0 +1,62 @@
+"""Both local channels on a real host: a request that runs out of time, a stop mid-request.
+
+A long request that changes nothing: unregister 10,000 session ids that do not exist
+(each one a CDXML query that finds nothing).
+"""
+
+import threading
+import time
+
+import pytest
+
+from saltext_win_iscsi.errors import ChannelError
+
+MISSING = [f"ffffffffffffffff-{n:016x}" for n in range(10000)]
+
+
+def test_a_request_that_runs_out_of_time(make_channel, kind, recorder):
+    channel = make_channel()
+    assert channel.request({"op": "get_sessions"})["ok"]  # warm: started, module loaded
+    channel.timeout = 2.0
+    started = time.monotonic()
+    with pytest.raises(ChannelError, match=r"did not answer 'unregister' within 2 s") as err:
+        channel.request({"op": "unregister", "ids": MISSING})
+    took = time.monotonic() - started
+    recorder.fact("timeout_error", {"message": str(err.value), "seconds": round(took, 2)}, kind)
+    assert took < 30, took
+    assert not channel.alive
+    # The host is not wedged: a new channel answers at once.
+    assert make_channel().request({"op": "get_sessions"})["ok"]
+
+
+def test_a_stop_mid_request(make_channel, kind, recorder):
+    channel = make_channel()
+    assert channel.request({"op": "get_sessions"})["ok"]
+    outcome = {}
+
+    def run():
+        try:
+            outcome["answer"] = channel.request({"op": "unregister", "ids": MISSING})
+        except ChannelError as exc:
+            outcome["error"] = str(exc)
+        outcome["ended"] = time.monotonic()
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    time.sleep(2.0)
+    stopped = time.monotonic()
+    channel.kill()
+    worker.join(timeout=60)
+    recorder.fact(
+        "stop_mid_request",
+        {
+            "error": outcome.get("error"),
+            "answered": "answer" in outcome,
+            "seconds_to_end": round(outcome.get("ended", stopped + 60) - stopped, 2),
+        },
+        kind,
+    )
+    assert not worker.is_alive(), "the request did not end within 60 s of the stop"
+    assert "error" in outcome, outcome
+    assert not channel.alive
+    assert make_channel().request({"op": "get_sessions"})["ok"]

@@ -1,0 +1,147 @@
+"""What Microsoft does not document about persistence, observed and fed to the simulator.
+
+Each test records what it saw (``recorder``) under the simulator switch it decides, and
+checks every answer against the simulator set to that observation (``twin``).
+"""
+
+import pytest
+
+from tests.windows import hostactions
+
+CHAP_USER = "salt-test-chap"
+CHAP_SECRET = "SaltTestChap-1"  # 14 bytes: the initiator takes 12 to 16
+
+
+def logins_of(twin, target):
+    answer = twin.real({"op": "get_persistent_logins"})
+    assert answer["ok"], answer
+    return [
+        lg for lg in answer["logins"] if lg["TargetName"].lower() == target["target_iqn"].lower()
+    ]
+
+
+def persistent(twin, session_id):
+    answer = twin.real({"op": "get_sessions"})
+    return next(s for s in answer["sessions"] if s["SessionIdentifier"] == session_id)[
+        "IsPersistent"
+    ]
+
+
+def test_unregister_on_a_session_that_is_not_persistent(twin, session, recorder, kind):
+    """Nothing happens, or 0xEFFF0042? (switch unregister_non_persistent)"""
+
+    def observed(real):
+        (item,) = real["results"]
+        recorder.fact("unregister_non_persistent_result", item, kind)
+        value = "noop" if item["ok"] else "error"
+        recorder.behaviour("unregister_non_persistent", value, kind)
+        return {"unregister_non_persistent": value}
+
+    real = twin.request({"op": "unregister", "ids": [session]}, behaviour=observed)
+    (item,) = real["results"]
+    assert item["ok"] or item["error"]["hresult"] == "0xEFFF0042", item
+
+
+def test_mpio_register_twice_unregister_once(twin, target, session, recorder, kind):
+    """Two registrations of one session, one Unregister: how many logins are left?
+    (switch unregister_removes)"""
+    for n in (1, 2):
+        answer = twin.request({"op": "register", "ids": [session], "is_multipath_enabled": True})
+        recorder.fact(f"mpio_register_{n}", answer["results"], kind)
+        if not answer["results"][0]["ok"]:
+            pytest.skip(f"Windows refused registration {n} of one session: {answer['results']}")
+    before = logins_of(twin, target)
+    recorder.fact("mpio_logins_after_two_registrations", before, kind)
+    assert len(before) == 2, before
+
+    def observed(real):
+        left = len(logins_of(twin, target))
+        recorder.fact("mpio_logins_after_one_unregister", left, kind)
+        assert left in (0, 1), left
+        value = "all" if left == 0 else "one"
+        recorder.behaviour("unregister_removes", value, kind)
+        return {"unregister_removes": value}
+
+    answer = twin.request({"op": "unregister", "ids": [session]}, behaviour=observed)
+    assert answer["results"][0]["ok"], answer
+
+
+def test_login_made_without_a_portal(twin, target, recorder, kind):
+    """Connect-IscsiTarget without -TargetPortalAddress, persistent: what WMI reports for its
+    TargetPortal, and whether remove_persistent_logins (a '*' address and socket when the
+    address is empty) removes it."""
+    connected = hostactions.connect(target, persistent=True, portal=False)
+    recorder.fact("login_without_portal_session", connected, kind)
+    logins = logins_of(twin, target)
+    recorder.fact("login_without_portal_logins", logins, kind)
+    assert len(logins) == 1, logins
+    recorder.fact(
+        "login_without_portal_login_options",
+        hostactions.act("login_options", target=target["target_iqn"]),
+        kind,
+    )
+    answer = twin.request({"op": "remove_persistent_logins", "logins": logins})
+    recorder.fact("login_without_portal_remove_result", answer["results"], kind)
+    left = logins_of(twin, target)
+    recorder.fact("login_without_portal_left", left, kind)
+    assert answer["results"][0]["ok"], answer
+    assert left == [], left
+
+
+def test_remove_persistent_login_end_to_end(twin, target, session, recorder, kind):
+    """iscsicli RemovePersistentTarget on an entry registered twice: one or all go?
+    (switch remove_persistent_removes); then register again."""
+    for _ in (1, 2):
+        twin.request({"op": "register", "ids": [session], "is_multipath_enabled": True})
+    entries = logins_of(twin, target)
+    assert len(entries) == 2 and entries[0] == entries[1], entries
+
+    def observed(real):
+        left = len(logins_of(twin, target))
+        recorder.fact("remove_persistent_result", real["results"], kind)
+        recorder.fact("remove_persistent_left_of_two", left, kind)
+        if not real["results"][0]["ok"]:
+            return {}
+        assert left in (0, 1), left
+        value = "all" if left == 0 else "one"
+        recorder.behaviour("remove_persistent_removes", value, kind)
+        return {"remove_persistent_removes": value}
+
+    answer = twin.request(
+        {"op": "remove_persistent_logins", "logins": entries[:1]}, behaviour=observed
+    )
+    assert answer["results"][0]["ok"], answer  # iscsicli exited 0
+    if logins_of(twin, target):
+        twin.request({"op": "remove_persistent_logins", "logins": entries[:1]})
+    assert logins_of(twin, target) == []
+    assert persistent(twin, session) is False
+    answer = twin.request({"op": "register", "ids": [session], "is_multipath_enabled": False})
+    assert answer["results"][0]["ok"], answer
+    assert persistent(twin, session) is True
+    assert len(logins_of(twin, target)) == 1
+
+
+@pytest.fixture
+def chap_target(target):
+    hostactions.act(
+        "target_chap",
+        target_name=target["target_name"],
+        enable=True,
+        chap_username=CHAP_USER,
+        chap_secret_hex=hostactions.hex_text(CHAP_SECRET),
+    )
+    yield target
+    hostactions.act("target_chap", target_name=target["target_name"], enable=False)
+
+
+def test_register_without_chap_on_a_session_that_used_chap(twin, chap_target, recorder, kind):
+    """Registering a CHAP session with no CHAP arguments: accepted? What will it log in with?"""
+    target = chap_target
+    connected = hostactions.connect(target, chap=(CHAP_USER, CHAP_SECRET))
+    assert connected["AuthenticationType"] == "ONEWAYCHAP", connected
+    sid = connected["SessionIdentifier"]
+    answer = twin.request({"op": "register", "ids": [sid], "is_multipath_enabled": False})
+    recorder.fact("register_without_chap_result", answer["results"], kind)
+    options = hostactions.act("login_options", target=target["target_iqn"])
+    recorder.fact("register_without_chap_login_options", options, kind)
+    assert answer["results"][0]["ok"], answer
