@@ -46,7 +46,7 @@ try:
     import saltext_win_iscsi
 
     saltext_win_iscsi = saltext_win_iscsi.current()
-    from saltext_win_iscsi import hosts, persistence
+    from saltext_win_iscsi import hosts, reports
     from saltext_win_iscsi.errors import IscsiInputError
     from saltext_win_iscsi.policy import Policy, PolicyError
     from saltext_win_iscsi.selection import Selector, login_selector
@@ -276,7 +276,7 @@ def unregister_session(
         computer_name,
         profile,
         throttle_limit,
-        failed=persistence.failed,
+        failed=reports.failed,
     )
 
 
@@ -370,7 +370,7 @@ def register_session(
         computer_name,
         profile,
         throttle_limit,
-        failed=persistence.failed,
+        failed=reports.failed,
     )
 
 
@@ -458,7 +458,7 @@ def remove_persistent_login(
         computer_name,
         profile,
         throttle_limit,
-        failed=persistence.failed,
+        failed=reports.failed,
     )
 
 

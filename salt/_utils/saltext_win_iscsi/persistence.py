@@ -13,6 +13,7 @@ from saltext_win_iscsi.errors import IscsiError
 from saltext_win_iscsi.hostcall import HostCall
 from saltext_win_iscsi.policy import Policy
 from saltext_win_iscsi.protocol import describe_windows_error, is_not_found, login_key
+from saltext_win_iscsi.reports import failed, passthru_error
 from saltext_win_iscsi.selection import Selector
 
 # Windows may remove one persistent login of several (MPIO) per Unregister: repeat for
@@ -45,12 +46,6 @@ def check_policy(opener: Opener, policy: Policy) -> dict:
         logins = host.logins()
     violations = policy.violations(sessions, logins)
     return {"compliant": not violations, "rules": len(policy.rules), "violations": violations}
-
-
-def failed(report: dict | list) -> bool:
-    """Whether a per-session or per-login report holds a failure."""
-    entries = report.values() if isinstance(report, dict) else report
-    return any(isinstance(e, dict) and e.get("status") == "failed" for e in entries)
 
 
 def change_persistence(
@@ -113,14 +108,7 @@ def change_persistence(
     if not passthru:
         return report
     if failed(report):
-        raise IscsiError(
-            "iSCSI: "
-            + "; ".join(
-                f"{sid}: {e['error']}" for sid, e in report.items() if e["status"] == "failed"
-            )
-            + f"; {done_status}: "
-            + (", ".join(s for s, e in report.items() if e["status"] == done_status) or "none")
-        )
+        raise passthru_error(report, done_status)
     return [after[sid] for sid in todo if sid in after]
 
 

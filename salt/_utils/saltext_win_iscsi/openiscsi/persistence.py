@@ -19,6 +19,7 @@ from saltext_win_iscsi.openiscsi.iscsiadm import Iscsiadm
 from saltext_win_iscsi.openiscsi.parse import parse_node_records, parse_session_tree
 from saltext_win_iscsi.policy import Policy
 from saltext_win_iscsi.protocol import ANY_PORT, login_key
+from saltext_win_iscsi.reports import failed, passthru_error
 from saltext_win_iscsi.selection import Selector
 
 PERSISTENT = "automatic"
@@ -140,11 +141,6 @@ def check_policy(adm: Iscsiadm, policy: Policy) -> dict:
     return {"compliant": not violations, "rules": len(policy.rules), "violations": violations}
 
 
-def failed(report: dict | list) -> bool:
-    entries = report.values() if isinstance(report, dict) else report
-    return any(isinstance(e, dict) and e.get("status") == "failed" for e in entries)
-
-
 def _set(adm: Iscsiadm, record: dict, mode: str) -> str | None:
     """Set a record's startup mode: None when done, "not_found", or an error text."""
     try:
@@ -229,14 +225,7 @@ def change_persistence(
     if not passthru:
         return report
     if failed(report):
-        raise IscsiError(
-            "iSCSI: "
-            + "; ".join(
-                f"{sid}: {e['error']}" for sid, e in report.items() if e["status"] == "failed"
-            )
-            + f"; {done_status}: "
-            + (", ".join(s for s, e in report.items() if e["status"] == done_status) or "none")
-        )
+        raise passthru_error(report, done_status)
     changed = {sid for sids in todo.values() for sid in sids}
     return [
         s
