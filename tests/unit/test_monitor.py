@@ -76,11 +76,13 @@ def world(host, tmp_path):
 def settle(monitor: Monitor, policy=POLICY, running=lambda: False, settings=SETTINGS):
     """Tick until the background check has been collected; return all events seen."""
     events = []
-    for _ in range(20):
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
         events += monitor.tick(settings, policy, running)
         if monitor._worker is not None and not monitor._worker.is_alive():
             events += monitor.tick(settings, policy, running)
             return events
+        time.sleep(0.02)
     raise AssertionError("the check never finished")
 
 

@@ -2,8 +2,9 @@
 
 Each beacon tick calls ``Monitor.tick``. The check itself (a digest from a PowerShell kept
 open; sessions and logins only when the digest changed) runs in a worker thread: a tick
-waits for it at most ``TICK_WAIT`` seconds and otherwise collects its result on a later
-tick, so a hung PowerShell (stopped after ``timeout``) never holds the minion's main loop.
+that starts one waits for it at most ``TICK_WAIT`` seconds and otherwise collects its
+result on a later tick; a tick that finds one still running does not wait at all. So a
+hung PowerShell (stopped after ``timeout``) never holds the minion's main loop.
 
 Two kinds of events:
 
@@ -173,7 +174,9 @@ class Monitor:
         caller logged why); nothing is enforced then, registrations are still reported."""
         if self._worker is None or not self._worker.is_alive():
             self._start_check(settings, policy or Policy())
-        self._worker.join(TICK_WAIT)
+            # A fresh check usually answers within milliseconds: collect it on this tick.
+            # One still running from an earlier tick (a hang) is not waited for at all.
+            self._worker.join(TICK_WAIT)
         events: list[dict] = []
         look = self._collect()
         if look is not None:
