@@ -24,6 +24,9 @@ FORMULA_EMPTY, FORMULA_MALFORMED = "iscsi-policy-empty", "iscsi-policy-malformed
 
 # The last exception line of a traceback a minion returned for a failed function.
 _EXCEPTION_LINE = re.compile(r"^([A-Za-z_][\w.]*(?:Error|Exception|Exit)\w*)(?:: (.*))?$")
+# How a minion words a function's failure before the error's own message.
+_ERROR_PREFIX = re.compile(r"^(?:ERROR executing '[^']*': |ERROR: )")
+_NOT_AVAILABLE = re.compile(r"^'([\w.]+)' is not available\.?$")
 
 
 @dataclass(frozen=True)
@@ -151,8 +154,9 @@ def _host_order(host: HostReport) -> tuple:
 
 
 def error_text(value: Any) -> str:
-    """What went wrong, from a failed function's return: the exception's own message when
-    the minion returned a traceback, else the text itself."""
+    """What went wrong, in the words of the error, from a failed function's return: the
+    minion prefixes it (``ERROR: ``, ``ERROR executing 'fun': ``) or returns a traceback
+    whose last exception carries the message."""
     text = str(value).strip()
     if "Traceback (most recent call last)" in text:
         lines = text.splitlines()
@@ -161,8 +165,13 @@ def error_text(value: Any) -> str:
             first = _EXCEPTION_LINE.match(lines[starts[-1]])
             rest = [first.group(2) or first.group(1), *lines[starts[-1] + 1 :]]
             return "\n".join(rest).strip()
-    if text.startswith("ERROR: "):
-        text = text[len("ERROR: ") :]
+    text = _ERROR_PREFIX.sub("", text, count=1)
+    missing = _NOT_AVAILABLE.match(text)
+    if missing:
+        return (
+            f"{missing.group(1)} is not available on this minion: the extension is not "
+            "loaded there (saltutil.sync_all, or install the wheel)"
+        )
     return text
 
 

@@ -39,7 +39,8 @@ h1{font-size:24px;margin:0 0 4px}h2{font-size:18px;margin:28px 0 10px}
 table{border-collapse:collapse;width:100%;background:#fff;box-shadow:0 1px 2px #0002;margin-bottom:8px}
 th,td{text-align:left;padding:6px 10px;border-bottom:1px solid #e3e7ee;vertical-align:top}
 th{background:#e9edf3;font-size:13px}td.num{text-align:right}
-.badge{display:inline-block;border-left:4px solid;padding:0 6px;background:#f4f6f9;border-radius:3px}
+#hosts td:nth-child(-n+2),details td:first-child{white-space:nowrap}
+.badge{display:inline-block;white-space:nowrap;border-left:4px solid;padding:0 6px;background:#f4f6f9;border-radius:3px}
 details{background:#fff;border-radius:8px;box-shadow:0 1px 2px #0002;margin:10px 0;padding:8px 14px}
 summary{cursor:pointer;font-weight:600}.error-text{white-space:pre-wrap;color:#8d3b00}
 #filters button{margin:0 6px 10px 0;padding:4px 10px;border:1px solid #c3cad6;border-radius:14px;background:#fff;cursor:pointer}
