@@ -11,6 +11,7 @@ simulated Windows host, started once for the whole package.
 
 from __future__ import annotations
 
+import concurrent.futures
 import time
 from pathlib import Path
 
@@ -37,7 +38,7 @@ POLICY = {
 }
 RULES = ["iscsi-policy-not-persistent-1", "iscsi-policy-absent-1"]
 ROLES = ("compliant", "violating", "faulty", "stopped")
-TIMEOUT = 3  # seconds the report waits before asking late minions (a down one costs this + 2)
+TIMEOUT = 5  # seconds the report waits before asking late minions (a down one costs this + 5)
 LIMIT = 90
 
 
@@ -87,7 +88,7 @@ def fleet_master(salt_factories, fleet_dir):
             "pillar_roots": {"base": [str(fleet_dir / "pillar")]},
             "reactor": [{"salt/beacon/*/iscsi/violation": [REACTOR]}],
             "timeout": TIMEOUT,
-            "gather_job_timeout": 2,
+            "gather_job_timeout": 5,
         },
     )
     with factory.started():
@@ -112,18 +113,18 @@ def fleet(fleet_master, fleet_dir, fleet_hosts):
         factories[role] = fleet_master.salt_minion_daemon(
             random_string(f"win-{role}-"), overrides=overrides
         )
-    started = []
     try:
-        for factory in factories.values():
-            factory.start()
-            started.append(factory)
+        # Started side by side: each start mostly waits for the minion to authenticate.
+        with concurrent.futures.ThreadPoolExecutor(len(factories)) as pool:
+            for started in pool.map(lambda f: f.start(), factories.values()):
+                assert started
         ret = fleet_master.salt_cli(timeout=120).run("saltutil.sync_all", minion_tgt="*")
         assert ret.returncode == 0, ret
-        assert set(ret.data) == {f.id for f in started}, ret
+        assert set(ret.data) == {f.id for f in factories.values()}, ret
         factories["stopped"].terminate()
         yield factories
     finally:
-        for factory in started:
+        for factory in factories.values():
             factory.terminate()
 
 
