@@ -185,6 +185,11 @@ def test_report_shows_every_host(
         f"{[len(e.data['tgt']) for e in others]} late minion(s)"
     )
 
+    # The runner job's success (in its return event) says that not every host complies.
+    runs = event_listener.get_events([(fleet_master.id, "salt/run/*/ret")], after_time=since)
+    (run,) = [e for e in runs if e.data.get("fun") == "runner.iscsi.report"]
+    assert run.data["success"] is False
+
     junit_validate(str(junit))
     dom = browser.dom(page)
     read = read_page(dom)

@@ -13,6 +13,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+import xmlschema
 
 PYTEST_SDIST = "pytest==9.2.0"
 SCHEMA_MEMBER = "pytest-9.2.0/testing/example_scripts/junit-10.xsd"
@@ -57,8 +58,6 @@ def junit_schema(directory: Path) -> Path:
 
 def validator(schema: Path):
     """A function that raises if an XML file is not valid against ``schema``."""
-    import xmlschema  # noqa: PLC0415  (a dev requirement: requirements-dev.txt)
-
     compiled = xmlschema.XMLSchema(str(schema))
     return compiled.validate
 
