@@ -78,15 +78,21 @@ def _target_label(tgt, tgt_type):
     return label if tgt_type == "glob" else f"{label} ({tgt_type})"
 
 
-def _write(path, text, what):
-    """Write ``text`` to ``path`` on the master, atomically; the absolute path written."""
+def _output_path(path, what):
+    """The absolute path of an output file, checked before the fleet is asked anything."""
+    if path is None:
+        return None
     if not isinstance(path, str) or not path.strip():
         raise IscsiInputError(f"{what} must be a file path on the master")
     path = os.path.abspath(path)
-    directory = os.path.dirname(path)
-    if not os.path.isdir(directory):
-        raise IscsiInputError(f"{what}: the folder {directory!r} does not exist")
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".iscsi-report-")
+    if not os.path.isdir(os.path.dirname(path)):
+        raise IscsiInputError(f"{what}: the folder {os.path.dirname(path)!r} does not exist")
+    return path
+
+
+def _write(path, text):
+    """Write ``text`` to ``path`` on the master, atomically."""
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".iscsi-report-")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as stream:
             stream.write(text)
@@ -96,7 +102,6 @@ def _write(path, text, what):
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
-    return path
 
 
 def _remediation(minions, days):
@@ -183,6 +188,7 @@ def report(tgt="*", tgt_type="glob", timeout=None, days=7, junit=None, html=None
     started = time.monotonic()
     if not isinstance(inventory, bool):
         raise IscsiInputError(f"inventory must be True or False, not {inventory!r}")
+    junit, html = _output_path(junit, "junit"), _output_path(html, "html")
     questions = fleet.REPORT + (fleet.INVENTORY if inventory else [])
     tgt, answers = _ask(questions, tgt, tgt_type, timeout)
     notes = []
@@ -202,17 +208,17 @@ def report(tgt="*", tgt_type="glob", timeout=None, days=7, junit=None, html=None
         notes=notes,
         inventory=inventory,
     )
-    files = {}
+    files = []
     if junit is not None:
-        files["junit"] = _write(
-            junit, report_junit.render(result, time.monotonic() - started), "junit"
-        )
+        _write(junit, report_junit.render(result, time.monotonic() - started))
+        files.append({"format": "junit", "path": junit})
     if html is not None:
-        files["html"] = _write(html, report_html.render(result), "html")
+        _write(html, report_html.render(result))
+        files.append({"format": "html", "path": html})
     ret = result.as_return()
     ret["jobs"] = answers.jobs
     if files:
-        ret["files"] = [{"format": kind, "path": path} for kind, path in files.items()]
+        ret["files"] = files
     if not all(host.compliant for host in result.hosts):
         __context__["retcode"] = 1
     return ret

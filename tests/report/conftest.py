@@ -124,8 +124,8 @@ def fleet(fleet_master, fleet_dir, fleet_hosts):
         factories["stopped"].terminate()
         yield factories
     finally:
-        for factory in factories.values():
-            factory.terminate()
+        with concurrent.futures.ThreadPoolExecutor(len(factories)) as pool:
+            list(pool.map(lambda f: f.terminate(), factories.values()))
 
 
 @pytest.fixture(scope="package")

@@ -74,6 +74,13 @@ def test_the_runner_runs_the_library_synced_to_the_master(salt_run, fleet_master
     # file_roots: saltutil.sync_utils put it in the master's extension modules.
     assert library.parts[-3:] == ("extmods", "utils", "saltext_win_iscsi"), library
     assert str(library).startswith(str(fleet_master.config["root_dir"]))
+    # Arguments are checked before the fleet is asked anything.
+    ret = salt_run.run("iscsi.report", "html=/nonexistent/report.html")
+    assert ret.returncode != 0
+    assert "html: the folder '/nonexistent' does not exist" in ret.stdout + ret.stderr
+    ret = salt_run.run("iscsi.enforce", "batch=0")
+    assert ret.returncode != 0
+    assert "batch must be a count (10) or a percentage (10%), not 0" in ret.stdout + ret.stderr
 
 
 def test_reactor_runs_are_the_remediation_history(
@@ -300,13 +307,13 @@ def test_enforce_fixes_the_violating_hosts_only_and_the_next_report_says_so(
     assert hosts["violating"].persistent_ids() == set()
     assert hosts["faulty"].persistent_ids() == faulty_before  # an error host is left alone
 
-    report = salt_run.run("iscsi.report", "days=1", f"timeout={TIMEOUT}")
+    live = ",".join(ids[r] for r in ("compliant", "violating", "faulty"))
+    report = salt_run.run("iscsi.report", f"tgt={live}", "tgt_type=list", "days=1")
     statuses = {m: r["status"] for m, r in by_minion(report.data).items()}
     assert statuses == {
         ids["compliant"]: "compliant",
         ids["violating"]: "compliant",
         ids["faulty"]: "error",
-        ids["stopped"]: "no answer",
     }
     enforce_runs = [r for r in report.data["remediation"] if r["started by"] == "enforce"]
     assert {r["minion"] for r in enforce_runs} >= {ids["compliant"], ids["violating"]}
@@ -315,6 +322,5 @@ def test_enforce_fixes_the_violating_hosts_only_and_the_next_report_says_so(
     hosts["faulty"].clear_faults()
     ret = salt_run.run("iscsi.enforce", f"tgt={ids['faulty']}", "tgt_type=list")
     assert [row["minion"] for row in ret.data["enforced"]] == [ids["faulty"]]
-    live = ",".join(ids[r] for r in ("compliant", "violating", "faulty"))
     report = salt_run.run("iscsi.report", f"tgt={live}", "tgt_type=list", "days=1")
     assert report.data["totals"][0]["compliant"] == 3, report.data

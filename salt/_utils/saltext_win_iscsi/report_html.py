@@ -88,12 +88,11 @@ def _css(status: str) -> str:
     return status.replace(" ", "-")
 
 
-def _table(headers: list[str], rows: list[list[str]], table_id: str = "") -> str:
+def _table(headers: list[str], rows: list[list[str]]) -> str:
     """A table; ``rows`` hold already-escaped cell HTML."""
     head = "".join(f"<th>{_e(h)}</th>" for h in headers)
     body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
-    ident = f' id="{table_id}"' if table_id else ""
-    return f"<table{ident}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
 def _cards(report: FleetReport) -> str:
