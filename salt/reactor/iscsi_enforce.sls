@@ -10,6 +10,9 @@
   plain minion id; the worst a forged event can cause is one more run of an idempotent
   state on a minion, deciding from that minion's own pillar.
 
+  The job metadata marks the run as the reactor's: `salt-run iscsi.report` finds these
+  runs in the master's job cache (its remediation history).
+
   Master config:
     reactor:
       - 'salt/beacon/*/iscsi/violation':
@@ -28,4 +31,6 @@ iscsi-enforce-policy:
     - args:
       - mods: iscsi.policy
       - queue: True
+    - metadata:
+        saltext_iscsi: reactor
 {%- endif %}

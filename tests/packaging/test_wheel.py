@@ -134,3 +134,36 @@ def test_beacon_loads_from_the_wheel(installed, minion_config_dir):
     )
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split() == ["salt.loaded.ext.beacons.iscsi", "True"]
+
+
+def test_runner_loads_from_the_wheel(installed, tmp_path):
+    """salt-run users of the wheel get iscsi.report with no saltutil.sync_runners."""
+    config = tmp_path / "master"
+    config.write_text(f"root_dir: {tmp_path / 'root'}\nid: pip-master\n")
+    probe = textwrap.dedent(
+        f"""
+        import json, salt.config, salt.loader
+        opts = salt.config.master_config({str(config)!r})
+        runners = salt.loader.runner(opts, utils=salt.loader.utils(opts))
+        print(json.dumps({{
+            "module": runners["iscsi.report"].__module__,
+            "functions": sorted(f for f in runners if f.startswith("iscsi.")),
+            "library": runners["iscsi.version"]()["library"],
+        }}))
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(installed), "PATH": "/usr/bin:/bin"},
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    found = json.loads(out.stdout.splitlines()[-1])
+    assert found["module"] == "salt.loaded.ext.runners.iscsi"
+    assert found["functions"] == ["iscsi.enforce", "iscsi.report", "iscsi.version"]
+    assert found["library"] == str(installed / "saltext_win_iscsi")
+    # Nothing was synced: the master has no extension modules.
+    assert not list(tmp_path.rglob("extmods/runners/iscsi.py"))

@@ -1,0 +1,148 @@
+"""Fleet report: one master (with the reactor) and four minions, each with its own
+simulated Windows host, started once for the whole package.
+
+| minion | host |
+| --- | --- |
+| compliant | sessions to the watched target, none persistent; a persistent session that is allowed |
+| violating | the seed's three persistent sessions, a session to a target that must be absent, a persistent login with no session |
+| faulty | the iSCSI service is stopped: every PowerShell call fails |
+| stopped | started, accepted, then stopped: expected, but it never answers |
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import time
+from pathlib import Path
+
+import pytest
+import salt.utils.yaml
+from saltfactories.utils import random_string
+
+from tests.conftest import SALT_TREE, minion_config
+from tests.support import report_tools
+from tests.support.simhost.model import SEED_TARGET, SimulatedHost
+from tests.support.simhost.powershell_standin import install
+
+REACTOR = "salt://reactor/iscsi_enforce.sls"
+ABSENT_TARGET = "iqn.1991-05.com.contoso:old-archive"
+ALLOWED = "iqn.1991-05.com.contoso:db-01"
+OFFLINE = "iqn.1991-05.com.contoso:testiscsi-offline"
+POLICY = {
+    "iscsi": {
+        "policy": {
+            "not_persistent": [{"target": "iqn.1991-05.com.contoso:testiscsi-*"}],
+            "absent": [{"target": "iqn.1991-05.com.contoso:old-*"}],
+        }
+    }
+}
+RULES = ["iscsi-policy-not-persistent-1", "iscsi-policy-absent-1"]
+ROLES = ("compliant", "violating", "faulty", "stopped")
+TIMEOUT = 5  # seconds the report waits before asking late minions (a down one costs this + 5)
+LIMIT = 90
+
+
+def wait_for(predicate, timeout: float = LIMIT, step: float = 0.2) -> float:
+    start = time.monotonic()
+    while not predicate():
+        if time.monotonic() - start > timeout:
+            pytest.fail(f"not within {timeout} s: {predicate.__doc__ or predicate}")
+        time.sleep(step)
+    return time.monotonic() - start
+
+
+@pytest.fixture(scope="package")
+def fleet_dir(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("fleet")
+    (root / "pillar").mkdir()
+    (root / "pillar" / "top.sls").write_text("base:\n  '*':\n    - iscsi\n")
+    (root / "pillar" / "iscsi.sls").write_text(salt.utils.yaml.safe_dump(POLICY))
+    return root
+
+
+@pytest.fixture(scope="package")
+def fleet_hosts(fleet_dir) -> dict[str, SimulatedHost]:
+    return {role: SimulatedHost(fleet_dir / f"{role}.json") for role in ROLES}
+
+
+def shape(hosts: dict[str, SimulatedHost]) -> None:
+    """Every host as in the module docstring."""
+    compliant = hosts["compliant"].reset()
+    for _ in range(2):
+        compliant.add_session(SEED_TARGET)
+    compliant.add_session(ALLOWED, persistent=True)
+    violating = hosts["violating"].reset(sessions=3)
+    violating.add_session(ABSENT_TARGET, portal="10.0.7.1")
+    violating.add_persistent_login(OFFLINE, portal="10.0.9.9")
+    hosts["faulty"].reset(sessions=1).set_fault("service_stopped", True)
+    hosts["stopped"].reset()
+
+
+@pytest.fixture(scope="package")
+def fleet_master(salt_factories, fleet_dir):
+    factory = salt_factories.salt_master_daemon(
+        random_string("fleet-master-"),
+        overrides={
+            "interface": "127.0.0.1",
+            "file_roots": {"base": [str(SALT_TREE)]},
+            "pillar_roots": {"base": [str(fleet_dir / "pillar")]},
+            "reactor": [{"salt/beacon/*/iscsi/violation": [REACTOR]}],
+            "timeout": TIMEOUT,
+            "gather_job_timeout": 5,
+        },
+    )
+    with factory.started():
+        run = factory.salt_run_cli(timeout=120)
+        # file_roots users: the library, then the runner, onto the master.
+        for sync in ("saltutil.sync_utils", "saltutil.sync_runners"):
+            ret = run.run(sync)
+            assert ret.returncode == 0, ret
+        assert "runners.iscsi" in ret.data, ret.data
+        yield factory
+
+
+@pytest.fixture(scope="package")
+def fleet(fleet_master, fleet_dir, fleet_hosts):
+    """role -> minion factory; the stopped one is no longer running."""
+    shape(fleet_hosts)
+    factories = {}
+    for role in ROLES:
+        overrides = minion_config(install(fleet_dir / f"bin-{role}", fleet_hosts[role].path))
+        overrides.pop("file_client")
+        overrides.pop("file_roots")
+        factories[role] = fleet_master.salt_minion_daemon(
+            random_string(f"win-{role}-"), overrides=overrides
+        )
+    try:
+        # Started side by side: each start mostly waits for the minion to authenticate.
+        with concurrent.futures.ThreadPoolExecutor(len(factories)) as pool:
+            for started in pool.map(lambda f: f.start(), factories.values()):
+                assert started
+        ret = fleet_master.salt_cli(timeout=120).run("saltutil.sync_all", minion_tgt="*")
+        assert ret.returncode == 0, ret
+        assert set(ret.data) == {f.id for f in factories.values()}, ret
+        factories["stopped"].terminate()
+        yield factories
+    finally:
+        with concurrent.futures.ThreadPoolExecutor(len(factories)) as pool:
+            list(pool.map(lambda f: f.terminate(), factories.values()))
+
+
+@pytest.fixture(scope="package")
+def salt_run(fleet_master):
+    return fleet_master.salt_run_cli(timeout=180)
+
+
+@pytest.fixture(scope="package")
+def ids(fleet) -> dict[str, str]:
+    return {role: factory.id for role, factory in fleet.items()}
+
+
+@pytest.fixture(scope="session")
+def junit_validate(tmp_path_factory):
+    return report_tools.validator(report_tools.junit_schema(tmp_path_factory.mktemp("xsd")))
+
+
+@pytest.fixture(scope="session")
+def browser(tmp_path_factory) -> report_tools.Browser:
+    return report_tools.Browser(report_tools.chromium(), tmp_path_factory.mktemp("chromium"))
