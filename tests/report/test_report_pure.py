@@ -327,3 +327,23 @@ def test_argument_checks():
     for bad in (0, -1, "5", True):
         with pytest.raises(IscsiInputError):
             fleet.check_timeout(bad)
+
+
+def test_waiting_for_returns_does_not_spin(monkeypatch):
+    """Salt's non-blocking generators never sleep; while no question has anything new the
+    loop waits IDLE_WAIT between passes instead of spinning a core."""
+    client = FakeClient(["m"], ["m"], {"iscsi.check_policy": lambda m: {}, "state.apply": dict})
+    silent_passes = 50
+
+    def slow_returns(jid, minions, timeout, tgt, tgt_type, block):
+        for _ in range(silent_passes):
+            yield None
+        yield {"m": {"ret": {}, "retcode": 0, "jid": jid}}
+
+    client.get_iter_returns = slow_returns
+    sleeps = []
+    monkeypatch.setattr(fleet.time, "sleep", sleeps.append)
+    answers = fleet.ask(client, fleet.REPORT, "m", "list", 5)
+    assert set(answers.returns["check"]) == {"m"}
+    # one wait per pass in which both questions were silent, none once both answered
+    assert sleeps == [fleet.IDLE_WAIT] * silent_passes

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,6 +53,8 @@ TARGET_TYPES = (
     "ipcidr",
 )
 _BATCH = re.compile(r"^[1-9][0-9]*%?$")
+# Seconds to wait when no question had anything new.
+IDLE_WAIT = 0.02
 
 
 @dataclass
@@ -125,15 +128,20 @@ def ask(
         for question, pub in published
     }
     while waiting:
+        idle = True
         for name, returns in list(waiting.items()):
             try:
                 item = next(returns)
             except StopIteration:
                 del waiting[name]
                 continue
+            idle = idle and not item
             for minion, data in (item or {}).items():
                 if isinstance(data, dict) and "ret" in data and not data.get("failed"):
                     answers.returns[name][minion] = data["ret"]
+        if idle and waiting:
+            # Non-blocking iterators never sleep: without this the runner spins a core.
+            time.sleep(IDLE_WAIT)
     answers.jobs = [
         {
             "question": question.name,
