@@ -72,3 +72,33 @@ def test_one_policy_run_enforces_on_linux_and_windows(
         [linux_minion.id], "state.apply", ["iscsi.policy"], tgt_type="list", timeout=120
     )
     assert all(not s["changes"] for s in again[linux_minion.id].values()), again
+
+
+def test_the_fleet_report_reads_a_linux_minion_like_a_windows_one(
+    master, salt_cli, set_pillar, linux_minion, nodes
+):
+    """The runner asks the same questions of every minion: a node record switched to
+    automatic by hand is a violation (a persistent login), and enforce undoes it."""
+    set_pillar(POLICY)
+    refresh = salt_cli.run("saltutil.refresh_pillar", "wait=True", minion_tgt=linux_minion.id)
+    assert refresh.returncode == 0, refresh
+    salt_run = master.salt_run_cli(timeout=120)
+    for sync in ("saltutil.sync_utils", "saltutil.sync_runners"):
+        assert salt_run.run(sync).returncode == 0
+    nodes.set_startup(WATCHED, "10.0.0.7:3260", "automatic")
+    target = (f"tgt={linux_minion.id}", "tgt_type=list", "timeout=60")
+
+    ret = salt_run.run("iscsi.report", *target)
+    assert ret.returncode == 0, ret
+    (host,) = ret.data["hosts"]
+    assert (host["minion"], host["status"]) == (linux_minion.id, "violating"), ret.data
+    assert [(v["kind"], v["target"], v["portal"]) for v in ret.data["violations"]] == [
+        ("persistent_login", WATCHED, "10.0.0.7:3260")
+    ], ret.data
+
+    ret = salt_run.run("iscsi.enforce", *target)
+    assert [row["minion"] for row in ret.data["enforced"]] == [linux_minion.id], ret.data
+    assert nodes.startup(WATCHED, "10.0.0.7:3260") == "manual"
+    assert nodes.startup(ALLOWED, "10.0.0.8:3260") == "automatic"
+    ret = salt_run.run("iscsi.report", *target)
+    assert [h["status"] for h in ret.data["hosts"]] == ["compliant"], ret.data
