@@ -66,6 +66,39 @@ def minion_id() -> str:
     return random_string("minion-")
 
 
+# Packages whose tests share package-scoped Salt daemons: each runs whole in one
+# pytest-xdist worker (``./dev test`` uses two), other test files a file at a time. The
+# daemon packages run first and side by side: they wait on daemons more than they compute,
+# so two of them share two cores well; the CPU-bound files fill in after.
+DAEMON_PACKAGES = ("e2e", "integration", "report")
+TESTS = Path(__file__).resolve().parent
+
+
+def _package(path: str) -> str:
+    return Path(path).resolve().relative_to(TESTS).parts[0]
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: index for index, name in enumerate(DAEMON_PACKAGES)}
+    items.sort(key=lambda item: rank.get(_package(str(item.path)), len(rank)))
+
+
+@pytest.hookimpl(optionalhook=True, tryfirst=True)
+def pytest_xdist_make_scheduler(config, log):
+    """Our work units for pytest-xdist: a daemon package, or a test file. (``xdist_group``
+    markers would say the same, but pytest-xdist 3.8 cannot set them on pytest 9.2's
+    node ids.)"""
+    from xdist.scheduler import LoadScopeScheduling  # only where xdist runs
+
+    class PackageOrFileScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            package = _package(str(config.rootpath / path))
+            return package if package in DAEMON_PACKAGES else path
+
+    return PackageOrFileScheduling(config, log)
+
+
 def pytest_unconfigure(config):
     """Hand Salt's buffered start-up log records to pytest's handlers while they are open.
 

@@ -146,7 +146,9 @@ def test_a_hung_powershell_never_blocks_the_minion(loop_host, loop_master, bus, 
         f"during a 30 s hang: {len(pings)} test.ping, median {statistics.median(pings):.2f} s, "
         f"worst {max(pings):.2f} s; undone {took:.1f} s after the hang ended"
     )
-    assert max(pings) < 1.0
+    # A tick that waited on the hung check would hold a ping for the check's timeout (10 s)
+    # or the whole hang; 3 s leaves room for a busy CI machine (worst seen: 0.81 s).
+    assert max(pings) < 3.0
 
 
 CRAFTED_IDS = ["victim-minion", "*", "a,b", "L@a,b", "G@os:Windows", "minion/../other", "x" * 200]

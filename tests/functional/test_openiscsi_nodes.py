@@ -19,7 +19,6 @@ import hashlib
 import json
 import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -30,6 +29,7 @@ from saltext_win_iscsi.openiscsi import nodedb, persistence
 from saltext_win_iscsi.openiscsi.iscsiadm import Iscsiadm, IscsiadmError, split_portal
 from saltext_win_iscsi.openiscsi.parse import parse_node_list, parse_session_tree
 from saltext_win_iscsi.selection import Selector, login_selector
+from tests.support.openiscsi_env import require_iscsiadm
 
 REPO = Path(__file__).resolve().parents[2]
 PRIVNS = REPO / "tests" / "support" / "privns.py"
@@ -64,44 +64,10 @@ def snapshot(paths=HOST_PATHS) -> dict:
     return seen
 
 
-def _apt_install() -> subprocess.CompletedProcess:
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    command = ["apt-get", "install", "-y", "-q", "open-iscsi"]
-    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=900)
-    if done.returncode != 0:  # a stale package list: refresh once
-        subprocess.run(["apt-get", "update", "-q"], capture_output=True, env=env, timeout=900)
-        done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=900)
-    return done
-
-
 @pytest.fixture(scope="module")
 def real_iscsiadm() -> str:
     """The path of the real iscsiadm, installed with apt-get when missing (as root)."""
-    if sys.platform != "linux":
-        pytest.skip("open-iscsi tests need Linux")
-    if os.geteuid() != 0:
-        pytest.skip(
-            "open-iscsi tests need root (a private mount namespace; apt-get install "
-            "open-iscsi when iscsiadm is missing): run them as root"
-        )
-    if shutil.which("iscsiadm") is None:
-        if shutil.which("apt-get") is None:
-            pytest.skip("iscsiadm is missing and there is no apt-get: install open-iscsi")
-        done = _apt_install()
-        if done.returncode != 0 or shutil.which("iscsiadm") is None:
-            pytest.skip(f"apt-get install open-iscsi failed: {(done.stdout + done.stderr)[-800:]}")
-    for tool in ("unshare", "mount"):
-        if shutil.which(tool) is None:
-            pytest.skip(f"{tool} (util-linux) is needed for a private node database")
-    probe = subprocess.run(
-        ["unshare", "--mount", "--net", "--propagation", "private", "true"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if probe.returncode != 0:
-        pytest.skip(f"no private mount namespace here (unshare: {probe.stderr.strip()})")
-    return shutil.which("iscsiadm")
+    return require_iscsiadm()
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,7 @@ from tests.support.simhost.model import SEED_TARGET
 
 WATCHED = "iqn.1991-05.com.contoso:testiscsi-linux"
 ALLOWED = "iqn.1991-05.com.contoso:db-linux"
+REPORTED = "iqn.1991-05.com.contoso:testiscsi-report"
 POLICY = {
     "iscsi": {"policy": {"not_persistent": [{"target": "iqn.1991-05.com.contoso:testiscsi-*"}]}}
 }
@@ -85,7 +86,7 @@ def test_the_fleet_report_reads_a_linux_minion_like_a_windows_one(
     salt_run = master.salt_run_cli(timeout=120)
     for sync in ("saltutil.sync_utils", "saltutil.sync_runners"):
         assert salt_run.run(sync).returncode == 0
-    nodes.set_startup(WATCHED, "10.0.0.7:3260", "automatic")
+    nodes.new_record(REPORTED, "10.0.0.9:3260", "automatic")
     target = (f"tgt={linux_minion.id}", "tgt_type=list", "timeout=60")
 
     ret = salt_run.run("iscsi.report", *target)
@@ -93,12 +94,11 @@ def test_the_fleet_report_reads_a_linux_minion_like_a_windows_one(
     (host,) = ret.data["hosts"]
     assert (host["minion"], host["status"]) == (linux_minion.id, "violating"), ret.data
     assert [(v["kind"], v["target"], v["portal"]) for v in ret.data["violations"]] == [
-        ("persistent_login", WATCHED, "10.0.0.7:3260")
+        ("persistent_login", REPORTED, "10.0.0.9:3260")
     ], ret.data
 
     ret = salt_run.run("iscsi.enforce", *target)
     assert [row["minion"] for row in ret.data["enforced"]] == [linux_minion.id], ret.data
-    assert nodes.startup(WATCHED, "10.0.0.7:3260") == "manual"
-    assert nodes.startup(ALLOWED, "10.0.0.8:3260") == "automatic"
+    assert nodes.startup(REPORTED, "10.0.0.9:3260") == "manual"
     ret = salt_run.run("iscsi.report", *target)
     assert [h["status"] for h in ret.data["hosts"]] == ["compliant"], ret.data

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import apt
+
 PRIVNS = Path(__file__).with_name("privns.py")
 
 
@@ -28,18 +30,16 @@ def require_iscsiadm() -> str:
         pytest.skip("open-iscsi tests need Linux")
     if os.geteuid() != 0:
         pytest.skip("open-iscsi tests need root (a private mount namespace; apt-get)")
-    if shutil.which("iscsiadm") is None and shutil.which("apt-get"):
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        command = ["apt-get", "install", "-y", "-q", "open-iscsi"]
-        if subprocess.run(command, capture_output=True, env=env, timeout=900).returncode:
-            subprocess.run(["apt-get", "update", "-q"], capture_output=True, env=env, timeout=900)
-            subprocess.run(command, capture_output=True, env=env, timeout=900)
-    path = shutil.which("iscsiadm")
+    path, why = apt.ensure("open-iscsi", ("iscsiadm",))
     if path is None:
-        pytest.skip("iscsiadm is missing and could not be installed: install open-iscsi")
+        pytest.skip(why)
+    for tool in ("unshare", "mount"):
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} (util-linux) is needed for a private node database")
     probe = ["unshare", "--mount", "--net", "--propagation", "private", "true"]
-    if shutil.which("unshare") is None or subprocess.run(probe, capture_output=True).returncode:
-        pytest.skip("no private mount namespace here (unshare)")
+    done = subprocess.run(probe, capture_output=True, text=True, check=False)
+    if done.returncode:
+        pytest.skip(f"no private mount namespace here (unshare: {done.stderr.strip()})")
     return path
 
 
@@ -70,11 +70,11 @@ class PrivateNodeDb:
     def minion_config(self) -> dict:
         return {"iscsi.iscsiadm": str(self.wrapper), "iscsi.node_dirs": self.node_dirs}
 
-    def iscsiadm(self, *args: str) -> str:
+    def iscsiadm(self, *args: str, none_found_ok: bool = True) -> str:
         done = subprocess.run(
             [str(self.wrapper), *args], capture_output=True, text=True, timeout=60, check=False
         )
-        if done.returncode not in (0, 21):
+        if done.returncode not in ((0, 21) if none_found_ok else (0,)):  # 21: no records
             raise RuntimeError(f"iscsiadm {' '.join(args)}: {done.stdout}{done.stderr}")
         return done.stdout
 
@@ -87,6 +87,7 @@ class PrivateNodeDb:
         self.iscsiadm(
             "-m", "node", "-T", target, "-p", portal, "-o", "update",
             "-n", "node.startup", "-v", startup, "-n", "node.conn[0].startup", "-v", startup,
+            none_found_ok=False,
         )  # fmt: skip
 
     def startup(self, target: str, portal: str) -> str:

@@ -4,8 +4,6 @@ chromium package)."""
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 import sys
 import tarfile
@@ -14,6 +12,8 @@ from pathlib import Path
 
 import pytest
 import xmlschema
+
+from tests.support import apt
 
 PYTEST_SDIST = "pytest==9.2.0"
 SCHEMA_MEMBER = "pytest-9.2.0/testing/example_scripts/junit-10.xsd"
@@ -63,24 +63,11 @@ def validator(schema: Path):
 
 
 def chromium() -> str:
-    """The chromium executable; installed with apt-get (Debian's package) when missing and
-    we are root. Skips the test with the reason otherwise."""
-    for name in ("chromium", "chromium-browser"):
-        path = shutil.which(name)
-        if path:
-            return path
-    if os.geteuid() != 0 or not shutil.which("apt-get"):
-        pytest.skip("chromium is not installed (apt-get install chromium, as root)")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for command in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "chromium"]):
-        out = subprocess.run(
-            command, capture_output=True, text=True, env=env, check=False, timeout=900
-        )
-        if out.returncode != 0:
-            pytest.skip(f"cannot install chromium ({' '.join(command)}): {out.stderr[-300:]}")
-    path = shutil.which("chromium")
-    if not path:
-        pytest.skip("apt-get installed chromium but there is no chromium executable")
+    """The chromium executable (Debian's package, installed when missing and we are
+    root); skips the test with the reason otherwise."""
+    path, why = apt.ensure("chromium", ("chromium", "chromium-browser"))
+    if path is None:
+        pytest.skip(why)
     return path
 
 
