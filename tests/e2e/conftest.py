@@ -10,6 +10,7 @@ import salt.utils.yaml
 from saltfactories.utils import random_string
 
 from tests.conftest import SALT_TREE, minion_config
+from tests.support import waiting
 from tests.support.simhost.model import SimulatedHost
 from tests.support.simhost.powershell_standin import install
 
@@ -27,12 +28,7 @@ LIMIT = 60  # seconds: far above the expected few, so that a slow CI machine is 
 
 def wait_for(predicate, timeout: float = LIMIT, step: float = 0.05) -> float:
     """Seconds until predicate() held; fails the test after ``timeout``."""
-    start = time.monotonic()
-    while not predicate():
-        if time.monotonic() - start > timeout:
-            pytest.fail(f"not within {timeout} s: {predicate.__doc__ or predicate}")
-        time.sleep(step)
-    return time.monotonic() - start
+    return waiting.wait_for(predicate, timeout, step)
 
 
 @pytest.fixture(scope="package")

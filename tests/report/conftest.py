@@ -12,7 +12,6 @@ simulated Windows host, started once for the whole package.
 from __future__ import annotations
 
 import concurrent.futures
-import time
 from pathlib import Path
 
 import pytest
@@ -20,7 +19,7 @@ import salt.utils.yaml
 from saltfactories.utils import random_string
 
 from tests.conftest import SALT_TREE, minion_config
-from tests.support import report_tools
+from tests.support import report_tools, waiting
 from tests.support.simhost.model import SEED_TARGET, SimulatedHost
 from tests.support.simhost.powershell_standin import install
 
@@ -43,12 +42,8 @@ LIMIT = 90
 
 
 def wait_for(predicate, timeout: float = LIMIT, step: float = 0.2) -> float:
-    start = time.monotonic()
-    while not predicate():
-        if time.monotonic() - start > timeout:
-            pytest.fail(f"not within {timeout} s: {predicate.__doc__ or predicate}")
-        time.sleep(step)
-    return time.monotonic() - start
+    """Seconds until predicate() held; fails the test after ``timeout``."""
+    return waiting.wait_for(predicate, timeout, step)
 
 
 @pytest.fixture(scope="package")
