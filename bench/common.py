@@ -38,48 +38,8 @@ def loader(root: Path, **settings) -> dict:
 def local_host(root: Path, sessions: int, ps_startup: float) -> tuple[SimulatedHost, dict]:
     """A host with ``sessions`` persistent sessions and the loader pointed at its stand-in."""
     host = SimulatedHost(root / "host.json").reset()
-    with host.edit() as state:  # one write for many sessions
-        for n in range(1, sessions + 1):
-            sid = f"fffffa800d008430-{n:016x}"
-            state["sessions"].append(
-                {
-                    "SessionIdentifier": sid,
-                    "InitiatorSideIdentifier": f"{n:012x}",
-                    "TargetSideIdentifier": f"{n % 65536:04x}",
-                    "NumberOfConnections": 1,
-                    "TargetNodeAddress": f"iqn.1991-05.com.contoso:bench-{n % 10}",
-                    "InitiatorPortalAddress": "",
-                    "InitiatorNodeAddress": state["initiator"]["node_address"],
-                    "InitiatorInstanceName": state["initiator"]["instance_name"],
-                    "AuthenticationType": "NONE",
-                    "IsConnected": True,
-                    "IsDiscovered": True,
-                    "IsDataDigest": False,
-                    "IsHeaderDigest": False,
-                    "IsMultipathEnabled": False,
-                    "Connections": [
-                        {
-                            "ConnectionIdentifier": f"c-{n:x}",
-                            "InitiatorAddress": "0.0.0.0",
-                            "InitiatorPortNumber": 44000,
-                            "TargetAddress": "10.0.0.5",
-                            "TargetPortNumber": 3260,
-                        }
-                    ],
-                }
-            )
-            state["persistent_logins"].append(
-                {
-                    "id": n,
-                    "session": sid,
-                    "TargetName": f"iqn.1991-05.com.contoso:bench-{n % 10}",
-                    "InitiatorInstance": state["initiator"]["instance_name"],
-                    "InitiatorPortNumber": 0xFFFFFFFF,
-                    "TargetPortal": {"Address": "10.0.0.5", "Port": 3260},
-                    "IsMultipathEnabled": False,
-                }
-            )
-        state["next_login"] = sessions + 1
-        state["faults"]["startup_delay"] = ps_startup
+    targets = [f"iqn.1991-05.com.contoso:bench-{n % 10}" for n in range(1, sessions + 1)]
+    host.add_sessions(targets, persistent=True)
+    host.set_fault("startup_delay", ps_startup)
     funcs = loader(root, **{"iscsi.powershell": str(install(root / "bin", host.path))})
     return host, funcs
