@@ -42,7 +42,11 @@ BEACON_CACHE_FILE = "iscsi_beacon.json"
 
 def __virtual__():
     if LIBRARY_ERROR is not None:
-        return (False, f"iscsi: cannot import the saltext_win_iscsi library ({LIBRARY_ERROR})")
+        return (
+            False,
+            f"iscsi: cannot import the saltext_win_iscsi library ({LIBRARY_ERROR}); "
+            "run saltutil.sync_all (it syncs salt/_utils) or install the wheel",
+        )
     return hosts.virtual(__virtualname__, __opts__, __pillar__)
 
 
