@@ -46,7 +46,8 @@ try:
     import saltext_win_iscsi
 
     saltext_win_iscsi = saltext_win_iscsi.current()
-    from saltext_win_iscsi import hosts, reports
+    from saltext_win_iscsi import hosts
+    from saltext_win_iscsi import outcome as reports
     from saltext_win_iscsi.errors import IscsiInputError
     from saltext_win_iscsi.policy import Policy, PolicyError
     from saltext_win_iscsi.selection import Selector, login_selector

@@ -19,11 +19,12 @@ try:
     import saltext_win_iscsi
 
     saltext_win_iscsi = saltext_win_iscsi.current()
-    from saltext_win_iscsi import desired, hosts, lifecycle, spec
+    from saltext_win_iscsi import hosts, spec
     from saltext_win_iscsi.errors import IscsiInputError
-    from saltext_win_iscsi.hostcall import HostCall
     from saltext_win_iscsi.selection import Selector, as_list
     from saltext_win_iscsi.spec import Portal, TargetSpec
+    from saltext_win_iscsi.windows import desired, lifecycle
+    from saltext_win_iscsi.windows.hostcall import HostCall
 
     LIBRARY_ERROR = None
 except ImportError as exc:  # the library was not synced (salt/_utils) or installed

@@ -18,13 +18,14 @@ try:
     import saltext_win_iscsi
 
     saltext_win_iscsi = saltext_win_iscsi.current()
-    from saltext_win_iscsi import channels, hosts
+    from saltext_win_iscsi import hosts
     from saltext_win_iscsi import watch as watching
+    from saltext_win_iscsi.beacon.monitor import Monitor, MonitorSettings, WindowsChecker
     from saltext_win_iscsi.errors import IscsiInputError
-    from saltext_win_iscsi.monitor import Monitor, MonitorSettings, WindowsChecker
     from saltext_win_iscsi.openiscsi import nodedb
     from saltext_win_iscsi.policy import Policy, PolicyError
     from saltext_win_iscsi.selection import Selector
+    from saltext_win_iscsi.windows import channels
 
     LIBRARY_ERROR = None
 except ImportError as exc:  # the library was not synced (salt/_utils) or installed

@@ -31,9 +31,12 @@ try:
     import saltext_win_iscsi
 
     saltext_win_iscsi = saltext_win_iscsi.current()
-    from saltext_win_iscsi import fleet, history, report_html, report_junit
-    from saltext_win_iscsi import report as fleet_report
     from saltext_win_iscsi.errors import IscsiInputError
+    from saltext_win_iscsi.fleet import ask as fleet
+    from saltext_win_iscsi.fleet import history
+    from saltext_win_iscsi.fleet import html as report_html
+    from saltext_win_iscsi.fleet import junit as report_junit
+    from saltext_win_iscsi.fleet import report as fleet_report
 
     LIBRARY_ERROR = None
 except ImportError as exc:  # the library was not synced (salt/_utils) or installed

@@ -25,8 +25,8 @@ import pytest
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 from saltfactories.utils.functional import Loaders
 
-from saltext_win_iscsi import protocol
-from saltext_win_iscsi.powershell import scripts
+from saltext_win_iscsi.windows import protocol
+from saltext_win_iscsi.windows.powershell import scripts
 from tests import psparse
 from tests.support.simhost.model import SEED_TARGET
 from tests.support.simhost.powershell_standin import STANDIN as STANDIN_PATH

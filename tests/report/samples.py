@@ -3,7 +3,7 @@ and a fleet report built from them."""
 
 from __future__ import annotations
 
-from saltext_win_iscsi import report
+from saltext_win_iscsi.fleet import report
 
 T = "iqn.1991-05.com.contoso:testiscsi-deepcore-target"
 OLD = "iqn.1991-05.com.contoso:old-archive"

@@ -9,7 +9,8 @@ import html
 import re
 import xml.etree.ElementTree as ET
 
-from saltext_win_iscsi import report_html, report_junit
+from saltext_win_iscsi.fleet import html as report_html
+from saltext_win_iscsi.fleet import junit as report_junit
 from tests.report import samples
 from tests.report.samples import ABSENT, NP
 from tests.support.report_tools import read_page

@@ -10,8 +10,9 @@ import pytest
 import salt.output.table_out
 import salt.utils.yaml
 
-from saltext_win_iscsi import fleet, history, report
 from saltext_win_iscsi.errors import IscsiError, IscsiInputError
+from saltext_win_iscsi.fleet import ask as fleet
+from saltext_win_iscsi.fleet import history, report
 from tests.report import samples
 from tests.report.samples import ABSENT, NP, OLD, SID, T
 

@@ -19,8 +19,8 @@ from saltext_win_iscsi.openiscsi.parse import (
     parse_portal,
     parse_session_tree,
 )
-from saltext_win_iscsi.protocol import CONNECTION_FIELDS, SESSION_FIELDS
 from saltext_win_iscsi.selection import Selector
+from saltext_win_iscsi.windows.protocol import CONNECTION_FIELDS, SESSION_FIELDS
 from tests.hostile import hostile_values
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "openiscsi"

@@ -17,8 +17,8 @@ from saltext_win_iscsi.errors import IscsiError, IscsiInputError
 from saltext_win_iscsi.openiscsi import nodedb, persistence
 from saltext_win_iscsi.openiscsi.iscsiadm import Iscsiadm, IscsiadmError, record_args
 from saltext_win_iscsi.policy import Policy
-from saltext_win_iscsi.protocol import ANY_PORT
 from saltext_win_iscsi.selection import Selector, login_selector
+from saltext_win_iscsi.windows.protocol import ANY_PORT
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "openiscsi"
 EUCA = (DATA / "session-P3-2.0-872.41.el6.txt").read_text()

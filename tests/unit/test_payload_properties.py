@@ -8,7 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from salt.exceptions import CommandExecutionError
 
-from saltext_win_iscsi import protocol, selection
+from saltext_win_iscsi import selection
+from saltext_win_iscsi.windows import protocol
 
 # Any JSON document: text with every Unicode scalar value (control characters included).
 json_values = st.recursive(

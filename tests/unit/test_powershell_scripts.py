@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from saltext_win_iscsi import protocol
-from saltext_win_iscsi.channels import process
 from saltext_win_iscsi.errors import ChannelError
-from saltext_win_iscsi.powershell import generate, scripts
+from saltext_win_iscsi.windows import protocol
+from saltext_win_iscsi.windows.channels import process
+from saltext_win_iscsi.windows.powershell import generate, scripts
 from tests import psparse
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -59,7 +59,7 @@ def test_pins_match_the_module():
         "main_sha256": hashlib.sha256(scripts.MAIN.encode("utf-8")).hexdigest(),
     }
     assert pins == actual, (
-        "The PowerShell scripts (salt/_utils/saltext_win_iscsi/powershell/*.ps1) or "
+        "The PowerShell scripts (salt/_utils/saltext_win_iscsi/windows/powershell/*.ps1) or "
         "PROTOCOL_VERSION changed. Mirror the change in the simulated host "
         "(tests/support/simhost/model.py), then update "
         f"tests/support/simhost/pins.json to {json.dumps(actual, indent=2)}"
@@ -94,7 +94,7 @@ def test_process_channel_command_line(monkeypatch):
 def test_generated_scripts_module_is_up_to_date():
     """scripts.py is what file_roots minions run: it must hold the .ps1 files' text."""
     assert generate.TARGET.read_text(encoding="utf-8") == generate.render(), (
-        "salt/_utils/saltext_win_iscsi/powershell/scripts.py is stale: run ./dev scripts"
+        "salt/_utils/saltext_win_iscsi/windows/powershell/scripts.py is stale: run ./dev scripts"
     )
     for name, filename in generate.SOURCES.items():
         source = (generate.HERE / filename).read_text(encoding="utf-8")

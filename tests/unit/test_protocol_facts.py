@@ -2,8 +2,8 @@
 
 import re
 
-from saltext_win_iscsi import protocol
-from saltext_win_iscsi.powershell import scripts
+from saltext_win_iscsi.windows import protocol
+from saltext_win_iscsi.windows.powershell import scripts
 from tests.support.simhost import model
 
 

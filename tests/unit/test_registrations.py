@@ -1,6 +1,6 @@
 """What counts as a new persistent registration (the beacon's registered events)."""
 
-from saltext_win_iscsi import registrations
+from saltext_win_iscsi.beacon import registrations
 
 T1 = "iqn.1991-05.com.contoso:t1"
 T2 = "iqn.1991-05.com.contoso:t2"

@@ -13,9 +13,9 @@ import time
 
 import pytest
 
-from saltext_win_iscsi import channels, protocol
-from saltext_win_iscsi.channels import runspace
 from saltext_win_iscsi.errors import ChannelError
+from saltext_win_iscsi.windows import channels, protocol
+from saltext_win_iscsi.windows.channels import runspace
 from tests.support.simhost.model import SimulatedHost
 from tests.support.simhost.powershell_standin import parse_request
 

@@ -6,7 +6,7 @@ import json
 import pytest
 from salt.exceptions import CommandExecutionError
 
-from saltext_win_iscsi import protocol
+from saltext_win_iscsi.windows import protocol
 
 
 def test_request_is_base64_json_with_the_protocol_version():

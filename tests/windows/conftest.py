@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from saltext_win_iscsi import protocol
-from saltext_win_iscsi.channels import ProcessChannel, RunspaceChannel, default_powershell
 from saltext_win_iscsi.errors import ChannelError
+from saltext_win_iscsi.windows import protocol
+from saltext_win_iscsi.windows.channels import ProcessChannel, RunspaceChannel, default_powershell
 from tests.windows import hostactions
 from tests.windows.recorder import Recorder
 from tests.windows.twin import Twin

@@ -7,8 +7,8 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from saltext_win_iscsi.computers import RemoteComputer
 from saltext_win_iscsi.errors import IscsiError, IscsiInputError
-from saltext_win_iscsi.remote import RemoteComputer
 
 log = logging.getLogger(__name__)
 

@@ -14,11 +14,13 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from saltext_win_iscsi import channels, fanout, persistence, remote
+from saltext_win_iscsi import computers as remote
+from saltext_win_iscsi import fanout
 from saltext_win_iscsi.errors import IscsiInputError
 from saltext_win_iscsi.openiscsi import persistence as openiscsi_persistence
 from saltext_win_iscsi.openiscsi.iscsiadm import Iscsiadm
 from saltext_win_iscsi.openiscsi.nodedb import DEFAULT_NODE_DIRS
+from saltext_win_iscsi.windows import channels, persistence
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass, field
 
 from saltext_win_iscsi.errors import IscsiInputError, safe_text
-from saltext_win_iscsi.protocol import AUTH_TYPES
+from saltext_win_iscsi.windows.protocol import AUTH_TYPES
 
 DEFAULT_PORT = 3260
 _UNSAFE = re.compile(r"[\s\x00-\x1f\x7f\u0085\u2028\u2029]")

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from saltext_win_iscsi.channels import Channel
-from saltext_win_iscsi.hostcall import HostCall
-from saltext_win_iscsi.persistence import Opener
 from saltext_win_iscsi.selection import Selector
+from saltext_win_iscsi.windows.channels import Channel
+from saltext_win_iscsi.windows.hostcall import HostCall
+from saltext_win_iscsi.windows.persistence import Opener
 
 
 def watch(

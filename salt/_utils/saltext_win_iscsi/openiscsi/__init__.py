@@ -7,6 +7,6 @@ sets the startup mode of the session's record to ``manual``, "register" sets it 
 are never deleted.
 
 Modules: ``iscsiadm`` (the runner and the argument checks), ``parse`` (iscsiadm's
-output), ``persistence`` (the same functions as ``saltext_win_iscsi.persistence``),
+output), ``persistence`` (the same functions as ``saltext_win_iscsi.windows.persistence``),
 ``nodedb`` (the beacon's cheap digest of the node database).
 """

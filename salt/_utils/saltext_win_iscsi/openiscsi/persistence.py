@@ -1,4 +1,4 @@
-"""Persistence on Linux: the same calls and statuses as ``saltext_win_iscsi.persistence``.
+"""Persistence on Linux: the same calls and statuses as ``saltext_win_iscsi.windows.persistence``.
 
 A session is persistent when the node record it was logged in from (target, persistent
 portal, iface) has ``node.startup = automatic``. Unregistering a session sets that record
@@ -17,10 +17,10 @@ import ipaddress
 from saltext_win_iscsi.errors import IscsiError, IscsiInputError
 from saltext_win_iscsi.openiscsi.iscsiadm import Iscsiadm
 from saltext_win_iscsi.openiscsi.parse import parse_node_records, parse_session_tree
+from saltext_win_iscsi.outcome import failed, passthru_error
 from saltext_win_iscsi.policy import Policy
-from saltext_win_iscsi.protocol import ANY_PORT, login_key
-from saltext_win_iscsi.reports import failed, passthru_error
 from saltext_win_iscsi.selection import Selector
+from saltext_win_iscsi.windows.protocol import ANY_PORT, login_key
 
 PERSISTENT = "automatic"
 NOT_PERSISTENT = "manual"

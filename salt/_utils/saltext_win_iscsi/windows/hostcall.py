@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from saltext_win_iscsi.channels import Channel
 from saltext_win_iscsi.errors import IscsiError
-from saltext_win_iscsi.protocol import describe_windows_error
+from saltext_win_iscsi.windows.channels import Channel
+from saltext_win_iscsi.windows.protocol import describe_windows_error
 
 
 class HostCall:

@@ -1,4 +1,4 @@
-"""Write ``scripts.py`` from the ``.ps1`` files: ``python -m saltext_win_iscsi.powershell.generate``.
+"""Write ``scripts.py`` from the ``.ps1`` files: ``python -m saltext_win_iscsi.windows.powershell.generate``.
 
 ``--check`` exits 1 (and writes nothing) when ``scripts.py`` is stale.
 """

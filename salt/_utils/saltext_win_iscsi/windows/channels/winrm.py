@@ -11,9 +11,10 @@ import contextlib
 import logging
 import time
 
+from saltext_win_iscsi.computers import RemoteComputer
 from saltext_win_iscsi.errors import ChannelError, IscsiError, IscsiInputError, safe_text
-from saltext_win_iscsi.powershell.scripts import BOOTSTRAP, MAIN
-from saltext_win_iscsi.protocol import (
+from saltext_win_iscsi.windows.powershell.scripts import BOOTSTRAP, MAIN
+from saltext_win_iscsi.windows.protocol import (
     POWERSHELL_ARGS,
     encode_powershell_command,
     encode_request,
@@ -22,7 +23,6 @@ from saltext_win_iscsi.protocol import (
     preview,
     response_from_line,
 )
-from saltext_win_iscsi.remote import RemoteComputer
 
 try:
     import requests.exceptions

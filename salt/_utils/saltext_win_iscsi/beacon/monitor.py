@@ -31,11 +31,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from saltext_win_iscsi import registrations
-from saltext_win_iscsi.channels import Channel
-from saltext_win_iscsi.hostcall import HostCall
+from saltext_win_iscsi.beacon import registrations
 from saltext_win_iscsi.policy import Policy
 from saltext_win_iscsi.selection import Selector
+from saltext_win_iscsi.windows.channels import Channel
+from saltext_win_iscsi.windows.hostcall import HostCall
 
 log = logging.getLogger(__name__)
 

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from saltext_win_iscsi.channels import Channel
 from saltext_win_iscsi.errors import IscsiError
-from saltext_win_iscsi.hostcall import HostCall
+from saltext_win_iscsi.outcome import failed, passthru_error
 from saltext_win_iscsi.policy import Policy
-from saltext_win_iscsi.protocol import describe_windows_error, is_not_found, login_key
-from saltext_win_iscsi.reports import failed, passthru_error
 from saltext_win_iscsi.selection import Selector
+from saltext_win_iscsi.windows.channels import Channel
+from saltext_win_iscsi.windows.hostcall import HostCall
+from saltext_win_iscsi.windows.protocol import describe_windows_error, is_not_found, login_key
 
 # Windows may remove one persistent login of several (MPIO) per Unregister: repeat for
 # sessions still persistent, up to this many logins per session.

@@ -15,11 +15,11 @@ import os
 from dataclasses import dataclass
 from typing import Protocol
 
-from saltext_win_iscsi.channels.process import ProcessChannel
-from saltext_win_iscsi.channels.runspace import RunspaceChannel
-from saltext_win_iscsi.channels.winrm import HAS_WINRM, WinRMChannel
+from saltext_win_iscsi.computers import RemoteComputer
 from saltext_win_iscsi.errors import IscsiInputError
-from saltext_win_iscsi.remote import RemoteComputer
+from saltext_win_iscsi.windows.channels.process import ProcessChannel
+from saltext_win_iscsi.windows.channels.runspace import RunspaceChannel
+from saltext_win_iscsi.windows.channels.winrm import HAS_WINRM, WinRMChannel
 
 __all__ = [
     "HAS_WINRM",

@@ -14,7 +14,7 @@ import base64
 import hashlib
 from html import escape
 
-from saltext_win_iscsi.report import (
+from saltext_win_iscsi.fleet.report import (
     COMPLIANT,
     ERROR,
     NO_ANSWER,

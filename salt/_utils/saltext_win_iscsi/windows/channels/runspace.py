@@ -20,8 +20,8 @@ import threading
 from types import ModuleType
 
 from saltext_win_iscsi.errors import ChannelError
-from saltext_win_iscsi.powershell.scripts import MAIN
-from saltext_win_iscsi.protocol import decode_response, encode_request, preview
+from saltext_win_iscsi.windows.powershell.scripts import MAIN
+from saltext_win_iscsi.windows.protocol import decode_response, encode_request, preview
 
 
 def load_sdk() -> ModuleType:

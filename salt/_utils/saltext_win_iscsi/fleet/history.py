@@ -14,7 +14,7 @@ import datetime
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from saltext_win_iscsi.report import Remediation, error_text
+from saltext_win_iscsi.fleet.report import Remediation, error_text
 
 MARKER = "saltext_iscsi"
 STARTERS = ("reactor", "enforce")

@@ -12,8 +12,8 @@ import time
 import weakref
 
 from saltext_win_iscsi.errors import ChannelError
-from saltext_win_iscsi.powershell.scripts import BOOTSTRAP, MAIN
-from saltext_win_iscsi.protocol import (
+from saltext_win_iscsi.windows.powershell.scripts import BOOTSTRAP, MAIN
+from saltext_win_iscsi.windows.protocol import (
     LANGUAGE_MARKER,
     POWERSHELL_ARGS,
     encode_powershell_command,

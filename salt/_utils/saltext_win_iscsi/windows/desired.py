@@ -9,11 +9,7 @@ return, the module returns it as is.
 
 from __future__ import annotations
 
-from saltext_win_iscsi import lifecycle
 from saltext_win_iscsi.errors import IscsiError
-from saltext_win_iscsi.hostcall import HostCall
-from saltext_win_iscsi.persistence import Opener, remove_logins, scrub
-from saltext_win_iscsi.protocol import describe_windows_error
 from saltext_win_iscsi.selection import Selector, login_selector
 from saltext_win_iscsi.spec import (
     Portal,
@@ -23,6 +19,10 @@ from saltext_win_iscsi.spec import (
     path_problems,
     same_target,
 )
+from saltext_win_iscsi.windows import lifecycle
+from saltext_win_iscsi.windows.hostcall import HostCall
+from saltext_win_iscsi.windows.persistence import Opener, remove_logins, scrub
+from saltext_win_iscsi.windows.protocol import describe_windows_error
 
 
 class _Report:

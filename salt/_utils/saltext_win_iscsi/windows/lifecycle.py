@@ -7,11 +7,11 @@ request data; secrets travel outside the request JSON (see protocol.encode_reque
 from __future__ import annotations
 
 from saltext_win_iscsi.errors import IscsiError
-from saltext_win_iscsi.hostcall import HostCall
-from saltext_win_iscsi.persistence import Opener, scrub
-from saltext_win_iscsi.protocol import describe_windows_error
 from saltext_win_iscsi.selection import Selector
 from saltext_win_iscsi.spec import Portal
+from saltext_win_iscsi.windows.hostcall import HostCall
+from saltext_win_iscsi.windows.persistence import Opener, scrub
+from saltext_win_iscsi.windows.protocol import describe_windows_error
 
 
 def _done(host: HostCall, op: str, what: str, secrets: dict | None = None, **fields) -> None:

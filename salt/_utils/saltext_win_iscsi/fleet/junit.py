@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 
-from saltext_win_iscsi.report import ERROR, NO_ANSWER, FleetReport, HostReport, Violation
+from saltext_win_iscsi.fleet.report import ERROR, NO_ANSWER, FleetReport, HostReport, Violation
 
 # Characters XML 1.0 cannot carry at all (not even escaped): written as \xNN instead.
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
