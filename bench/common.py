@@ -41,5 +41,8 @@ def local_host(root: Path, sessions: int, ps_startup: float) -> tuple[SimulatedH
     targets = [f"iqn.1991-05.com.contoso:bench-{n % 10}" for n in range(1, sessions + 1)]
     host.add_sessions(targets, persistent=True)
     host.set_fault("startup_delay", ps_startup)
-    funcs = loader(root, **{"iscsi.powershell": str(install(root / "bin", host.path))})
+    funcs = loader(
+        root,
+        **{"iscsi.backend": "windows", "iscsi.powershell": str(install(root / "bin", host.path))},
+    )
     return host, funcs

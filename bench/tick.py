@@ -36,7 +36,13 @@ def measure(ticks: int = 50, ps_startup: float = 0.3, sessions: int = 3) -> dict
         for _ in range(max(0, sessions - 3)):
             host.add_session("iqn.1991-05.com.contoso:bench", persistent=True)
         host.set_fault("startup_delay", ps_startup)
-        funcs = loader(root, **{"iscsi.powershell": str(install(root / "bin", host.path))})
+        funcs = loader(
+            root,
+            **{
+                "iscsi.backend": "windows",
+                "iscsi.powershell": str(install(root / "bin", host.path)),
+            },
+        )
         digest = funcs["iscsi.watch"](keep_open=True)["digest"]  # the beacon's first tick
         host.reset_stats()
         idle = _median_seconds(

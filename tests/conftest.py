@@ -47,9 +47,11 @@ def seeded(host) -> SimulatedHost:
 
 
 def minion_config(powershell: Path, **extra) -> dict:
+    """A minion managing the simulated Windows host (this machine may have open-iscsi)."""
     return {
         "file_client": "local",
         "file_roots": {"base": [str(SALT_TREE)]},
+        "iscsi.backend": "windows",
         "iscsi.powershell": str(powershell),
         "iscsi.timeout": 10,
         **extra,
@@ -104,6 +106,6 @@ def pytest_unconfigure(config):
 
     Otherwise Salt flushes them at interpreter exit into a closed stream ("Logging error").
     """
-    import salt._logging.impl  # pylint: disable=import-outside-toplevel
+    import salt._logging.impl
 
     salt._logging.impl.shutdown_temp_handler()

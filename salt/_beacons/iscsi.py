@@ -11,7 +11,8 @@ config are not run):
 
     beacons:
       iscsi:
-        - interval: 5            # seconds between checks; the first backoff step
+        - interval: 5            # seconds between checks and the first backoff step;
+                                 # Salt runs beacons every second when it is not set
         # optional:
         # - backoff_max: 300     # longest wait between two violation events
         # - timeout: 10          # seconds a check may take; then PowerShell is stopped
@@ -36,72 +37,63 @@ is stopped after ``timeout``), and a tick that finds nothing new asks a PowerShe
 open between ticks for a digest only. ``disable_during_state_run`` is not needed: the
 beacon already holds its events during state runs without skipping its checks.
 
-All the work is done by ``iscsi.beacon_events`` in the execution module.
+All the work is done by ``iscsi.beacon_events`` in the execution module; the options'
+defaults are the library's (``MonitorSettings``).
 """
-
-from __future__ import annotations
 
 import logging
 
 import salt.utils.beacons
 
+try:
+    import saltext_win_iscsi
+
+    saltext_win_iscsi = saltext_win_iscsi.current()
+    from saltext_win_iscsi.beacon.monitor import MonitorSettings
+    from saltext_win_iscsi.errors import IscsiInputError
+
+    LIBRARY_ERROR = None
+except ImportError as exc:  # the library was not synced (salt/_utils) or installed
+    LIBRARY_ERROR = str(exc)
+
 log = logging.getLogger(__name__)
 
 __virtualname__ = "iscsi"
 
-DEFAULTS = {
-    "interval": 1,
-    "timeout": 10,
-    "backoff_max": 300,
-    "targets": None,
-    "exclude_targets": None,
-    "report_existing": False,
-}
+OPTIONS = ("interval", "timeout", "backoff_max", "targets", "exclude_targets", "report_existing")
 _FAULT = "iscsi.beacon.fault"
 
 
 def __virtual__():
+    if LIBRARY_ERROR is not None:
+        return (
+            False,
+            f"iscsi beacon: cannot import the saltext_win_iscsi library ({LIBRARY_ERROR}); "
+            "run saltutil.sync_all (it syncs salt/_utils) or install the wheel",
+        )
     return __virtualname__
-
-
-def _globs_ok(value) -> bool:
-    if value is None:
-        return True
-    items = [value] if isinstance(value, str) else value
-    return (
-        isinstance(items, list)
-        and bool(items)
-        and all(isinstance(i, str) and i.strip() for i in items)
-    )
-
-
-def _positive(value) -> bool:
-    return not isinstance(value, bool) and isinstance(value, (int, float)) and value > 0
 
 
 def validate(config):
     """Check the beacon configuration (a list of one-key dicts)."""
     if not isinstance(config, list) or not all(isinstance(item, dict) for item in config):
         return False, "iscsi beacon: configuration must be a list of single-key mappings"
-    merged = salt.utils.beacons.list_to_dict(config)
-    for key in ("targets", "exclude_targets"):
-        if not _globs_ok(merged.get(key)):
-            return False, f"iscsi beacon: {key} must be a glob or a non-empty list of globs"
-    if not isinstance(merged.get("report_existing", False), bool):
-        return False, "iscsi beacon: report_existing must be True or False"
-    for key in ("timeout", "backoff_max", "interval"):
-        if not _positive(merged.get(key, DEFAULTS[key])):
-            return False, f"iscsi beacon: {key} must be a positive number of seconds"
+    try:
+        MonitorSettings.from_config(salt.utils.beacons.list_to_dict(config))
+    except IscsiInputError as exc:
+        return False, str(exc)
     return True, "Valid beacon configuration"
 
 
 def beacon(config):
     """The events of this tick (see the module docstring)."""
-    cfg = {**DEFAULTS, **salt.utils.beacons.list_to_dict(config)}
+    merged = salt.utils.beacons.list_to_dict(config)
     try:
-        events = __salt__["iscsi.beacon_events"](**{key: cfg[key] for key in DEFAULTS})
-    except Exception as exc:  # pylint: disable=broad-except
-        # A beacon must never take the minion down: log once, retry next tick.
+        events = __salt__["iscsi.beacon_events"](
+            **{key: merged[key] for key in OPTIONS if key in merged}
+        )
+    except Exception as exc:  # a beacon must never take the minion down
+        # Logged once per distinct fault; retried next tick.
         text = f"{type(exc).__name__}: {exc}"
         if __context__.get(_FAULT) != text:
             log.error("iscsi beacon: tick failed, retrying next tick: %s", text)

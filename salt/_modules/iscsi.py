@@ -1,18 +1,23 @@
 """
-Manage the persistence of Microsoft iSCSI initiator sessions.
+Manage iSCSI initiator sessions and their persistence: which sessions reconnect at boot.
 
-Wraps ``Get-IscsiSession``, ``Unregister-IscsiSession`` and ``Register-IscsiSession``
-(PowerShell module ``iSCSI``) so that sessions which must not reconnect at boot can be
-found and made non-persistent from the CLI, from states and from the reactor.
+On Windows it wraps ``Get-IscsiSession``, ``Unregister-IscsiSession``,
+``Register-IscsiSession`` and the rest of the ``iSCSI`` PowerShell module, locally or on
+remote computers over WinRM; on Linux minions it manages open-iscsi's node records through
+``iscsiadm``. Sessions that must not reconnect at boot can be found and made
+non-persistent from the CLI, from states and from the reactor.
 
-:depends: Windows Server 2016 or newer (Windows PowerShell 5.1, ``iSCSI`` module); the
-    ``saltext_win_iscsi`` library (``salt/_utils``, synced with ``saltutil.sync_all``)
-:platform: Windows
+:depends: the ``saltext_win_iscsi`` library (``salt/_utils``, synced with
+    ``saltutil.sync_all``, or the wheel); on Windows: Windows PowerShell 5.1 and the
+    ``iSCSI`` module (Windows Server 2016 or newer); on Linux: open-iscsi; for remote
+    computers: pywinrm
+:platform: Windows, Linux
 
-Every call runs one fixed, versioned PowerShell script; requests travel to it as data (a
-base64-encoded JSON document), never as text pasted into PowerShell source. One PowerShell
-process serves a whole call, whatever the number of sessions. The work is done by the
-``saltext_win_iscsi`` library; this module reads configuration and checks arguments.
+On Windows every call runs one fixed, versioned PowerShell script, in one PowerShell
+process whatever the number of sessions; requests travel to it as data (base64-encoded
+JSON), never as text pasted into PowerShell source. On Linux every value reaches iscsiadm
+as an argv item, never through a shell. The work is done by the ``saltext_win_iscsi``
+library; this module reads configuration and checks arguments.
 
 Minion configuration (minion config or pillar, read with ``config.get``):
 
@@ -21,42 +26,55 @@ Minion configuration (minion config or pillar, read with ``config.get``):
     # PowerShell to run: default Windows PowerShell 5.1 (powershell.exe); 'runspace'
     # for Salt's in-process runspace (the beacon still uses a process)
     iscsi.powershell: C:\\Windows\\System32\\WindowsPowerShell\\v1.0\\powershell.exe
-    # seconds one request may take before PowerShell is stopped (default 120)
+    # seconds one request (PowerShell or iscsiadm) may take before it is stopped (default 120)
     iscsi.timeout: 120
+    # Linux: iscsiadm (default: found on PATH or in sbin) and the node database folders
+    iscsi.iscsiadm: /usr/sbin/iscsiadm
+    iscsi.node_dirs: [/etc/iscsi/nodes, /var/lib/iscsi/nodes]
+    # which initiator this minion manages: windows or open-iscsi (default: what it has)
+    iscsi.backend: windows
 
-Mapping of the cmdlet's parameters
-----------------------------------
-=====================  ===========================================================
+Mapping of ``Unregister-IscsiSession``'s parameters:
+
+====================  ==========================================================
 Unregister-IscsiSession  this module
-=====================  ===========================================================
--SessionIdentifier     ``session_identifier`` (one id, a list, or ``id1,id2``)
--InputObject           ``sessions`` (session dicts as ``iscsi.get_sessions`` returns)
--PassThru              ``passthru=True``
--AsJob                 Salt's own ``salt --async``
--CimSession            ``computer_name`` (remote computers over WinRM)
--ThrottleLimit         ``throttle_limit``
-=====================  ===========================================================
+====================  ==========================================================
+-SessionIdentifier    ``session_identifier`` (one id, a list, or ``id1,id2``)
+-InputObject          ``sessions`` (session dicts as ``iscsi.get_sessions`` returns)
+-PassThru             ``passthru=True``
+-AsJob                Salt's own ``salt --async``
+-CimSession           ``computer_name`` (remote computers over WinRM)
+-ThrottleLimit        ``throttle_limit``
+====================  ==========================================================
 """
 
-from __future__ import annotations
-
-from typing import Any
+import logging
+import os
 
 try:
     import saltext_win_iscsi
 
     saltext_win_iscsi = saltext_win_iscsi.current()
-    from saltext_win_iscsi import hosts
-    from saltext_win_iscsi import outcome as reports
+    from saltext_win_iscsi import backend, outcome
+    from saltext_win_iscsi.beacon.monitor import Monitor, MonitorSettings
+    from saltext_win_iscsi.config import Settings
     from saltext_win_iscsi.errors import IscsiInputError
+    from saltext_win_iscsi.model import Portal, authentication, checked_name
     from saltext_win_iscsi.policy import Policy, PolicyError
-    from saltext_win_iscsi.selection import Selector, login_selector
+    from saltext_win_iscsi.selection import Selector, as_list, login_selector
+    from saltext_win_iscsi.spec import PersistenceSpec, PortalSpec, TargetSpec
 
     LIBRARY_ERROR = None
 except ImportError as exc:  # the library was not synced (salt/_utils) or installed
     LIBRARY_ERROR = str(exc)
 
+log = logging.getLogger(__name__)
+
 __virtualname__ = "iscsi"
+
+MONITOR_KEY = "iscsi.monitor"
+POLICY_ERROR_KEY = "iscsi.monitor.policy_error"
+BEACON_CACHE_FILE = "iscsi_beacon.json"
 
 
 def __virtual__():
@@ -66,31 +84,68 @@ def __virtual__():
             f"iscsi: cannot import the saltext_win_iscsi library ({LIBRARY_ERROR}); "
             "run saltutil.sync_all (it syncs salt/_utils) or install the wheel",
         )
-    return hosts.virtual(__virtualname__, __opts__, __pillar__)
+    ok, why = backend.available(Settings.from_opts(__opts__, __pillar__))
+    return __virtualname__ if ok else (False, why)
 
 
-def _run(work, computer_name=None, profile=None, throttle_limit=0, **options):
-    """``work`` on this host or each remote computer; the exit code says if any failed."""
-    result, failed = hosts.run(
-        work,
-        computer_name,
-        profile,
-        throttle_limit,
-        config_get=__salt__["config.get"],
-        sdb_get=__salt__["sdb.get"],
-        **options,
+def _settings():
+    return Settings.read(__salt__["config.get"], __salt__["sdb.get"])
+
+
+def _run(work, computer_name=None, profile=None, throttle_limit=0, failed=None):
+    """``work(backend)`` on this host or each remote computer; the exit code says if any
+    failed."""
+    result, any_failed = backend.run(
+        work, _settings(), computer_name, profile, throttle_limit, failed or (lambda r: False)
     )
-    if failed:
+    if any_failed:
         __context__["retcode"] = 1
     return result
 
 
-def _test_mode(test: Any) -> bool:
+def _test(test):
     return bool(__opts__.get("test", False) if test is None else test)
 
 
+def _outcome_failed(result):
+    return bool(result.get("errors"))
+
+
+def _selector(session_identifier, sessions, target, initiator, portal, exclude):
+    select = Selector(
+        session_identifier=session_identifier,
+        sessions=sessions,
+        target_node_address=target,
+        initiator_node_address=initiator,
+        target_portal=portal,
+        exclude_target_node_address=exclude,
+    )
+    select.require()
+    return select
+
+
+def _user(chap_username):
+    """A CHAP user name travels as data, whatever its characters."""
+    if chap_username is not None and not isinstance(chap_username, str):
+        raise IscsiInputError("chap_username must be a string")
+    return chap_username or None
+
+
+def _portal(address, port, initiator_portal_address=None):
+    return Portal.of(address, port, initiator_portal_address)
+
+
+def _portal_spec(address, port, initiator, authentication_type, chap_username, chap_secret):
+    return PortalSpec(
+        portal=_portal(address, port, initiator),
+        authentication=authentication(authentication_type),
+        chap_username=_user(chap_username),
+        chap_secret=_settings().secret(chap_secret),
+    )
+
+
 # --------------------------------------------------------------------------------------
-# Public functions
+# Sessions and their persistence
 # --------------------------------------------------------------------------------------
 
 
@@ -109,7 +164,7 @@ def version():
     return {
         "version": saltext_win_iscsi.__version__,
         "library": str(saltext_win_iscsi.PACKAGE),
-        "backend": hosts.describe_backend(__salt__["config.get"]),
+        "backend": backend.describe(_settings()),
     }
 
 
@@ -130,7 +185,9 @@ def get_sessions(
     List iSCSI sessions as ``Get-IscsiSession`` reports them.
 
     Each session is a dict with the cmdlet's own field names (SessionIdentifier,
-    TargetNodeAddress, InitiatorNodeAddress, IsPersistent, IsConnected, ...).
+    TargetNodeAddress, InitiatorNodeAddress, IsPersistent, IsConnected, ...). On Linux
+    minions the same names are filled from ``iscsiadm -m session -P 3``, plus what only
+    open-iscsi has (``StartupMode``, ``AttachedDisks``, ...).
 
     session_identifier
         Only these sessions: one id, a list, or a comma-separated string.
@@ -156,7 +213,7 @@ def get_sessions(
 
     connections
         Add each session's connections (``Connections``: target and initiator address and
-        port). Costs one more query per session; implied by ``target_portal``.
+        port). Costs one more query per session on Windows; implied by ``target_portal``.
 
     disks
         Add each session's disks (``Disks``: ``Get-Disk -IscsiSession``: Number,
@@ -195,9 +252,7 @@ def get_sessions(
         exclude_target_node_address=exclude_target_node_address,
     )
     return _run(
-        lambda target, backend: backend.get_sessions(
-            target, select, bool(connections), bool(disks)
-        ),
+        lambda host: host.get_sessions(select, bool(connections), bool(disks)),
         computer_name,
         profile,
         throttle_limit,
@@ -219,7 +274,8 @@ def unregister_session(
 ):
     """
     Remove iSCSI sessions from being persistent, so they do not reconnect at restart
-    (``Unregister-IscsiSession``). The sessions stay connected.
+    (``Unregister-IscsiSession``; on Linux: the session's node record gets
+    ``node.startup = manual``). The sessions stay connected.
 
     Select sessions with ``session_identifier`` (``-SessionIdentifier``: one id, a list, or a
     comma-separated string), ``sessions`` (``-InputObject``: session dicts as
@@ -252,32 +308,24 @@ def unregister_session(
         salt '*' iscsi.unregister_session target_node_address='*:backup-*' test=True
         salt linux-mgmt iscsi.unregister_session computer_name=win01,win02 target_node_address='*:backup-*' throttle_limit=10
     """
-    select = Selector(
-        session_identifier=session_identifier,
-        sessions=sessions,
-        target_node_address=target_node_address,
-        initiator_node_address=initiator_node_address,
-        target_portal=target_portal,
-        exclude_target_node_address=exclude_target_node_address,
-    )
-    select.require()
-    test = _test_mode(test)
-    return _run(
-        lambda target, backend: backend.change_persistence(
-            target,
-            op="unregister",
-            select=select,
-            want_persistent=False,
-            force=False,
-            done_status="unregistered",
-            skip_status="not_persistent",
-            test=test,
-            passthru=passthru,
+    spec = PersistenceSpec(
+        _selector(
+            session_identifier,
+            sessions,
+            target_node_address,
+            initiator_node_address,
+            target_portal,
+            exclude_target_node_address,
         ),
+        persistent=False,
+    )
+    test, passthru = _test(test), bool(passthru)
+    return _run(
+        lambda host: host.change_persistence(spec, test, passthru),
         computer_name,
         profile,
         throttle_limit,
-        failed=reports.failed,
+        failed=outcome.failed,
     )
 
 
@@ -300,17 +348,18 @@ def register_session(
 ):
     """
     Make iSCSI sessions persistent, so they reconnect at restart
-    (``Register-IscsiSession``), the inverse of ``iscsi.unregister_session``.
+    (``Register-IscsiSession``; on Linux: ``node.startup = automatic``), the inverse of
+    ``iscsi.unregister_session``.
 
     Sessions are selected as for ``iscsi.unregister_session``.
 
     is_multipath_enabled
-        ``-IsMultipathEnabled``: reconnect with MPIO.
+        ``-IsMultipathEnabled``: reconnect with MPIO (Windows).
 
     chap_username, chap_secret
-        ``-ChapUsername`` / ``-ChapSecret``. Arguments given on the command line are kept
-        in the job cache: pass the secret as an ``sdb://`` URI, or from a state with
-        pillar data. The secret never appears in a log, a return or an error.
+        ``-ChapUsername`` / ``-ChapSecret`` (Windows). Arguments given on the command line
+        are kept in the job cache: pass the secret as an ``sdb://`` URI, or from a state
+        with pillar data. The secret never appears in a log, a return or an error.
 
     force
         Register a session that is already persistent again. Each registration adds a
@@ -331,47 +380,28 @@ def register_session(
         salt '*' iscsi.register_session target_node_address='iqn.*:db-*' is_multipath_enabled=True
         salt '*' iscsi.register_session session_identifier=... chap_username=host1 chap_secret=sdb://vault/iscsi/chap
     """
-    select = Selector(
-        session_identifier=session_identifier,
-        sessions=sessions,
-        target_node_address=target_node_address,
-        initiator_node_address=initiator_node_address,
-        target_portal=target_portal,
-        exclude_target_node_address=exclude_target_node_address,
-    )
-    select.require()
-    if chap_username is not None and not isinstance(chap_username, str):
-        raise IscsiInputError("chap_username must be a string")
-    secret = chap_secret
-    if isinstance(secret, str) and secret.startswith("sdb://"):
-        secret = hosts.resolve_sdb(__salt__["sdb.get"], secret, "chap_secret")
-    if secret is not None and not isinstance(secret, str):
-        raise IscsiInputError("chap_secret must be a string")
-    # The initiator accepts CHAP secrets of 12 to 16 bytes; checking here keeps the value
-    # out of PowerShell's parameter-validation message.
-    if secret is not None and not 12 <= len(secret.encode("utf-8")) <= 16:
-        raise IscsiInputError("chap_secret must be 12 to 16 bytes long")
-    fields = {"is_multipath_enabled": bool(is_multipath_enabled), "chap_username": chap_username}
-    secrets = {"chap_secret": secret} if secret is not None else None
-    test = _test_mode(test)
-    return _run(
-        lambda target, backend: backend.change_persistence(
-            target,
-            op="register",
-            select=select,
-            want_persistent=True,
-            force=bool(force),
-            done_status="registered",
-            skip_status="already_persistent",
-            test=test,
-            passthru=passthru,
-            fields=fields,
-            secrets=secrets,
+    spec = PersistenceSpec(
+        _selector(
+            session_identifier,
+            sessions,
+            target_node_address,
+            initiator_node_address,
+            target_portal,
+            exclude_target_node_address,
         ),
+        persistent=True,
+        force=bool(force),
+        multipath=bool(is_multipath_enabled),
+        chap_username=_user(chap_username),
+        chap_secret=_settings().secret(chap_secret),
+    )
+    test, passthru = _test(test), bool(passthru)
+    return _run(
+        lambda host: host.change_persistence(spec, test, passthru),
         computer_name,
         profile,
         throttle_limit,
-        failed=reports.failed,
+        failed=outcome.failed,
     )
 
 
@@ -385,8 +415,9 @@ def get_persistent_logins(
 ):
     """
     List the initiator's persistent logins: what reconnects at boot, one entry per
-    registration, whether or not the target has a live session today
-    (WMI ``MSiSCSIInitiator_PersistentLoginClass``).
+    registration, whether or not the target has a live session today (Windows: WMI
+    ``MSiSCSIInitiator_PersistentLoginClass``; Linux: the node records with
+    ``node.startup = automatic``).
 
     Each entry: ``TargetName``, ``InitiatorInstance``, ``InitiatorPortNumber``
     (4294967295 = any port), ``TargetPortalAddress``, ``TargetPortalPort``.
@@ -406,10 +437,7 @@ def get_persistent_logins(
     """
     select = login_selector(target_node_address, target_portal, exclude_target_node_address)
     return _run(
-        lambda target, backend: backend.get_persistent_logins(target, select),
-        computer_name,
-        profile,
-        throttle_limit,
+        lambda host: host.get_persistent_logins(select), computer_name, profile, throttle_limit
     )
 
 
@@ -425,7 +453,8 @@ def remove_persistent_login(
     """
     Remove persistent logins from the initiator's list, so the targets do not reconnect at
     boot, including targets that have no live session today and that session-based cmdlets
-    therefore cannot see (``iscsicli RemovePersistentTarget``). Live sessions stay connected.
+    therefore cannot see (Windows: ``iscsicli RemovePersistentTarget``; Linux: the records
+    get ``node.startup = manual`` and stay). Live sessions stay connected.
 
     target_node_address
         Globs on the target IQN (required).
@@ -453,13 +482,90 @@ def remove_persistent_login(
     if target_node_address is None:
         raise IscsiInputError("target_node_address is required (a glob on the target IQN)")
     select = login_selector(target_node_address, target_portal, exclude_target_node_address)
-    test = _test_mode(test)
+    test = _test(test)
     return _run(
-        lambda target, backend: backend.remove_persistent_logins(target, select, test),
+        lambda host: host.remove_persistent_logins(select, test),
         computer_name,
         profile,
         throttle_limit,
-        failed=reports.failed,
+        failed=outcome.failed,
+    )
+
+
+def ensure_persistence(
+    persistent=False,
+    session_identifier=None,
+    target_node_address=None,
+    initiator_node_address=None,
+    target_portal=None,
+    exclude_target_node_address=None,
+    persistent_logins=True,
+    is_multipath_enabled=False,
+    chap_username=None,
+    chap_secret=None,
+    test=None,
+    computer_name=None,
+    profile=None,
+    throttle_limit=0,
+):
+    """
+    Make the selected sessions persistent or not, in one host session (one PowerShell
+    process on Windows): what the ``iscsi.persistent`` and ``iscsi.not_persistent`` states
+    run.
+
+    persistent
+        ``False`` (default): the sessions must not reconnect at boot; ``True``: they must.
+
+    session_identifier, target_node_address, initiator_node_address, target_portal, exclude_target_node_address
+        The selection, as for ``iscsi.unregister_session`` (at least one of the first four).
+
+    persistent_logins
+        Making sessions non-persistent, also remove the persistent logins to the selected
+        targets that no persistent live session stands for (targets unreachable today that
+        would reconnect at the next boot); needs ``target_node_address`` or
+        ``target_portal``. Default ``True``.
+
+    is_multipath_enabled, chap_username, chap_secret
+        How a registration reconnects, as for ``iscsi.register_session``.
+
+    Returns ``{"changes", "comments", "errors"}``; after making sessions non-persistent the
+    comments name the disks and volumes that will be missing after the next restart.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' iscsi.ensure_persistence target_node_address='iqn.1991-05.com.contoso:backup-*' test=True
+        salt '*' iscsi.ensure_persistence persistent=True target_node_address='*:db-*'
+    """
+    select = _selector(
+        session_identifier,
+        None,
+        target_node_address,
+        initiator_node_address,
+        target_portal,
+        exclude_target_node_address,
+    )
+    wants_logins = not persistent and persistent_logins and (target_node_address or target_portal)
+    spec = PersistenceSpec(
+        select,
+        persistent=bool(persistent),
+        multipath=bool(is_multipath_enabled),
+        chap_username=_user(chap_username),
+        chap_secret=_settings().secret(chap_secret),
+        logins=login_selector(
+            target_node_address or "*", target_portal, exclude_target_node_address
+        )
+        if wants_logins
+        else None,
+    )
+    test = _test(test)
+    return _run(
+        lambda host: host.ensure_persistence(spec, test),
+        computer_name,
+        profile,
+        throttle_limit,
+        failed=_outcome_failed,
     )
 
 
@@ -484,30 +590,18 @@ def policy_states():
         salt '*' iscsi.policy_states
     """
     try:
-        policy = Policy.from_pillar(__pillar__)
+        return {"states": Policy.from_pillar(__pillar__).states(), "error": None}
     except PolicyError as exc:
         return {"states": [], "error": str(exc)}
-    # Portals of connected targets stay when an absent target used them too.
-    keep = [
-        p if isinstance(p, str) else p["address"]
-        for rule in policy.of_kind("connected")
-        for p in rule.options.get("portals") or ()
-    ]
-    states = []
-    for rule in policy.rules:
-        args = dict(rule.state_args)
-        if rule.kind == "absent" and keep:
-            args["keep_portals"] = keep
-        states.append({"id": rule.state_id, "function": f"iscsi.{rule.kind}", "args": args})
-    return {"states": states, "error": None}
 
 
 def check_policy(computer_name=None, profile=None, throttle_limit=0):
     """
     Evaluate this minion's pillar policy against the host now, changing nothing.
 
-    One PowerShell process reads the sessions and the persistent-login list; each persistent
-    session and each persistent login that a rule forbids is a violation.
+    One host session reads the sessions and the persistent-login list; each persistent
+    session and each persistent login that a rule forbids is a violation, and so is each
+    path of a ``connected`` rule that is not as wanted.
 
     computer_name, profile, throttle_limit
         Evaluate on remote Windows computers over WinRM instead, as for
@@ -524,9 +618,475 @@ def check_policy(computer_name=None, profile=None, throttle_limit=0):
         salt '*' iscsi.check_policy
     """
     policy = Policy.from_pillar(__pillar__)
+    return _run(lambda host: host.check_policy(policy), computer_name, profile, throttle_limit)
+
+
+# --------------------------------------------------------------------------------------
+# The initiator's lifecycle: portals, targets, connections
+# --------------------------------------------------------------------------------------
+
+
+def get_target_portals(computer_name=None, profile=None, throttle_limit=0):
+    """
+    List the initiator's target portals (``Get-IscsiTargetPortal``): address, port,
+    initiator portal address and instance, digest flags.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' iscsi.get_target_portals
+    """
+    return _run(lambda host: host.get_target_portals(), computer_name, profile, throttle_limit)
+
+
+def add_target_portal(
+    target_portal_address,
+    target_portal_port=None,
+    initiator_portal_address=None,
+    authentication_type=None,
+    chap_username=None,
+    chap_secret=None,
+    test=None,
+    computer_name=None,
+    profile=None,
+    throttle_limit=0,
+):
+    """
+    Add a target portal and discover the targets it offers (``New-IscsiTargetPortal``).
+
+    target_portal_address, target_portal_port
+        The portal (IP address or DNS name; port 3260 by default).
+
+    initiator_portal_address
+        The local address discovery goes out from (choose the NIC for MPIO paths).
+
+    authentication_type, chap_username, chap_secret
+        CHAP for the discovery session: ``none``, ``one-way`` or ``mutual``. Give the
+        secret as an ``sdb://`` URI: arguments land in the job cache.
+
+    Returns ``{"portal", "status"}``: ``added`` or ``would_add`` (test).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' iscsi.add_target_portal 10.0.0.5
+        salt '*' iscsi.add_target_portal 10.0.1.5 initiator_portal_address=10.0.1.21
+    """
+    spec = _portal_spec(
+        target_portal_address,
+        target_portal_port,
+        initiator_portal_address,
+        authentication_type,
+        chap_username,
+        chap_secret,
+    )
+    test = _test(test)
     return _run(
-        lambda target, backend: backend.check_policy(target, policy),
+        lambda host: host.add_target_portal(spec, test), computer_name, profile, throttle_limit
+    )
+
+
+def remove_target_portal(
+    target_portal_address,
+    target_portal_port=None,
+    test=None,
+    computer_name=None,
+    profile=None,
+    throttle_limit=0,
+):
+    """
+    Remove a target portal (``Remove-IscsiTargetPortal``). Connected sessions stay.
+
+    Returns ``{"portal", "status"}``: ``removed`` or ``would_remove`` (test).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' iscsi.remove_target_portal 10.0.0.5
+    """
+    portal = _portal(target_portal_address, target_portal_port)
+    test = _test(test)
+    return _run(
+        lambda host: host.remove_target_portal(portal, test), computer_name, profile, throttle_limit
+    )
+
+
+def update_target_portal(
+    target_portal_address,
+    target_portal_port=None,
+    computer_name=None,
+    profile=None,
+    throttle_limit=0,
+):
+    """
+    Discover again what a portal offers (``Update-IscsiTargetPortal``).
+
+    Returns ``{"portal", "status": "refreshed"}``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' iscsi.update_target_portal 10.0.0.5
+    """
+    portal = _portal(target_portal_address, target_portal_port)
+    return _run(
+        lambda host: host.update_target_portal(portal), computer_name, profile, throttle_limit
+    )
+
+
+def ensure_portal(
+    target_portal_address,
+    target_portal_port=None,
+    present=True,
+    initiator_portal_address=None,
+    authentication_type=None,
+    chap_username=None,
+    chap_secret=None,
+    test=None,
+    computer_name=None,
+    profile=None,
+    throttle_limit=0,
+):
+    """
+    Make a target portal configured (``present=True``, which discovers its targets) or not,
+    in one host session: what the ``iscsi.portal_present`` and ``iscsi.portal_absent``
+    states run. Sessions stay either way.
+
+    target_portal_address, target_portal_port, initiator_portal_address, authentication_type, chap_username, chap_secret
+        As for ``iscsi.add_target_portal``.
+
+    Returns ``{"changes", "comments", "errors"}``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' iscsi.ensure_portal 10.0.1.5 initiator_portal_address=10.0.1.21 test=True
+        salt '*' iscsi.ensure_portal 10.0.9.5 present=False
+    """
+    spec = _portal_spec(
+        target_portal_address,
+        target_portal_port,
+        initiator_portal_address,
+        authentication_type,
+        chap_username,
+        chap_secret,
+    )
+    present, test = bool(present), _test(test)
+    return _run(
+        lambda host: host.ensure_portal(spec, present, test),
         computer_name,
         profile,
         throttle_limit,
+        failed=_outcome_failed,
     )
+
+
+def get_targets(node_address=None, computer_name=None, profile=None, throttle_limit=0):
+    """
+    List the discovered targets (``Get-IscsiTarget``): ``NodeAddress``, ``IsConnected``.
+
+    node_address
+        Only targets matching this glob (or any of a list).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' iscsi.get_targets
+        salt '*' iscsi.get_targets node_address='iqn.1991-05.com.contoso:db-*'
+    """
+    select = Selector(target_node_address=node_address)
+    return _run(lambda host: host.get_targets(select), computer_name, profile, throttle_limit)
+
+
+def _portals(portals):
+    """The paths of ensure_connected: a portal, or a list of them."""
+    if isinstance(portals, (str, dict)):
+        portals = as_list(portals, "portals") if isinstance(portals, str) else [portals]
+    if portals is not None and not isinstance(portals, (list, tuple)):
+        raise IscsiInputError("portals must be a portal or a list of portals")
+    return tuple(Portal.parse(p) for p in portals or ())
+
+
+def _target_spec(
+    node_address,
+    portals,
+    persistent,
+    multipath,
+    authentication_type,
+    chap_username,
+    chap_secret,
+    initiator_chap_secret=None,
+):
+    """A TargetSpec from arguments; secrets resolved from sdb:// URIs, length-checked."""
+    settings = _settings()
+    return TargetSpec(
+        node_address=checked_name(node_address, "node_address"),
+        portals=portals,
+        persistent=bool(persistent),
+        multipath=bool(multipath),
+        authentication=authentication(authentication_type)
+        or ("ONEWAYCHAP" if chap_secret is not None else "NONE"),
+        chap_username=_user(chap_username),
+        chap_secret=settings.secret(chap_secret),
+        initiator_chap_secret=settings.secret(initiator_chap_secret, "initiator_chap_secret"),
+    )
+
+
+def connect_target(
+    node_address,
+    target_portal_address=None,
+    target_portal_port=None,
+    initiator_portal_address=None,
+    is_persistent=False,
+    is_multipath_enabled=False,
+    authentication_type=None,
+    chap_username=None,
+    chap_secret=None,
+    test=None,
+    computer_name=None,
+    profile=None,
+    throttle_limit=0,
+):
+    """
+    Connect to a discovered target over one path (``Connect-IscsiTarget``).
+
+    node_address
+        The target's IQN.
+
+    target_portal_address, target_portal_port, initiator_portal_address
+        The path: which portal, from which local address (MPIO paths differ here).
+        Without a portal, Windows picks one.
+
+    is_persistent
+        Reconnect at boot (adds a persistent login).
+
+    is_multipath_enabled
+        Allow more sessions to the same target (MPIO).
+
+    authentication_type, chap_username, chap_secret
+        ``none``, ``one-way`` or ``mutual`` CHAP (mutual also needs the initiator's
+        secret, ``iscsi.set_initiator_chap_secret``).
+
+    Returns ``{"target", "portal", "status"}``: ``connected`` or ``would_connect``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' iscsi.connect_target iqn.1991-05.com.contoso:db-01 target_portal_address=10.0.1.5 is_persistent=True
+    """
+    path = ()
+    if target_portal_address is not None:
+        path = (_portal(target_portal_address, target_portal_port, initiator_portal_address),)
+    spec = _target_spec(
+        node_address,
+        path,
+        is_persistent,
+        is_multipath_enabled,
+        authentication_type,
+        chap_username,
+        chap_secret,
+    )
+    test = _test(test)
+    return _run(
+        lambda host: host.connect_target(spec, test), computer_name, profile, throttle_limit
+    )
+
+
+def disconnect_target(
+    node_address=None,
+    session_identifier=None,
+    test=None,
+    computer_name=None,
+    profile=None,
+    throttle_limit=0,
+):
+    """
+    Disconnect sessions (``Disconnect-IscsiTarget``): all sessions of the targets matching
+    ``node_address`` (a glob), or the sessions ``session_identifier`` names. Persistent
+    logins stay: the target comes back at boot unless unregistered first (``iscsi.absent``
+    does both, in that order).
+
+    Returns per session id: ``disconnected``, ``would_disconnect``, ``not_found`` or
+    ``failed`` with the Windows error (e.g. a disk in use).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' iscsi.disconnect_target node_address='iqn.1991-05.com.contoso:scratch-*'
+        salt '*' iscsi.disconnect_target session_identifier=fffffa800d008430-4000013700000001
+    """
+    select = Selector(session_identifier=session_identifier, target_node_address=node_address)
+    select.require()
+    test = _test(test)
+    return _run(
+        lambda host: host.disconnect_target(select, test),
+        computer_name,
+        profile,
+        throttle_limit,
+        failed=outcome.failed,
+    )
+
+
+def set_initiator_chap_secret(chap_secret, computer_name=None, profile=None, throttle_limit=0):
+    """
+    Set the initiator's own CHAP secret, which targets check in mutual CHAP
+    (``Set-IscsiChapSecret``). Give it as an ``sdb://`` URI: arguments land in the job cache.
+
+    Returns ``{"status": "changed"}``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' iscsi.set_initiator_chap_secret sdb://vault/iscsi/initiator
+    """
+    secret = _settings().secret(chap_secret)
+    return _run(
+        lambda host: host.set_initiator_chap_secret(secret), computer_name, profile, throttle_limit
+    )
+
+
+def ensure_connected(
+    node_address,
+    portals=None,
+    persistent=True,
+    multipath=False,
+    authentication=None,
+    chap_username=None,
+    chap_secret=None,
+    initiator_chap_secret=None,
+    test=None,
+    computer_name=None,
+    profile=None,
+    throttle_limit=0,
+):
+    """
+    Make a target connected as described, in one host session (what the
+    ``iscsi.connected`` state runs): add missing portals, discover, connect each missing
+    path, and fix persistence where it differs (a persistent login with the wrong MPIO flag
+    or authentication is unregistered and registered again with the wanted options). Then
+    reads the host again and reports what still differs as ``errors``.
+
+    portals
+        The paths: ``address[:port]`` strings or mappings with ``address``, ``port``,
+        ``initiator_portal_address``; one session per path. None: one session, any path.
+
+    persistent, multipath, authentication, chap_username, chap_secret, initiator_chap_secret
+        How it must reconnect; ``authentication``: ``none``, ``one-way`` or ``mutual``.
+
+    Returns ``{"changes", "comments", "errors"}``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' iscsi.ensure_connected iqn.1991-05.com.contoso:db-01 portals='[10.0.1.5, 10.0.2.5]' multipath=True test=True
+    """
+    spec = _target_spec(
+        node_address,
+        _portals(portals),
+        persistent,
+        multipath,
+        authentication,
+        chap_username,
+        chap_secret,
+        initiator_chap_secret,
+    )
+    spec.check_credentials()
+    test = _test(test)
+    return _run(
+        lambda host: host.ensure_connected(spec, test),
+        computer_name,
+        profile,
+        throttle_limit,
+        failed=_outcome_failed,
+    )
+
+
+def ensure_absent(
+    node_address,
+    force=False,
+    keep_portals=None,
+    test=None,
+    computer_name=None,
+    profile=None,
+    throttle_limit=0,
+):
+    """
+    Make targets gone, in the order that keeps them from coming back (what the
+    ``iscsi.absent`` state runs): unregister their sessions, disconnect them, remove the
+    persistent logins left, then remove the portals they used that nothing else uses (nor
+    ``keep_portals``). Refuses, changing nothing, when a session carries a boot, system or
+    clustered disk or an online volume, unless ``force``.
+
+    node_address
+        A glob (or list) on the target IQN.
+
+    Returns ``{"changes", "comments", "errors"}``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' iscsi.ensure_absent 'iqn.1991-05.com.contoso:old-*' test=True
+    """
+    targets = as_list(node_address, "node_address")
+    keep = [Portal.parse(p) for p in as_list(keep_portals, "keep_portals") or []]
+    force, test = bool(force), _test(test)
+    return _run(
+        lambda host: host.ensure_absent(targets, force, keep, test),
+        computer_name,
+        profile,
+        throttle_limit,
+        failed=_outcome_failed,
+    )
+
+
+# --------------------------------------------------------------------------------------
+# The beacon's tick
+# --------------------------------------------------------------------------------------
+
+
+def beacon_events(**config):
+    """
+    One tick of the ``iscsi`` beacon: the events to fire now (the beacon's options as
+    keyword arguments; see the beacon's documentation).
+
+    Returns within a fraction of a second: the check (on Windows a digest from a
+    PowerShell kept open between ticks, the details only when it changed) runs in a
+    background thread whose result a later tick collects. While the host breaks this
+    minion's pillar policy, a ``violation`` event lists what breaks it, again after
+    ``interval``, 2x, 4x ... seconds up to ``backoff_max``; ``registered`` events report
+    new persistent registrations of the ``targets`` globs (all by default) minus
+    ``exclude_targets``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call iscsi.beacon_events
+        salt-call iscsi.beacon_events interval=5 targets='iqn.1991-05.com.contoso:*'
+    """
+    settings = MonitorSettings.from_config(config)
+    monitor = __context__.get(MONITOR_KEY)
+    if monitor is None:
+        checker = backend.backend_for(_settings()).checker()
+        monitor = Monitor(checker, os.path.join(__opts__["cachedir"], BEACON_CACHE_FILE))
+        __context__[MONITOR_KEY] = monitor
+    try:
+        policy = Policy.from_pillar(__pillar__)
+        __context__.pop(POLICY_ERROR_KEY, None)
+    except PolicyError as exc:
+        if __context__.get(POLICY_ERROR_KEY) != str(exc):
+            log.error("iscsi beacon: not enforcing the policy: %s", exc)
+        __context__[POLICY_ERROR_KEY] = str(exc)
+        policy = None
+    return monitor.tick(settings, policy, lambda: bool(__salt__["saltutil.is_running"]("state.*")))

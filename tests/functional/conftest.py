@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 from saltfactories.utils.functional import Loaders
 
+from saltext_win_iscsi.backend import backend_for
+from saltext_win_iscsi.config import Settings
 from tests.conftest import minion_config
 
 REAL_HOST = os.environ.get("ISCSI_REAL_HOST") == "1"
@@ -36,6 +38,7 @@ def minion_opts(salt_factories, minion_id, powershell):
     overrides = minion_config(powershell)
     if REAL_HOST:
         del overrides["iscsi.powershell"]  # the real Windows PowerShell 5.1
+        del overrides["iscsi.backend"]  # what the host has
         overrides["iscsi.timeout"] = 120
     factory = salt_factories.salt_minion_daemon(minion_id, overrides=overrides)
     return factory.config.copy()
@@ -57,6 +60,15 @@ def reset_loaders_state(loaders):
 @pytest.fixture
 def iscsi(loaders):
     return loaders.modules.iscsi
+
+
+@pytest.fixture
+def checker(loaders):
+    """The beacon's check of this minion's host, as ``iscsi.beacon_events`` builds it."""
+    settings = Settings.read(lambda key, default=None: loaders.opts.get(key, default))
+    check = backend_for(settings).checker()
+    yield check
+    check.close()
 
 
 @pytest.fixture

@@ -107,7 +107,7 @@ def test_ensure_connected_converges_and_is_idempotent(iscsi, san):
     done = iscsi.ensure_connected(DB, **spec)
     assert done["errors"] == [] and set(done["changes"]) == set(planned["changes"])
     again = iscsi.ensure_connected(DB, **spec)
-    assert again == {"changes": {}, "comments": [], "errors": []}
+    assert again == {"changes": {}, "comments": [f"{DB} is connected as wanted."], "errors": []}
     assert len(iscsi.get_persistent_logins(target_node_address=DB)) == 2
 
 
@@ -165,7 +165,11 @@ def test_ensure_absent_unregisters_before_it_disconnects(iscsi, san):
     # Unlike a plain disconnect, nothing of it comes back at boot.
     assert iscsi.get_persistent_logins(target_node_address=OLD) == []
     assert [p["TargetPortalAddress"] for p in iscsi.get_target_portals()] == ["10.0.1.5"]
-    assert iscsi.ensure_absent(OLD) == {"changes": {}, "comments": [], "errors": []}
+    assert iscsi.ensure_absent(OLD) == {
+        "changes": {},
+        "comments": [f"No session, persistent login or portal of {OLD} is left."],
+        "errors": [],
+    }
 
 
 @pytest.mark.parametrize(

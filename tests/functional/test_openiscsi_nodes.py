@@ -25,10 +25,13 @@ from pathlib import Path
 import pytest
 
 from saltext_win_iscsi.errors import IscsiInputError
+from saltext_win_iscsi.model import Portal
 from saltext_win_iscsi.openiscsi import nodedb, persistence
-from saltext_win_iscsi.openiscsi.iscsiadm import Iscsiadm, IscsiadmError, split_portal
+from saltext_win_iscsi.openiscsi.backend import OpenIscsiBackend
+from saltext_win_iscsi.openiscsi.iscsiadm import Iscsiadm, IscsiadmError, portal_arg
 from saltext_win_iscsi.openiscsi.parse import parse_node_list, parse_session_tree
 from saltext_win_iscsi.selection import Selector, login_selector
+from saltext_win_iscsi.spec import PersistenceSpec
 from tests.support.openiscsi_env import require_iscsiadm
 
 REPO = Path(__file__).resolve().parents[2]
@@ -115,7 +118,8 @@ class PrivateDb:
         return parse_node_list(self.adm.run(["-m", "node"], empty_ok=True))
 
     def startup(self, target: str, portal: str, iface: str = "default") -> tuple:
-        address, port = split_portal(portal)
+        parsed = Portal.parse(portal)
+        address, port = parsed.address, parsed.port
         (record,) = [
             r for r in persistence.read_records(self.adm).values()
             if (r["target"], r["address"], r["port"], r["iface"]) == (target, address, port, iface)
@@ -160,20 +164,19 @@ def gfs(gfs_template, tmp_path) -> PrivateDb:
     return PrivateDb(tmp_path, (DATA / "session-P3-2.1.9.txt").read_text(), copy=gfs_template)
 
 
-def register(adm, select, **kw):
-    return persistence.change_persistence(
-        adm, op="register", select=select, want_persistent=True, force=kw.pop("force", False),
-        done_status="registered", skip_status="already_persistent",
-        test=kw.pop("test", False), passthru=kw.pop("passthru", False),
-    )  # fmt: skip
+def linux(adm) -> OpenIscsiBackend:
+    """The Linux backend on ``adm`` (no node folders: the digest asks iscsiadm)."""
+    return OpenIscsiBackend(adm, ())
 
 
-def unregister(adm, select, **kw):
-    return persistence.change_persistence(
-        adm, op="unregister", select=select, want_persistent=False, force=kw.pop("force", False),
-        done_status="unregistered", skip_status="not_persistent",
-        test=kw.pop("test", False), passthru=kw.pop("passthru", False),
-    )  # fmt: skip
+def register(adm, select, force=False, test=False, passthru=False):
+    spec = PersistenceSpec(select, persistent=True, force=force)
+    return linux(adm).change_persistence(spec, test, passthru)
+
+
+def unregister(adm, select, force=False, test=False, passthru=False):
+    spec = PersistenceSpec(select, persistent=False, force=force)
+    return linux(adm).change_persistence(spec, test, passthru)
 
 
 def test_records_are_created_in_the_private_database(gfs):
@@ -181,7 +184,7 @@ def test_records_are_created_in_the_private_database(gfs):
     assert (gfs.nodes / f"{GFS}1" / "10.131.0.11,3260,1" / "default").is_file()
     assert not os.path.exists(f"/etc/iscsi/nodes/{GFS}1")
     assert gfs.startup(f"{GFS}1", "10.131.0.11:3260") == ("manual", "manual")
-    sessions = persistence.get_sessions(gfs.adm, Selector())
+    sessions = linux(gfs.adm).get_sessions(Selector())
     assert [(s["SessionIdentifier"], s["IsPersistent"], s["StartupMode"]) for s in sessions] == [
         (sid, False, "manual") for sid in "1234"
     ]
@@ -224,9 +227,9 @@ def test_named_ifaces_are_kept_apart(real_iscsiadm, host_before, tmp_path):
 def test_remove_persistent_login_sets_manual_and_keeps_the_record(gfs):
     register(gfs.adm, Selector(target_node_address=f"{GFS}*"))
     select = login_selector(f"{GFS}1", None, None)
-    logins = persistence.get_persistent_logins(gfs.adm, select)
+    logins = linux(gfs.adm).get_persistent_logins(select)
     assert sorted(lg["TargetPortalAddress"] for lg in logins) == ["10.131.0.11", "10.132.0.11"]
-    report = persistence.remove_logins(gfs.adm, select, False)
+    report = linux(gfs.adm).remove_persistent_logins(select, False)
     assert sorted((e["TargetPortalAddress"], e["status"]) for e in report) == [
         ("10.131.0.11", "removed"),
         ("10.132.0.11", "removed"),
@@ -234,7 +237,7 @@ def test_remove_persistent_login_sets_manual_and_keeps_the_record(gfs):
     assert len(gfs.listed()) == 4  # nothing deleted
     assert gfs.startup(f"{GFS}1", "10.131.0.11:3260") == ("manual", "manual")
     assert gfs.startup(f"{GFS}2", "10.131.0.12:3260") == ("automatic", "automatic")
-    assert persistence.get_persistent_logins(gfs.adm, select) == []
+    assert linux(gfs.adm).get_persistent_logins(select) == []
     assert not any("delete" in argv for argv in gfs.argvs())
 
 
@@ -253,9 +256,9 @@ def test_no_sessions_on_this_machine(real_iscsiadm, host_before, tmp_path):
     """The real ``iscsiadm -m session -P 3`` here: no iscsi_tcp, "No active sessions" (21)."""
     db = PrivateDb(tmp_path)
     assert db.adm.session_tree() == ""
-    assert persistence.get_sessions(db.adm, Selector()) == []
+    assert linux(db.adm).get_sessions(Selector()) == []
     assert unregister(db.adm, Selector(session_identifier="1")) == {"1": {"status": "not_found"}}
-    assert persistence.get_persistent_logins(db.adm, login_selector("*", None, None)) == []
+    assert linux(db.adm).get_persistent_logins(login_selector("*", None, None)) == []
 
 
 def test_test_mode_changes_nothing(gfs):
@@ -269,7 +272,7 @@ def test_test_mode_changes_nothing(gfs):
         unregister(gfs.adm, Selector(target_node_address="*"), test=True)["3"]["status"]
         == "would_unregister"
     )
-    removed = persistence.remove_logins(gfs.adm, login_selector("*", None, None), True)
+    removed = linux(gfs.adm).remove_persistent_logins(login_selector("*", None, None), True)
     assert [e["status"] for e in removed] == ["would_remove"]
     assert snapshot([str(gfs.nodes)]) == before
     assert len(gfs.updates()) == updates
@@ -314,7 +317,7 @@ def test_hostile_values_never_reach_argv(gfs):
             (gfs.adm.set_startup, (t, a, 3260, "default", v)),
             (gfs.adm.new_node, (v, a, 3260)),
             (gfs.adm.show_node, (t, a, 3260, v)),
-            (split_portal, (v,)),
+            (lambda text: portal_arg(Portal.parse(text).address), (v,)),
         ]
         for call, args in calls:
             with pytest.raises(IscsiInputError):
@@ -327,11 +330,11 @@ def test_hostile_values_never_reach_argv(gfs):
         gfs.adm.run(["-m", "node", "-T", target, "-p", "10.0.0.7:3260", "-o", "update"]
                     + ["-n", "node.startup", "-v", "automatic"])  # fmt: skip
     raw = len(gfs.argvs())
-    report = persistence.remove_logins(gfs.adm, login_selector("*", None, None), False)
+    report = linux(gfs.adm).remove_persistent_logins(login_selector("*", None, None), False)
     assert {e["TargetName"]: e["status"] for e in report} == dict.fromkeys(odd, "failed")
     assert all("not a valid iSCSI name" in e["error"] for e in report)
     assert not any(v in argv for argv in gfs.argvs()[raw:] for v in odd)
-    still = persistence.get_persistent_logins(gfs.adm, login_selector("*", None, None))
+    still = linux(gfs.adm).get_persistent_logins(login_selector("*", None, None))
     assert sorted(lg["TargetName"] for lg in still) == sorted(odd)  # untouched
 
 

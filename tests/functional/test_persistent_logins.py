@@ -3,6 +3,7 @@
 import pytest
 from salt.exceptions import SaltInvocationError
 
+from saltext_win_iscsi.beacon.monitor import Scope
 from tests.support.simhost.model import SEED_TARGET
 
 DOWN = "iqn.1991-05.com.contoso:backup-offsite"
@@ -77,12 +78,10 @@ def test_misreported_is_persistent_is_still_caught_by_the_list(iscsi, seeded):
     assert seeded.persistent_logins() == []
 
 
-def test_watch_sees_a_new_entry(iscsi, seeded):
-    first = iscsi.watch()
-    assert iscsi.watch(previous_digest=first["digest"])["changed"] is False
+def test_the_beacons_check_sees_a_new_entry(checker, seeded):
+    digest, _, _ = checker.look(None, Scope(sessions=False), 10)
+    assert checker.look(digest, Scope(sessions=False), 10) == (digest, None, None)
     seeded.add_persistent_login(DOWN)
-    again = iscsi.watch(previous_digest=first["digest"], target_node_address="*:backup-*")
-    assert again["changed"] is True
-    assert [(lg["TargetName"], lg["selected"]) for lg in again["logins"]] == [
-        (SEED_TARGET, False)
-    ] * 3 + [(DOWN, True)]
+    again, sessions, logins = checker.look(digest, Scope(sessions=False), 10)
+    assert again != digest and len(sessions) == 3
+    assert [lg["TargetName"] for lg in logins] == [SEED_TARGET] * 3 + [DOWN]

@@ -9,6 +9,7 @@ the test target behind.
 
 import pytest
 
+from saltext_win_iscsi.beacon.monitor import Scope
 from tests.windows import hostactions
 
 pytestmark = pytest.mark.real_host
@@ -79,9 +80,10 @@ def test_persistent_logins_and_their_removal(iscsi, target, iqn, sid):
     assert session["IsConnected"] is True
 
 
-def test_watch_sees_a_registration(iscsi, sid):
-    first = iscsi.watch()
-    assert iscsi.watch(previous_digest=first["digest"])["changed"] is False
+def test_the_beacons_check_sees_a_registration(iscsi, checker, sid):
+    digest, _, _ = checker.look(None, Scope(sessions=False), 60)
+    assert checker.look(digest, Scope(sessions=False), 60) == (digest, None, None)
     iscsi.register_session(session_identifier=sid)
-    again = iscsi.watch(previous_digest=first["digest"])
-    assert again["changed"] is True and sid in again["selected"]
+    again, sessions, _ = checker.look(digest, Scope(sessions=False), 60)
+    assert again != digest
+    assert [s["IsPersistent"] for s in sessions if s["SessionIdentifier"] == sid] == [True]

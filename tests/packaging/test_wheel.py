@@ -79,6 +79,7 @@ def minion_config_dir(tmp_path_factory) -> Path:
     (config / "minion").write_text(
         f"id: pip-minion\nroot_dir: {root / 'root'}\nfile_client: local\n"
         f"file_roots:\n  base:\n    - {empty_roots}\n"
+        "iscsi.backend: windows\n"
         f"iscsi.powershell: {install(root / 'bin', host.path)}\n"
     )
     return config

@@ -10,10 +10,11 @@ import time
 
 import pytest
 
-from saltext_win_iscsi.beacon.monitor import TICK_WAIT, Monitor, MonitorSettings, WindowsChecker
+from saltext_win_iscsi.beacon.monitor import TICK_WAIT, Monitor, MonitorSettings
 from saltext_win_iscsi.errors import ChannelError
 from saltext_win_iscsi.policy import Policy
 from saltext_win_iscsi.windows import protocol
+from saltext_win_iscsi.windows.checker import WindowsChecker
 from tests.support.simhost.model import SimulatedHost
 
 WATCHED = "iqn.1991-05.com.contoso:testiscsi-1"

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from saltext_win_iscsi.errors import IscsiInputError
+from saltext_win_iscsi.model import CONNECTION_FIELDS, SESSION_FIELDS, Portal
 from saltext_win_iscsi.openiscsi import iscsiadm as adm
 from saltext_win_iscsi.openiscsi.parse import (
     parse_node_list,
@@ -20,7 +21,6 @@ from saltext_win_iscsi.openiscsi.parse import (
     parse_session_tree,
 )
 from saltext_win_iscsi.selection import Selector
-from saltext_win_iscsi.windows.protocol import CONNECTION_FIELDS, SESSION_FIELDS
 from tests.hostile import hostile_values
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "openiscsi"
@@ -232,9 +232,18 @@ def test_odd_names_are_refused(value):
         adm.record_args(value, "10.0.0.1", 3260, "default")
 
 
+def portal_for_iscsiadm(text: object) -> tuple[str, int]:
+    """A user's portal as the Linux backend takes it: parsed once (model.Portal), then
+    checked for iscsiadm's ``-p`` (and split back)."""
+    portal = Portal.parse(text)
+    arg = adm.portal_arg(portal.address, portal.port)
+    address, _, port = arg.rpartition(":")
+    return address.strip("[]"), int(port)
+
+
 @pytest.mark.parametrize("value", hostile_values())
 def test_hostile_corpus_is_refused_everywhere(value):
-    for check in (adm.check_name, adm.check_iface, adm.check_address, adm.split_portal):
+    for check in (adm.check_name, adm.check_iface, adm.check_address, portal_for_iscsiadm):
         with pytest.raises(IscsiInputError):
             check(value)
 
@@ -247,27 +256,30 @@ def test_hostile_corpus_is_refused_everywhere(value):
         ("nas.example.net:3261", ("nas.example.net", 3261)),
         ("[2001:db8::1]:3260", ("2001:db8::1", 3260)),
         ("[fe80::1%eth0]", ("fe80::1%eth0", 3260)),
+        # Without brackets an IPv6 address is all address: the port is the default.
+        ("2001:db8::1", ("2001:db8::1", 3260)),
+        ("2001:db8::1:3260", ("2001:db8::1:3260", 3260)),
     ],
 )
 def test_portals_pass(portal, expected):
-    assert adm.split_portal(portal) == expected
+    assert portal_for_iscsiadm(portal) == expected
     address, port = expected
-    assert adm.split_portal(adm.portal_arg(address, port)) == expected
+    assert portal_for_iscsiadm(adm.portal_arg(address, port)) == expected
 
 
 @pytest.mark.parametrize(
     "portal",
     [
         "10.0.0.1:3260,1", "10.0.0.1:", "10.0.0.1:0", "10.0.0.1:65536", "10.0.0.1:-1",
-        "10.0.0.1:32 60", "2001:db8::1", "2001:db8::1:3260", "[2001:db8::1]:3260,1",
+        "10.0.0.1:32 60", "[2001:db8::1]:3260,1",
         "[not-v6]:3260", "[fe80::1%eth0;x]", "-p", "-host:3260", "host-:3260", "a..b:3260",
-        " 10.0.0.1:3260", "10.0.0.1:3260 ", "10.0.0.1\n:3260", "host/x:3260", "[]:3260",
+        "10.0.0.1\n:3260", "host/x:3260", "[]:3260",
         "[2001:db8::1]]:3260", "10.0.0.1:\u0663\u0662", "", None, 3260,
     ],
 )  # fmt: skip
 def test_odd_portals_are_refused(portal):
     with pytest.raises(IscsiInputError):
-        adm.split_portal(portal)
+        portal_for_iscsiadm(portal)
 
 
 def test_portal_arg_brackets_ipv6_only():

@@ -13,12 +13,14 @@ from pathlib import Path
 
 import pytest
 
+from saltext_win_iscsi.beacon.monitor import Scope
 from saltext_win_iscsi.errors import IscsiError, IscsiInputError
+from saltext_win_iscsi.model import ANY_PORT
 from saltext_win_iscsi.openiscsi import nodedb, persistence
 from saltext_win_iscsi.openiscsi.iscsiadm import Iscsiadm, IscsiadmError, record_args
 from saltext_win_iscsi.policy import Policy
 from saltext_win_iscsi.selection import Selector, login_selector
-from saltext_win_iscsi.windows.protocol import ANY_PORT
+from saltext_win_iscsi.spec import PersistenceSpec
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "openiscsi"
 EUCA = (DATA / "session-P3-2.0-872.41.el6.txt").read_text()
@@ -81,22 +83,17 @@ def euca() -> FakeAdm:
 
 
 def unregister(adm, select, test=False, passthru=False, force=False):
-    return persistence.change_persistence(
-        adm, op="unregister", select=select, want_persistent=False, force=force,
-        done_status="unregistered", skip_status="not_persistent", test=test, passthru=passthru,
-    )  # fmt: skip
+    spec = PersistenceSpec(select, persistent=False, force=force)
+    return persistence.change_persistence(adm, spec, test, passthru)
 
 
 def register(adm, select, test=False, passthru=False, force=False, **extra):
-    return persistence.change_persistence(
-        adm, op="register", select=select, want_persistent=True, force=force,
-        done_status="registered", skip_status="already_persistent", test=test,
-        passthru=passthru, **extra,
-    )  # fmt: skip
+    spec = PersistenceSpec(select, persistent=True, force=force, **extra)
+    return persistence.change_persistence(adm, spec, test, passthru)
 
 
 def test_is_persistent_comes_from_the_sessions_own_record(euca):
-    sessions = persistence.get_sessions(euca, Selector())
+    sessions = persistence.read_sessions(euca)
     assert [(s["SessionIdentifier"], s["IsPersistent"], s["StartupMode"]) for s in sessions] == [
         ("1", True, "automatic"),
         ("2", False, "manual"),  # the automatic record of B6 is for iface "default"
@@ -177,18 +174,15 @@ def test_unchanged_or_vanished_records(euca):
 
 
 def test_windows_only_arguments_are_refused_on_linux(euca):
-    quiet = {"is_multipath_enabled": False, "chap_username": None}
-    assert (
-        register(euca, Selector(session_identifier="2"), fields=quiet)["2"]["status"]
-        == "registered"
-    )
+    quiet = {"multipath": False, "chap_username": None}
+    assert register(euca, Selector(session_identifier="2"), **quiet)["2"]["status"] == "registered"
     with pytest.raises(IscsiInputError, match="chap_secret, chap_username cannot be set on Linux"):
-        register(euca, Selector(session_identifier="2"), fields={"chap_username": "u"},
-                 secrets={"chap_secret": "0123456789abc"}, force=True)  # fmt: skip
+        register(euca, Selector(session_identifier="2"), chap_username="u",
+                 chap_secret="0123456789abc", force=True)  # fmt: skip
 
 
 def test_persistent_logins_and_their_removal(euca):
-    logins = persistence.get_persistent_logins(euca, login_selector("*", None, None))
+    logins = persistence.logins_of(persistence.read_records(euca))
     assert [
         (lg["TargetName"], lg["InitiatorInstance"], lg["TargetPortalAddress"]) for lg in logins
     ] == [
@@ -291,13 +285,12 @@ def test_digest_falls_back_to_iscsiadm(euca, tmp_path):
     assert nodedb.digest(euca, node_dirs=[str(tmp_path / "missing")])["digest"] != state["digest"]
 
 
-def test_watch_reports_sessions_and_logins_on_change(euca, tmp_path):
-    select = Selector(target_node_address="*.a6")
-    result = nodedb.watch(euca, select, None, node_dirs=[str(tmp_path / "missing")])
-    assert result["changed"] and result["selected"] == ["1"]
-    assert [lg["selected"] for lg in result["logins"]] == [True, False]
-    again = nodedb.watch(euca, select, result["digest"], node_dirs=[str(tmp_path / "missing")])
-    assert again == {"digest": result["digest"], "count": 2, "changed": False}
+def test_the_checker_reads_sessions_and_logins_only_on_change(euca, tmp_path):
+    checker = nodedb.OpenIscsiChecker(euca, [str(tmp_path / "missing")])
+    digest, sessions, logins = checker.look(None, Scope(sessions=False), 10)
+    assert [s["SessionIdentifier"] for s in sessions if s["IsPersistent"]] == ["1"]
+    assert [lg["TargetName"] for lg in logins] == [A6, B6]
+    assert checker.look(digest, Scope(sessions=False), 10) == (digest, None, None)
 
 
 # --- the runner -----------------------------------------------------------------------

@@ -2,9 +2,10 @@
 
 import re
 
+from saltext_win_iscsi import model as vocabulary
 from saltext_win_iscsi.windows import protocol
 from saltext_win_iscsi.windows.powershell import scripts
-from tests.support.simhost import model
+from tests.support.simhost import model as simulated
 
 
 def _ps_array(script: str, name: str) -> tuple[str, ...]:
@@ -15,11 +16,11 @@ def _ps_array(script: str, name: str) -> tuple[str, ...]:
 
 
 def test_field_lists_match_the_script():
-    assert _ps_array(scripts.MAIN, "SessionFields") == protocol.SESSION_FIELDS
-    assert _ps_array(scripts.MAIN, "ConnectionFields") == protocol.CONNECTION_FIELDS
-    assert _ps_array(scripts.MAIN, "PortalFields") == protocol.PORTAL_FIELDS
-    assert _ps_array(scripts.MAIN, "TargetFields") == protocol.TARGET_FIELDS
-    assert _ps_array(scripts.MAIN, "DiskFields") == protocol.DISK_FIELDS
+    assert _ps_array(scripts.MAIN, "SessionFields") == vocabulary.SESSION_FIELDS
+    assert _ps_array(scripts.MAIN, "ConnectionFields") == vocabulary.CONNECTION_FIELDS
+    assert _ps_array(scripts.MAIN, "PortalFields") == vocabulary.PORTAL_FIELDS
+    assert _ps_array(scripts.MAIN, "TargetFields") == vocabulary.TARGET_FIELDS
+    assert _ps_array(scripts.MAIN, "DiskFields") == vocabulary.DISK_FIELDS
 
 
 def test_protocol_version_and_marker_match_the_scripts():
@@ -33,9 +34,9 @@ def test_login_fields_match_the_script():
     body = scripts.MAIN[scripts.MAIN.index("function Get-PersistentLoginData") :]
     table = body[body.index("[ordered]@{") : body.index("}", body.index("[ordered]@{"))]
     keys = tuple(re.findall(r"^\s+(\w+)\s+=", table, re.MULTILINE))
-    assert keys == protocol.LOGIN_FIELDS + protocol.LOGIN_OPTION_FIELDS
+    assert keys == vocabulary.LOGIN_FIELDS + vocabulary.LOGIN_OPTION_FIELDS
 
 
 def test_simulated_host_reports_the_same_fields():
-    assert model.SESSION_FIELDS == protocol.SESSION_FIELDS
-    assert model.LOGIN_FIELDS == protocol.LOGIN_FIELDS
+    assert simulated.SESSION_FIELDS == vocabulary.SESSION_FIELDS
+    assert simulated.LOGIN_FIELDS == vocabulary.LOGIN_FIELDS

@@ -1,15 +1,25 @@
-"""Remote Windows computers: which WinRM connection profile serves which computer.
+"""Remote Windows computers: which WinRM profile serves which computer, and running one
+piece of work on many of them at once (``-CimSession``, ``-ThrottleLimit``).
 
-Profiles come from config or pillar (``iscsi.winrm``, ``iscsi.winrm_hosts``), read by the
-execution module and handed in here; credentials never travel as function arguments.
+Profiles come from config or pillar (``iscsi.winrm``, ``iscsi.winrm_hosts``); credentials
+never travel as function arguments, and ``sdb://`` passwords are resolved before anything
+connects.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
+import logging
 from collections.abc import Callable
+from typing import Any
 
-from saltext_win_iscsi.errors import IscsiInputError, safe_text
+from saltext_win_iscsi.config import Settings
+from saltext_win_iscsi.errors import IscsiError, IscsiInputError, safe_text
 from saltext_win_iscsi.selection import as_list, glob
+
+log = logging.getLogger(__name__)
+
+DEFAULT_THROTTLE_LIMIT = 32  # as the cmdlets' -ThrottleLimit 0
 
 PROFILE_KEYS = {
     "transport",  # ntlm (default), kerberos, credssp, certificate, ssl (Basic over HTTPS), basic
@@ -99,11 +109,7 @@ def resolve_profile(
 
 
 def computers(
-    computer_name: object,
-    profile: object,
-    profiles: object,
-    hosts: object,
-    resolve_secret: Callable[[str], str],
+    computer_name: object, profile: object, settings: Settings
 ) -> list[RemoteComputer] | None:
     """The remote computers named (profiles resolved up front), or None for this host."""
     names = as_list(computer_name, "computer_name")
@@ -111,7 +117,53 @@ def computers(
         return None
     if profile is not None and not isinstance(profile, str):
         raise IscsiInputError("profile must be the name of a WinRM profile")
+    secrets: dict[str, str] = {}
+
+    def resolve(uri: str) -> str:  # each sdb:// URI once, however many computers use it
+        if uri not in secrets:
+            secrets[uri] = settings.resolve(uri, "WinRM password")
+        return secrets[uri]
+
     return [
-        resolve_profile(name, profile, profiles, hosts, resolve_secret)
+        resolve_profile(name, profile, settings.winrm, settings.winrm_hosts, resolve)
         for name in dict.fromkeys(names)
     ]
+
+
+def throttle(throttle_limit: Any, count: int) -> int:
+    """Workers for ``count`` computers; 0 means the default, as for the cmdlet."""
+    if (
+        isinstance(throttle_limit, bool)
+        or not isinstance(throttle_limit, int)
+        or throttle_limit < 0
+    ):
+        raise IscsiInputError(f"throttle_limit must be a whole number >= 0, not {throttle_limit!r}")
+    return max(1, min(throttle_limit or DEFAULT_THROTTLE_LIMIT, count))
+
+
+def on_each(
+    computers: list[RemoteComputer] | None,
+    throttle_limit: Any,
+    work: Callable[[RemoteComputer | None], Any],
+) -> tuple[Any, bool]:
+    """``(result, failed)``: ``work(None)`` here, or ``{computer: result}`` for each computer.
+
+    One computer's failure (down, credentials refused, timeout) is reported under its name
+    as ``{"error": ...}`` with ``failed`` set; the others go on.
+    """
+    if computers is None:
+        return work(None), False
+    workers = throttle(throttle_limit, len(computers))
+    results: dict[str, Any] = {}
+    failed = False
+    with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = {pool.submit(work, computer): computer for computer in computers}
+        for future in concurrent.futures.as_completed(futures):
+            name = futures[future].name
+            try:
+                results[name] = future.result()
+            except (IscsiError, IscsiInputError) as exc:
+                log.error("iSCSI: %s", exc)
+                results[name] = {"error": str(exc)}
+                failed = True
+    return {computer.name: results[computer.name] for computer in computers}, failed

@@ -38,8 +38,9 @@ from dataclasses import dataclass, field
 import salt.utils.data
 
 from saltext_win_iscsi.errors import IscsiInputError
+from saltext_win_iscsi.model import Portal, authentication, login_portal
 from saltext_win_iscsi.selection import Selector, as_list, glob, login_selector
-from saltext_win_iscsi.spec import Portal, TargetSpec, authentication, path_problems
+from saltext_win_iscsi.spec import TargetSpec, path_problems
 
 try:  # Salt 3008 wraps pillar in MaskedDict/MaskedList: plain values, masked repr
     from salt.utils.secret import expose
@@ -155,6 +156,11 @@ class Policy:
     rules: tuple[Rule, ...] = ()
 
     @property
+    def needs_sessions(self) -> bool:
+        """Whether sessions as such matter, not only what reconnects at boot."""
+        return any(rule.kind in ("connected", "absent") for rule in self.rules)
+
+    @property
     def needs_connections(self) -> bool:
         return any(rule.portal or rule.kind == "connected" for rule in self.rules)
 
@@ -222,6 +228,22 @@ class Policy:
                     f"{other.where} {clash}: the rules contradict each other"
                 )
 
+    def states(self) -> list[dict]:
+        """The states the formula renders, in order: ``{"id", "function", "args"}``."""
+        # Portals of connected targets stay when an absent target used them too.
+        keep = [
+            p if isinstance(p, str) else p["address"]
+            for rule in self.of_kind("connected")
+            for p in rule.options.get("portals") or ()
+        ]
+        states = []
+        for rule in self.rules:
+            args = dict(rule.state_args)
+            if rule.kind == "absent" and keep:
+                args["keep_portals"] = keep
+            states.append({"id": rule.state_id, "function": f"iscsi.{rule.kind}", "args": args})
+        return states
+
     def violations(self, sessions: list[dict], logins: list[dict]) -> list[dict]:
         """What on the host breaks the policy: one entry per session, login or path."""
         found = []
@@ -266,7 +288,7 @@ def _forbidden(rule: Rule, sessions: list[dict], logins: list[dict]) -> list[dic
         target = str(login.get("TargetName"))
         if target.lower() in covered or not logins_of_rule.selects_login(login):
             continue
-        portal = f"{login.get('TargetPortalAddress')}:{login.get('TargetPortalPort')}"
+        portal = login_portal(login)
         key = (target.lower(), portal.lower())
         if key in seen:
             seen[key]["entries"] += 1

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from saltext_win_iscsi.errors import IscsiInputError
+from saltext_win_iscsi.model import portal_label
 
 
 def as_list(value: Any, name: str) -> list[str] | None:
@@ -71,10 +72,8 @@ def portal_forms(session: dict) -> list[str]:
     """'address' and 'address:port' forms of each connection's target portal."""
     forms = []
     for connection in session.get("Connections") or []:
-        address = str(connection.get("TargetAddress") or "")
-        if ":" in address:
-            address = f"[{address}]"
-        forms += [address, f"{address}:{connection.get('TargetPortNumber')}"]
+        label = portal_label(connection.get("TargetAddress"), connection.get("TargetPortNumber"))
+        forms += [label.rpartition(":")[0], label]
     return forms
 
 

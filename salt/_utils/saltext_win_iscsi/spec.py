@@ -1,109 +1,75 @@
-"""What a wanted connection is: portals (paths), how a target must be connected, and
-what on a host differs from it. Pure data and checks, no I/O: used by the desired states,
+"""What is wanted of a host, as data the backends act on: which sessions must (not)
+reconnect at boot, how a target must be connected, how a portal is added; and what on a
+host differs from a wanted connection. Pure data and checks, no I/O: used by the backends,
 the policy (violations of ``connected`` rules) and the execution module's argument checks.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
-from saltext_win_iscsi.errors import IscsiInputError, safe_text
-from saltext_win_iscsi.windows.protocol import AUTH_TYPES
-
-DEFAULT_PORT = 3260
-_UNSAFE = re.compile(r"[\s\x00-\x1f\x7f\u0085\u2028\u2029]")
-
-
-def authentication(value: object) -> str | None:
-    """Windows' AuthenticationType for ``none``, ``one-way`` or ``mutual`` (or Windows'
-    own spelling); None when not given."""
-    if value is None:
-        return None
-    text = str(value).strip()
-    for name, windows in AUTH_TYPES.items():
-        if text.lower() in (name, windows.lower(), name.replace("-", "")):
-            return windows
-    raise IscsiInputError(
-        f"authentication must be one of {', '.join(AUTH_TYPES)}, not {safe_text(value)}"
-    )
-
-
-def checked_name(value: object, what: str) -> str:
-    """An address, IQN or user name: a non-empty string without whitespace or controls."""
-    if not isinstance(value, str) or not value.strip() or _UNSAFE.search(value.strip()):
-        raise IscsiInputError(f"{what} must be a name without spaces, not {safe_text(value)}")
-    return value.strip()
-
-
-def checked_secret(value: object, what: str = "chap_secret") -> str:
-    """CHAP secrets are 12 to 16 bytes; checked here so Windows never echoes one."""
-    if not isinstance(value, str):
-        raise IscsiInputError(f"{what} must be a string")
-    if not 12 <= len(value.encode("utf-8")) <= 16:
-        raise IscsiInputError(f"{what} must be 12 to 16 bytes long")
-    return value
+from saltext_win_iscsi.errors import IscsiInputError
+from saltext_win_iscsi.model import Portal
+from saltext_win_iscsi.selection import Selector
 
 
 @dataclass(frozen=True)
-class Portal:
-    """A target portal: ``address``, ``address:port`` or ``[IPv6]:port``."""
+class PersistenceSpec:
+    """Sessions to make persistent (``Register``) or not (``Unregister``), and how a
+    registration reconnects. Secrets are kept out of ``repr``."""
 
-    address: str
-    port: int = DEFAULT_PORT
-    initiator_portal_address: str | None = None
-
-    @classmethod
-    def parse(cls, value: object, initiator_portal_address: object = None) -> Portal:
-        if isinstance(value, dict):
-            unknown = set(value) - {"address", "port", "initiator_portal_address"}
-            if unknown or "address" not in value:
-                raise IscsiInputError(
-                    "a portal is 'address[:port]' or a mapping with address, port, "
-                    f"initiator_portal_address; got {safe_text(value)}"
-                )
-            port = value.get("port", DEFAULT_PORT)
-            address = str(value["address"])
-            initiator_portal_address = value.get("initiator_portal_address")
-        else:
-            text = checked_name(value, "portal")
-            port = DEFAULT_PORT
-            if text.startswith("["):  # [IPv6] or [IPv6]:port
-                match = re.fullmatch(r"\[([^\]]+)\](?::(\d+))?", text)
-                if not match:
-                    raise IscsiInputError(f"portal {safe_text(value)} is not [address]:port")
-                address, port = match.group(1), match.group(2) or DEFAULT_PORT
-            elif text.count(":") == 1:  # name:port or IPv4:port
-                address, port = text.split(":")
-            else:  # a name, IPv4, or IPv6 without a port
-                address = text
-        try:
-            port = int(port)
-        except (TypeError, ValueError):
-            port = -1
-        if not 0 < port < 65536:
-            raise IscsiInputError(f"portal {safe_text(value)}: the port must be 1 to 65535")
-        initiator = (
-            checked_name(initiator_portal_address, "initiator_portal_address")
-            if initiator_portal_address
-            else None
-        )
-        return cls(checked_name(address, "portal address"), port, initiator)
+    select: Selector
+    persistent: bool
+    force: bool = False  # register a session that is persistent already, once more
+    multipath: bool = False
+    chap_username: str | None = None
+    chap_secret: str | None = field(default=None, repr=False)
+    # The states only: also the persistent logins this selects that no persistent session
+    # stands for (targets down today that would reconnect at the next boot).
+    logins: Selector | None = None
 
     @property
-    def label(self) -> str:
-        host = f"[{self.address}]" if ":" in self.address else self.address
-        return f"{host}:{self.port}"
+    def op(self) -> str:
+        return "register" if self.persistent else "unregister"
 
-    def same_as(self, address: object, port: object) -> bool:
-        return str(address).lower() == self.address.lower() and int(port or 0) == self.port
+    @property
+    def done(self) -> str:
+        """The status of a session changed as wanted."""
+        return f"{self.op}ed"
 
-    def request(self) -> dict:
-        return {
-            "address": self.address,
-            "port": self.port,
-            "initiator_portal_address": self.initiator_portal_address,
-        }
+    @property
+    def skip(self) -> str:
+        """The status of a session that already was as wanted."""
+        return "already_persistent" if self.persistent else "not_persistent"
+
+    @property
+    def adjective(self) -> str:
+        return "persistent" if self.persistent else "non-persistent"
+
+    @property
+    def secrets(self) -> dict[str, str] | None:
+        return {"chap_secret": self.chap_secret} if self.chap_secret else None
+
+    @property
+    def options(self) -> dict:
+        """How a registration reconnects (nothing for an unregister)."""
+        if not self.persistent:
+            return {}
+        return {"is_multipath_enabled": self.multipath, "chap_username": self.chap_username}
+
+
+@dataclass(frozen=True)
+class PortalSpec:
+    """A target portal to add, with the CHAP its discovery session uses."""
+
+    portal: Portal
+    authentication: str | None = None
+    chap_username: str | None = None
+    chap_secret: str | None = field(default=None, repr=False)
+
+    @property
+    def secrets(self) -> dict[str, str] | None:
+        return {"chap_secret": self.chap_secret} if self.chap_secret else None
 
 
 @dataclass(frozen=True)
@@ -122,6 +88,17 @@ class TargetSpec:
     @property
     def secrets(self) -> dict[str, str] | None:
         return {"chap_secret": self.chap_secret} if self.chap_secret else None
+
+    def check_credentials(self) -> None:
+        """Refuse CHAP without the user name and secret it needs (nothing attempted)."""
+        if self.authentication != "NONE" and not (self.chap_username and self.chap_secret):
+            raise IscsiInputError(
+                f"authentication {self.authentication} needs chap_username and chap_secret"
+            )
+        if self.authentication == "MUTUALCHAP" and not self.initiator_chap_secret:
+            raise IscsiInputError(
+                "mutual CHAP needs initiator_chap_secret (the initiator's own secret)"
+            )
 
     def login_ok(self, login: dict) -> bool:
         """Whether a persistent login reconnects as wanted (MPIO flag, authentication)."""

@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-import msvcrt  # pylint: disable=import-error
+import msvcrt
 import os
 import time
 

@@ -43,7 +43,7 @@ class _Command:
         self.output = {"stdout": bytearray(), "stderr": bytearray()}
         self.changed = threading.Condition()
         self.exit_code: int | None = None
-        self.proc = subprocess.Popen(  # pylint: disable=consider-using-with
+        self.proc = subprocess.Popen(
             argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
         )
         self._readers = [
@@ -113,7 +113,7 @@ class _Command:
 
 def _make_tls(directory: Path, host: str) -> tuple[Path, Path, Path]:
     """A throwaway CA and a server certificate for ``host``; returns (ca, cert, key) paths."""
-    from cryptography import x509  # pylint: disable=import-outside-toplevel
+    from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import NameOID
@@ -400,7 +400,7 @@ class WinRMEndpoint:
                 "operable program or batch file.\r\n".encode(),
                 1,
             )
-        import os  # pylint: disable=import-outside-toplevel
+        import os
 
         command = _Command([*program, *arguments.split()], {**os.environ, **self.env})
         with self._lock:

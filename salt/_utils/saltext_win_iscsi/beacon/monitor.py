@@ -32,10 +32,9 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from saltext_win_iscsi.beacon import registrations
+from saltext_win_iscsi.errors import IscsiInputError
 from saltext_win_iscsi.policy import Policy
 from saltext_win_iscsi.selection import Selector
-from saltext_win_iscsi.windows.channels import Channel
-from saltext_win_iscsi.windows.hostcall import HostCall
 
 log = logging.getLogger(__name__)
 
@@ -43,54 +42,80 @@ TICK_WAIT = 0.25  # seconds a tick waits for a check before leaving it to the ne
 MAX_LISTED = 50  # violations listed in one event (the count is always complete)
 
 
+def _seconds(config: dict, key: str, default: float) -> float:
+    value = config.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        raise IscsiInputError(f"iscsi beacon: {key} must be a positive number of seconds")
+    return float(value)
+
+
+def _globs(config: dict, key: str) -> object:
+    value = config.get(key)
+    items = [value] if isinstance(value, str) else value
+    if value is not None and not (
+        isinstance(items, list) and items and all(isinstance(i, str) and i.strip() for i in items)
+    ):
+        raise IscsiInputError(f"iscsi beacon: {key} must be a glob or a non-empty list of globs")
+    return value
+
+
 @dataclass(frozen=True)
 class MonitorSettings:
-    interval: float = 5.0  # seconds between beacon ticks: the first backoff step
+    """The beacon's options (its configuration's keys) and their defaults, stated once."""
+
+    # Seconds between checks and the first backoff step. Salt itself runs the beacon every
+    # `interval` seconds, once a second when it is not set.
+    interval: float = 1.0
     timeout: float = 10.0  # seconds one check may take; then PowerShell is stopped
     backoff_max: float = 300.0  # longest wait between two violation events
     report_existing: bool = False  # first run: report what is persistent already
     targets: Selector = Selector()  # which registrations are reported
+
+    @classmethod
+    def from_config(cls, config: dict) -> MonitorSettings:
+        """The beacon's merged configuration, checked (IscsiInputError names the key).
+        Other keys are Salt's own (``enabled``, ``disable_during_state_run``...)."""
+        defaults = cls()
+        report_existing = config.get("report_existing", defaults.report_existing)
+        if not isinstance(report_existing, bool):
+            raise IscsiInputError("iscsi beacon: report_existing must be True or False")
+        return cls(
+            interval=_seconds(config, "interval", defaults.interval),
+            timeout=_seconds(config, "timeout", defaults.timeout),
+            backoff_max=_seconds(config, "backoff_max", defaults.backoff_max),
+            report_existing=report_existing,
+            targets=Selector(
+                target_node_address=_globs(config, "targets"),
+                exclude_target_node_address=_globs(config, "exclude_targets"),
+            ),
+        )
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What a check reads, for the policy at hand. Without rules on sessions as such
+    (``connected``, ``absent``), persistence is decided by the persistent-login list
+    alone, so an idle check does not enumerate the sessions at all."""
+
+    sessions: bool = True
+    connections: bool = False
+
+    @classmethod
+    def of(cls, policy: Policy) -> Scope:
+        return cls(sessions=policy.needs_sessions, connections=policy.needs_connections)
 
 
 class Checker(Protocol):
     """How one platform answers a check (used from the worker thread only)."""
 
     def look(
-        self, previous_digest: str | None, want_connections: bool, timeout: float
+        self, previous_digest: str | None, scope: Scope, timeout: float
     ) -> tuple[str, list[dict] | None, list[dict] | None]:
         """``(digest, sessions, logins)``; sessions and logins None if the digest is
         ``previous_digest``."""
         ...
 
     def close(self) -> None: ...
-
-
-class WindowsChecker:
-    """A PowerShell kept open between checks; a digest request per check."""
-
-    def __init__(self, opener: Callable[[float], Channel]) -> None:
-        self._opener = opener  # opener(timeout) -> a killable channel
-        self._channel: Channel | None = None
-
-    def look(self, previous_digest, want_connections, timeout):
-        try:
-            with HostCall(lambda: self._opener(timeout), self._channel, keep_open=True) as host:
-                digest = host.request("digest")["digest"]
-                if digest == previous_digest:
-                    sessions = logins = None
-                else:
-                    sessions = host.sessions(connections=want_connections)
-                    logins = host.logins()
-        except BaseException:
-            self._channel = None  # HostCall stopped it
-            raise
-        self._channel = host.channel
-        return digest, sessions, logins
-
-    def close(self) -> None:
-        if self._channel is not None:
-            self._channel.kill()
-            self._channel = None
 
 
 @dataclass
@@ -133,25 +158,23 @@ class Monitor:
 
     # -- the check, in a worker thread ------------------------------------------------
 
-    def _check(self, digest: str | None, want_connections: bool, timeout: float) -> None:
+    def _check(self, digest: str | None, scope: Scope, timeout: float) -> None:
         look = _Look()
         try:
-            look.digest, look.sessions, look.logins = self._checker.look(
-                digest, want_connections, timeout
-            )
-            look.with_connections = want_connections
-        except Exception as exc:  # pylint: disable=broad-except
+            look.digest, look.sessions, look.logins = self._checker.look(digest, scope, timeout)
+            look.with_connections = scope.connections
+        except Exception as exc:
             look.error = exc
         with self._lock:
             self._finished = look
 
     def _start_check(self, settings: MonitorSettings, policy: Policy) -> None:
-        want_connections = policy.needs_connections
+        scope = Scope.of(policy)
         # Re-read everything when the digest is unknown or connections are newly needed.
-        digest = self._digest if (self._with_connections or not want_connections) else None
+        digest = self._digest if (self._with_connections or not scope.connections) else None
         self._worker = threading.Thread(
             target=self._check,
-            args=(digest, want_connections, settings.timeout),
+            args=(digest, scope, settings.timeout),
             name="iscsi-beacon-check",
             daemon=True,
         )

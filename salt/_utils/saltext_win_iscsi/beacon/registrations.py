@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from saltext_win_iscsi.windows.protocol import login_key
+from saltext_win_iscsi.model import login_key
 
 
 def _group(session: dict) -> str:

@@ -15,6 +15,8 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from saltext_win_iscsi.model import portal_label
+
 # What a host can be, worst first for people reading the report.
 COMPLIANT, VIOLATING, ERROR, NO_ANSWER = "compliant", "violating", "error", "no answer"
 STATUSES = (VIOLATING, ERROR, NO_ANSWER, COMPLIANT)
@@ -178,7 +180,7 @@ def error_text(value: Any) -> str:
 def _portals(session: dict) -> str:
     found = []
     for conn in session.get("Connections") or []:
-        portal = f"{conn.get('TargetAddress')}:{conn.get('TargetPortNumber')}"
+        portal = portal_label(conn.get("TargetAddress"), conn.get("TargetPortNumber"))
         if portal not in found:
             found.append(portal)
     return ", ".join(found)

@@ -11,15 +11,18 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+import shutil
 import signal
 import subprocess
 from collections.abc import Sequence
 
+from saltext_win_iscsi.config import DEFAULT_TIMEOUT
 from saltext_win_iscsi.errors import IscsiError, IscsiInputError, safe_text
+from saltext_win_iscsi.model import DEFAULT_PORT
 
-DEFAULT_TIMEOUT = 60.0
 STARTUP_MODES = ("manual", "automatic", "onboot")
-DEFAULT_PORT = 3260
+# Where distributions install iscsiadm, for minions whose PATH lacks sbin.
+ISCSIADM_PLACES = ("/usr/sbin/iscsiadm", "/sbin/iscsiadm", "/usr/bin/iscsiadm")
 
 # iscsiadm's exit codes (open-iscsi include/iscsi_err.h, also in iscsiadm(8) EXIT STATUS).
 EXIT_CODES = {
@@ -67,6 +70,14 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9.:_-]{0,222}")
 _IFACE = re.compile(r"[A-Za-z0-9][A-Za-z0-9.:_-]{0,63}")
 _LABEL = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 _ZONE = re.compile(r"[A-Za-z0-9_.-]{1,15}")
+
+
+def find_iscsiadm(configured: str | None = None) -> str | None:
+    """open-iscsi's iscsiadm: ``configured`` if set, else found on PATH or in sbin."""
+    if configured:
+        return configured
+    found = shutil.which("iscsiadm")
+    return found or next((p for p in ISCSIADM_PLACES if os.access(p, os.X_OK)), None)
 
 
 def check_name(value: object, what: str = "target name") -> str:
@@ -124,25 +135,6 @@ def portal_arg(address: object, port: object = DEFAULT_PORT) -> str:
     address = check_address(address)
     port = check_port(port)
     return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
-
-
-def split_portal(value: object) -> tuple[str, int]:
-    """``(address, port)`` of a user's portal: ``address[:port]``, IPv6 as ``[addr][:port]``.
-
-    No tpgt (``,1``): iscsiadm would read it as one, so a comma is refused like any other
-    separator.
-    """
-    text = value if isinstance(value, str) else ""
-    match = re.fullmatch(r"\[([^\[\]]+)\](?::([^:]*))?", text) or re.fullmatch(
-        r"([^:\[\]]+)(?::([^:]*))?", text
-    )
-    # Brackets are for IPv6 only (iscsiadm would read a bracketed name as an address).
-    if not match or (text.startswith("[") and ":" not in match.group(1)):
-        raise IscsiInputError(
-            f"iSCSI: portal {safe_text(value)} must be address:port, IPv6 as [address]:port"
-        )
-    address, port = match.group(1), match.group(2)
-    return check_address(address), check_port(port) if port is not None else DEFAULT_PORT
 
 
 def check_startup(value: object) -> str:
@@ -225,6 +217,10 @@ class Iscsiadm:
     def session_tree(self) -> str:
         """``iscsiadm -m session -P 3`` (``""`` when there is no session)."""
         return self.run(["-m", "session", "-P", "3"], empty_ok=True)
+
+    def session_list(self) -> str:
+        """``iscsiadm -m session``: a line per session (``""`` when there is none)."""
+        return self.run(["-m", "session"], empty_ok=True)
 
     def node_records(self) -> str:
         """``iscsiadm -m node -o show``: every node record (``""`` when there is none)."""

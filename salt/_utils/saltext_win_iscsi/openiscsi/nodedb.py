@@ -3,7 +3,8 @@
 The digest covers exactly what makes a login happen at boot: which node records have
 ``node.startup = automatic``. It changes when a record becomes or stops being automatic, or
 an automatic record appears or goes; not when a manual record is added, nor when another
-setting of a record is rewritten.
+setting of a record is rewritten. When the policy has rules on sessions as such
+(``connected``, ``absent``), the check adds the session list (``iscsiadm -m session``).
 
 How it is computed, cheapest first:
 
@@ -20,6 +21,8 @@ import json
 import os
 import stat
 
+from saltext_win_iscsi.beacon.monitor import Scope
+from saltext_win_iscsi.config import DEFAULT_NODE_DIRS
 from saltext_win_iscsi.errors import IscsiError
 from saltext_win_iscsi.openiscsi.iscsiadm import Iscsiadm
 from saltext_win_iscsi.openiscsi.parse import parse_node_records
@@ -29,9 +32,7 @@ from saltext_win_iscsi.openiscsi.persistence import (
     read_records,
     read_sessions,
 )
-from saltext_win_iscsi.selection import Selector
 
-DEFAULT_NODE_DIRS = ("/etc/iscsi/nodes", "/var/lib/iscsi/nodes")
 MAX_RECORD_BYTES = 1 << 20  # a record is ~2 KiB; refuse to slurp anything odd
 
 Cache = dict[str, tuple[tuple[int, ...], str | None]]
@@ -110,36 +111,6 @@ def digest(
     }
 
 
-def watch(
-    adm: Iscsiadm,
-    select: Selector,
-    previous_digest: str | None,
-    node_dirs: tuple[str, ...] | list[str] = DEFAULT_NODE_DIRS,
-    cache: Cache | None = None,
-) -> dict:
-    """The beacon's tick: ``{"digest", "count", "changed"}``, and when changed, as the
-    Windows ``watch``: ``sessions`` (every session), ``selected`` (ids of the persistent
-    sessions ``select`` matches) and ``logins`` (every persistent login, with ``selected``).
-    """
-    state = digest(adm, node_dirs, cache)
-    result = {
-        "digest": state["digest"],
-        "count": state["count"],
-        "changed": state["digest"] != previous_digest,
-    }
-    if result["changed"]:
-        records = read_records(adm)
-        sessions = read_sessions(adm, records)
-        result["sessions"] = sessions
-        result["selected"] = [
-            s["SessionIdentifier"] for s in sessions if s.get("IsPersistent") and select(s)
-        ]
-        result["logins"] = [
-            {**login, "selected": select.selects_login(login)} for login in logins_of(records)
-        ]
-    return result
-
-
 class OpenIscsiChecker:
     """The beacon's check on Linux (monitor.Checker): the node database's digest, the
     sessions and records only when it changed."""
@@ -151,12 +122,17 @@ class OpenIscsiChecker:
         self._node_dirs = node_dirs
         self._cache: Cache = {}
 
-    def look(self, previous_digest, want_connections, timeout):
-        state = digest(self._adm, self._node_dirs, self._cache)
-        if state["digest"] == previous_digest:
-            return state["digest"], None, None
+    def look(
+        self, previous_digest: str | None, scope: Scope, timeout: float
+    ) -> tuple[str, list[dict] | None, list[dict] | None]:
+        key = digest(self._adm, self._node_dirs, self._cache)["digest"]
+        if scope.sessions:
+            listed = f"{key}\n{self._adm.session_list()}"
+            key = hashlib.sha256(listed.encode("utf-8")).hexdigest()
+        if key == previous_digest:
+            return key, None, None
         records = read_records(self._adm)
-        return state["digest"], read_sessions(self._adm, records), logins_of(records)
+        return key, read_sessions(self._adm, records), logins_of(records)
 
     def close(self) -> None:
         self._cache.clear()

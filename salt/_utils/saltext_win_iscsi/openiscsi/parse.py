@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 
-from saltext_win_iscsi.windows.protocol import CONNECTION_FIELDS, SESSION_FIELDS
+from saltext_win_iscsi.model import CONNECTION_FIELDS, SESSION_FIELDS
 
 # Values iscsiadm prints for "not set" in address-like fields.
 UNSET = {"", "<empty>", "default", "[default]", "Unknown", "<unknown>", "(null)"}

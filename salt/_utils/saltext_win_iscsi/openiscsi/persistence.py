@@ -1,4 +1,4 @@
-"""Persistence on Linux: the same calls and statuses as ``saltext_win_iscsi.windows.persistence``.
+"""Persistence on Linux: the same reports and statuses as on Windows.
 
 A session is persistent when the node record it was logged in from (target, persistent
 portal, iface) has ``node.startup = automatic``. Unregistering a session sets that record
@@ -15,12 +15,13 @@ from __future__ import annotations
 import ipaddress
 
 from saltext_win_iscsi.errors import IscsiError, IscsiInputError
+from saltext_win_iscsi.model import ANY_PORT, login_key
 from saltext_win_iscsi.openiscsi.iscsiadm import Iscsiadm
 from saltext_win_iscsi.openiscsi.parse import parse_node_records, parse_session_tree
 from saltext_win_iscsi.outcome import failed, passthru_error
 from saltext_win_iscsi.policy import Policy
 from saltext_win_iscsi.selection import Selector
-from saltext_win_iscsi.windows.protocol import ANY_PORT, login_key
+from saltext_win_iscsi.spec import PersistenceSpec
 
 PERSISTENT = "automatic"
 NOT_PERSISTENT = "manual"
@@ -120,19 +121,6 @@ def logins_of(records: dict[RecordKey, dict]) -> list[dict]:
     ]
 
 
-def get_sessions(
-    adm: Iscsiadm, select: Selector, connections: bool = False, disks: bool = False
-) -> list[dict]:
-    """The host's sessions that ``select`` matches (``connections`` is always included;
-    the disks behind a session are its ``AttachedDisks``)."""
-    return [s for s in read_sessions(adm) if select(s)]
-
-
-def get_persistent_logins(adm: Iscsiadm, select: Selector) -> list[dict]:
-    """The ``automatic`` node records ``select`` matches (target and portal)."""
-    return [login for login in logins_of(read_records(adm)) if select.selects_login(login)]
-
-
 def check_policy(adm: Iscsiadm, policy: Policy) -> dict:
     """The policy's violations on the host now."""
     records = read_records(adm)
@@ -165,26 +153,16 @@ def _still(record: dict | None, mode: str) -> str | None:
 
 
 def change_persistence(
-    adm: Iscsiadm,
-    *,
-    op: str,
-    select: Selector,
-    want_persistent: bool,
-    force: bool,
-    done_status: str,
-    skip_status: str,
-    test: bool,
-    passthru: bool,
-    fields: dict | None = None,
-    secrets: dict[str, str] | None = None,
+    adm: Iscsiadm, spec: PersistenceSpec, test: bool, passthru: bool
 ) -> dict | list:
     """Unregister (``manual``) or register (``automatic``) the selected sessions' records.
 
-    Report per session id: ``done_status``, ``skip_status`` (already so), ``would_<op>``
+    Report per session id: ``spec.done``, ``spec.skip`` (already so), ``would_<op>``
     (test), ``not_found`` or ``failed`` with ``error``. Sessions sharing a record are
     changed together, by one iscsiadm run.
     """
-    unsupported = [k for k, v in {**(fields or {}), **(secrets or {})}.items() if v]
+    select, op, want_persistent = spec.select, spec.op, spec.persistent
+    unsupported = [k for k, v in {**spec.options, **(spec.secrets or {})}.items() if v]
     if unsupported:
         raise IscsiInputError(
             f"iSCSI: {', '.join(sorted(unsupported))} cannot be set on Linux (open-iscsi): "
@@ -199,8 +177,8 @@ def change_persistence(
         sid = session["SessionIdentifier"]
         entry = report[sid] = {"TargetNodeAddress": session.get("TargetNodeAddress")}
         record = _find(records, session_key(session))
-        if bool(session.get("IsPersistent")) == want_persistent and not force:
-            entry["status"] = skip_status
+        if bool(session.get("IsPersistent")) == want_persistent and not spec.force:
+            entry["status"] = spec.skip
         elif record is None:
             entry.update(
                 status="failed",
@@ -217,7 +195,7 @@ def change_persistence(
         error = errors[key] or _still(_find(after, key), mode)
         for sid in sids:
             if error is None:
-                report[sid]["status"] = done_status
+                report[sid]["status"] = spec.done
             elif error == "not_found":
                 report[sid]["status"] = "not_found"
             else:
@@ -225,7 +203,7 @@ def change_persistence(
     if not passthru:
         return report
     if failed(report):
-        raise passthru_error(report, done_status)
+        raise passthru_error(report, spec.done)
     changed = {sid for sids in todo.values() for sid in sids}
     return [
         s
@@ -273,7 +251,3 @@ def remove_logins(adm: Iscsiadm, select: Selector, test: bool) -> list[dict]:
             entry["status"] = "removed"
         report.append(entry)
     return report
-
-
-def remove_persistent_logins(adm: Iscsiadm, select: Selector, test: bool) -> list[dict]:
-    return remove_logins(adm, select, test)

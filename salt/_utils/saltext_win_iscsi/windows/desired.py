@@ -10,9 +10,11 @@ return, the module returns it as is.
 from __future__ import annotations
 
 from saltext_win_iscsi.errors import IscsiError
+from saltext_win_iscsi.model import Portal, login_portal
+from saltext_win_iscsi.outcome import Outcome
 from saltext_win_iscsi.selection import Selector, login_selector
 from saltext_win_iscsi.spec import (
-    Portal,
+    PortalSpec,
     TargetSpec,
     logins_on,
     on_portal,
@@ -21,62 +23,79 @@ from saltext_win_iscsi.spec import (
 )
 from saltext_win_iscsi.windows import lifecycle
 from saltext_win_iscsi.windows.hostcall import HostCall
-from saltext_win_iscsi.windows.persistence import Opener, remove_logins, scrub
+from saltext_win_iscsi.windows.persistence import remove_logins
 from saltext_win_iscsi.windows.protocol import describe_windows_error
 
 
-class _Report:
-    def __init__(self, secrets: dict | None) -> None:
-        self.changes: dict[str, dict] = {}
-        self.comments: list[str] = []
-        self.errors: list[str] = []
-        self._secrets = secrets
-
-    def error(self, text: str) -> None:
-        self.errors.append(scrub(text, self._secrets))
-
-    def result(self) -> dict:
-        return {"changes": self.changes, "comments": self.comments, "errors": self.errors}
-
-
-def ensure_connected(opener: Opener, spec: TargetSpec, test: bool) -> dict:
-    report = _Report(spec.secrets)
-    with HostCall(opener) as host:
-        portals = host.request("get_target_portals")["portals"]
-        for portal in spec.portals:
-            if lifecycle.find_portal(portals, portal) is None:
-                report.changes[f"portal {portal.label}"] = {"old": "absent", "new": "present"}
-                if not test:
-                    lifecycle.add_target_portal(host, portal)
-        targets = host.request("get_targets")["targets"]
-        if not any(
-            same_target({"TargetName": t.get("NodeAddress")}, spec.node_address) for t in targets
-        ):
-            if test:
-                report.comments.append(f"{spec.node_address} is not discovered yet.")
-            else:
-                for portal in spec.portals:
-                    lifecycle.update_target_portal(host, portal)
-                targets = host.request("get_targets")["targets"]
-                if not any(
-                    same_target({"TargetName": t.get("NodeAddress")}, spec.node_address)
-                    for t in targets
-                ):
-                    offered = ", ".join(p.label for p in spec.portals) or "the configured portals"
-                    report.error(f"{spec.node_address} is not offered by {offered}")
-                    return report.result()
-        sessions = host.sessions(connections=True)
-        logins = host.logins()
-        _converge_paths(host, spec, sessions, logins, test, report)
-        if not test and host.done:
-            after_sessions = host.sessions(connections=True)
-            for problem in path_problems(spec, after_sessions, host.logins()):
-                report.error(f"after the changes, {problem}")
+def ensure_portal(host: HostCall, spec: PortalSpec, present: bool, test: bool) -> dict:
+    """A target portal configured (which discovers its targets) or not. Sessions stay."""
+    report = Outcome(spec.secrets)
+    label = spec.portal.label
+    found = lifecycle.find_portal(lifecycle.target_portals(host), spec.portal) is not None
+    if found == present:
+        report.comments.append(f"Portal {label} is {'present' if present else 'absent'}.")
+        return report.result()
+    try:
+        if not test and present:
+            lifecycle.add_portal(host, spec)
+        elif not test:
+            lifecycle.remove_portal(host, spec.portal)
+    except IscsiError as exc:
+        report.error(f"portal {label}: {exc}")
+        report.comments.append(f"Portal {label}: {exc}")
+        return report.result()
+    report.changes[f"portal {label}"] = {
+        "old": "present" if found else "absent",
+        "new": "present" if present else "absent",
+    }
+    done = {(True, True): "Would add", (True, False): "Would remove"}.get(
+        (test, present), "Added" if present else "Removed"
+    )
+    report.comments.append(f"{done} portal {label}.")
     return report.result()
 
 
+def ensure_connected(host: HostCall, spec: TargetSpec, test: bool) -> dict:
+    """Add missing portals, discover, connect each missing path, fix persistence where it
+    differs; then read again and report what still differs as errors."""
+    report = Outcome(spec.secrets)
+    nothing = f"{spec.node_address} is connected as wanted."
+    portals = lifecycle.target_portals(host)
+    for portal in spec.portals:
+        if lifecycle.find_portal(portals, portal) is None:
+            report.changes[f"portal {portal.label}"] = {"old": "absent", "new": "present"}
+            if not test:
+                lifecycle.add_portal(host, PortalSpec(portal))
+    if not _offered(host, spec):
+        if test:
+            report.comments.append(f"{spec.node_address} is not discovered yet.")
+        else:
+            for portal in spec.portals:
+                lifecycle.refresh_portal(host, portal)
+            if not _offered(host, spec):
+                offered = ", ".join(p.label for p in spec.portals) or "the configured portals"
+                report.error(f"{spec.node_address} is not offered by {offered}")
+                return report.summary(test, "connect", nothing)
+    sessions = host.sessions(connections=True)
+    logins = host.logins()
+    _converge_paths(host, spec, sessions, logins, test, report)
+    if not test and host.done:
+        after_sessions = host.sessions(connections=True)
+        for problem in path_problems(spec, after_sessions, host.logins()):
+            report.error(f"after the changes, {problem}")
+    return report.summary(test, "connect", nothing)
+
+
+def _offered(host: HostCall, spec: TargetSpec) -> bool:
+    """Whether the target is among the discovered ones."""
+    return any(
+        same_target({"TargetName": t.get("NodeAddress")}, spec.node_address)
+        for t in lifecycle.targets(host)
+    )
+
+
 def _converge_paths(
-    host: HostCall, spec: TargetSpec, sessions: list, logins: list, test: bool, report: _Report
+    host: HostCall, spec: TargetSpec, sessions: list, logins: list, test: bool, report: Outcome
 ) -> None:
     mine = [s for s in sessions if same_target(s, spec.node_address)]
     secret_set = False
@@ -99,16 +118,7 @@ def _converge_paths(
                 lifecycle.set_chap_secret(host, spec.initiator_chap_secret)
                 secret_set = True
             try:
-                lifecycle.connect(
-                    host,
-                    spec.node_address,
-                    portal,
-                    persistent=spec.persistent,
-                    multipath=spec.multipath,
-                    authentication_type=spec.authentication,
-                    chap_username=spec.chap_username,
-                    secrets=spec.secrets,
-                )
+                lifecycle.connect(host, spec, portal)
             except IscsiError as exc:  # reported per path, the others go on
                 del report.changes[f"session {label}"]
                 report.error(f"cannot connect {label}: {exc}")
@@ -125,7 +135,7 @@ def _converge_persistence(
     path_logins: list[dict],
     label: str,
     test: bool,
-    report: _Report,
+    report: Outcome,
 ) -> None:
     sid = session["SessionIdentifier"]
     wrong = [lg for lg in path_logins if not spec.login_ok(lg)]
@@ -161,9 +171,7 @@ def _converge_persistence(
             report.error(f"cannot unregister {sid} ({label}): {describe_windows_error(error)}")
             return
         # Entries the session no longer owns (older registrations of this path).
-        portal_glob = [
-            f"{lg['TargetPortalAddress']}:{lg['TargetPortalPort']}" for lg in path_logins
-        ]
+        portal_glob = [login_portal(lg) for lg in path_logins if lg.get("TargetPortalAddress")]
         select = login_selector([spec.node_address], portal_glob or None, None)
         for entry in remove_logins(host, select, test=False):
             if entry["status"] == "failed":
@@ -200,73 +208,69 @@ def _risks(session: dict) -> list[str]:
 
 
 def ensure_absent(
-    opener: Opener, target: list[str], force: bool, keep_portals: list[Portal], test: bool
+    host: HostCall, target: list[str], force: bool, keep_portals: list[Portal], test: bool
 ) -> dict:
     """Unregister, disconnect, remove leftover persistent logins, then the portals nothing
     else uses. Refuses, changing nothing, when a session carries a boot, system or clustered
     disk or an online volume, unless ``force``."""
-    report = _Report(None)
+    report = Outcome()
+    nothing = f"No session, persistent login or portal of {', '.join(target)} is left."
     select = Selector(target_node_address=target)
-    with HostCall(opener) as host:
-        sessions = host.sessions(connections=True, disks=True)
-        mine = [s for s in sessions if select(s)]
-        risks = [
-            f"{s['SessionIdentifier']} ({s['TargetNodeAddress']}): {r}"
-            for s in mine
-            for r in _risks(s)
-        ]
-        if risks and not force:
-            report.error(
-                "refusing to disconnect (set force: True to do it anyway): " + "; ".join(risks)
-            )
-            return report.result()
-        logins = host.logins()
-        portals = host.request("get_target_portals")["portals"]
-        used = _portals_of(mine, [lg for lg in logins if select.selects_login(lg)])
-        for session in mine:
-            sid, name = session["SessionIdentifier"], session["TargetNodeAddress"]
-            change = {"old": "connected" + (", persistent" if session.get("IsPersistent") else "")}
-            change["new"] = "disconnected"
-            report.changes[f"session {sid} ({name})"] = change
-        if not test and mine:
-            persistent = [s["SessionIdentifier"] for s in mine if s.get("IsPersistent")]
-            for sid, error in host.per_session("unregister", persistent).items():
-                if error:
-                    report.error(f"cannot unregister {sid}: {describe_windows_error(error)}")
-            for sid, error in lifecycle.disconnect(host, mine).items():
-                if error:
-                    report.error(f"cannot disconnect {sid}: {describe_windows_error(error)}")
-        # Every persistent login of the targets goes: most with their sessions' unregister,
-        # the rest (targets that are down, older registrations) explicitly. Reported from
-        # what is there now, so that test mode shows exactly what a real run changes.
-        targets_logins = [lg for lg in logins if select.selects_login(lg)]
-        for login in targets_logins:
-            label = (
-                f"persistent login {login['TargetName']} @ "
-                f"{login['TargetPortalAddress']}:{login['TargetPortalPort']}"
-            )
-            entry = report.changes.setdefault(
-                label, {"entries": 0, "old": "present", "new": "removed"}
-            )
-            entry["entries"] += 1
-        if not test:
-            for entry in remove_logins(host, login_selector(target, None, None), test=False):
-                if entry["status"] == "failed":
-                    report.error(
-                        f"cannot remove a persistent login of {entry['TargetName']}: {entry['error']}"
-                    )
-        _remove_unused_portals(
-            host, portals, used, sessions, mine, logins, select, keep_portals, test, report
+    sessions = host.sessions(connections=True, disks=True)
+    mine = [s for s in sessions if select(s)]
+    risks = [
+        f"{s['SessionIdentifier']} ({s['TargetNodeAddress']}): {r}" for s in mine for r in _risks(s)
+    ]
+    if risks and not force:
+        report.error(
+            "refusing to disconnect (set force: True to do it anyway): " + "; ".join(risks)
         )
-        if not test and host.done:
-            left = [s for s in host.sessions() if select(s)]
-            left_logins = [lg for lg in host.logins() if select.selects_login(lg)]
-            if left or left_logins:
+        return report.summary(test, "remove", nothing)
+    logins = host.logins()
+    portals = lifecycle.target_portals(host)
+    used = _portals_of(mine, [lg for lg in logins if select.selects_login(lg)])
+    for session in mine:
+        sid, name = session["SessionIdentifier"], session["TargetNodeAddress"]
+        change = {"old": "connected" + (", persistent" if session.get("IsPersistent") else "")}
+        change["new"] = "disconnected"
+        report.changes[f"session {sid} ({name})"] = change
+    if not test and mine:
+        persistent = [s["SessionIdentifier"] for s in mine if s.get("IsPersistent")]
+        for sid, error in host.per_session("unregister", persistent).items():
+            if error:
+                report.error(f"cannot unregister {sid}: {describe_windows_error(error)}")
+        for sid, error in lifecycle.disconnect(host, mine).items():
+            if error:
+                report.error(f"cannot disconnect {sid}: {describe_windows_error(error)}")
+    # Every persistent login of the targets goes: most with their sessions' unregister,
+    # the rest (targets that are down, older registrations) explicitly. Reported from
+    # what is there now, so that test mode shows exactly what a real run changes.
+    targets_logins = [lg for lg in logins if select.selects_login(lg)]
+    for login in targets_logins:
+        label = (
+            f"persistent login {login['TargetName']} @ "
+            f"{login['TargetPortalAddress']}:{login['TargetPortalPort']}"
+        )
+        entry = report.changes.setdefault(label, {"entries": 0, "old": "present", "new": "removed"})
+        entry["entries"] += 1
+    if not test:
+        for entry in remove_logins(host, login_selector(target, None, None), test=False):
+            if entry["status"] == "failed":
                 report.error(
-                    f"after the changes, {len(left)} session(s) and {len(left_logins)} "
-                    "persistent login(s) of the target remain"
+                    f"cannot remove a persistent login of {entry['TargetName']}: {entry['error']}"
                 )
-    return report.result()
+    _remove_unused_portals(
+        host, portals, used, sessions, mine, logins, select, keep_portals, test, report
+    )
+    if not test and host.done:
+        left = [s for s in host.sessions() if select(s)]
+        left_logins = [lg for lg in host.logins() if select.selects_login(lg)]
+        if left or left_logins:
+            report.error(
+                f"after the changes, {len(left)} session(s) and {len(left_logins)} "
+                "persistent login(s) of the target remain"
+            )
+    return report.summary(test, "remove", nothing)
 
 
 def _portals_of(sessions: list[dict], logins: list[dict]) -> set[tuple[str, int]]:
@@ -296,6 +300,6 @@ def _remove_unused_portals(host, portals, used, sessions, mine, logins, select, 
         report.changes[f"portal {target_portal.label}"] = {"old": "present", "new": "absent"}
         if not test:
             try:
-                lifecycle.remove_target_portal(host, target_portal)
+                lifecycle.remove_portal(host, target_portal)
             except IscsiError as exc:  # reported, the rest is done
                 report.error(f"cannot remove portal {target_portal.label}: {exc}")

@@ -1,96 +1,64 @@
-"""Reading and changing persistence: sessions (Register/Unregister) and persistent logins.
-
-Each function works through one HostCall, so one PowerShell process serves it whatever the
-number of sessions or logins.
+"""Reading and changing persistence on Windows: sessions (Register/Unregister) and the
+persistent-login list. Each function works in an open ``HostCall``: one PowerShell process
+serves it whatever the number of sessions or logins, and the backend may run several in
+the same one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from saltext_win_iscsi.errors import IscsiError
-from saltext_win_iscsi.outcome import failed, passthru_error
+from saltext_win_iscsi.model import login_key
+from saltext_win_iscsi.outcome import failed, passthru_error, scrub
 from saltext_win_iscsi.policy import Policy
 from saltext_win_iscsi.selection import Selector
-from saltext_win_iscsi.windows.channels import Channel
+from saltext_win_iscsi.spec import PersistenceSpec
 from saltext_win_iscsi.windows.hostcall import HostCall
-from saltext_win_iscsi.windows.protocol import describe_windows_error, is_not_found, login_key
+from saltext_win_iscsi.windows.protocol import describe_windows_error, is_not_found
 
 # Windows may remove one persistent login of several (MPIO) per Unregister: repeat for
 # sessions still persistent, up to this many logins per session.
 MAX_UNREGISTER_PASSES = 16
 
-Opener = Callable[[], Channel]
 
-
-def get_sessions(
-    opener: Opener, select: Selector, connections: bool = False, disks: bool = False
-) -> list[dict]:
-    """The host's sessions that ``select`` matches."""
-    with HostCall(opener) as host:
-        sessions = host.sessions(connections=connections or select.needs_connections, disks=disks)
-    return [s for s in sessions if select(s)]
-
-
-def get_persistent_logins(opener: Opener, select: Selector) -> list[dict]:
-    """The host's persistent logins that ``select`` matches (target and portal)."""
-    with HostCall(opener) as host:
-        logins = host.logins()
-    return [login for login in logins if select.selects_login(login)]
-
-
-def check_policy(opener: Opener, policy: Policy) -> dict:
-    """The policy's violations on the host now (one PowerShell: sessions, then logins)."""
-    with HostCall(opener) as host:
-        sessions = host.sessions(connections=policy.needs_connections)
-        logins = host.logins()
-    violations = policy.violations(sessions, logins)
+def check_policy(host: HostCall, policy: Policy) -> dict:
+    """The policy's violations on the host now (sessions, then logins)."""
+    sessions = host.sessions(connections=policy.needs_connections)
+    violations = policy.violations(sessions, host.logins())
     return {"compliant": not violations, "rules": len(policy.rules), "violations": violations}
 
 
 def change_persistence(
-    opener: Opener,
-    *,
-    op: str,
-    select: Selector,
-    want_persistent: bool,
-    force: bool,
-    done_status: str,
-    skip_status: str,
-    test: bool,
-    passthru: bool,
-    fields: dict | None = None,
-    secrets: dict[str, str] | None = None,
+    host: HostCall, spec: PersistenceSpec, test: bool, passthru: bool
 ) -> dict | list:
-    """Shared flow of unregister and register: select, act, verify, report per session."""
+    """Register or unregister the selected sessions, verify, report per session."""
+    select, op, secrets = spec.select, spec.op, spec.secrets
     report: dict[str, dict] = {}
-    with HostCall(opener) as host:
-        before = host.sessions(connections=select.needs_connections)
-        for sid in select.missing_ids(before):
-            report[sid] = {"status": "not_found"}
-        todo = []
-        for session in (s for s in before if select(s)):
-            sid = session["SessionIdentifier"]
-            entry = report[sid] = {"TargetNodeAddress": session.get("TargetNodeAddress")}
-            if bool(session.get("IsPersistent")) == want_persistent and not force:
-                entry["status"] = skip_status
-            elif test:
-                entry["status"] = f"would_{op}"
-            else:
-                todo.append(sid)
-        errors = host.per_session(op, todo, secrets, **(fields or {}))
-        after = {s["SessionIdentifier"]: s for s in host.sessions()} if todo else {}
-        if op == "unregister":
-            for _ in range(MAX_UNREGISTER_PASSES - 1):
-                again = [
-                    sid
-                    for sid in todo
-                    if errors.get(sid) is None and after.get(sid, {}).get("IsPersistent")
-                ]
-                if not again:
-                    break
-                errors.update(host.per_session(op, again))
-                after = {s["SessionIdentifier"]: s for s in host.sessions()}
+    before = host.sessions(connections=select.needs_connections)
+    for sid in select.missing_ids(before):
+        report[sid] = {"status": "not_found"}
+    todo = []
+    for session in (s for s in before if select(s)):
+        sid = session["SessionIdentifier"]
+        entry = report[sid] = {"TargetNodeAddress": session.get("TargetNodeAddress")}
+        if bool(session.get("IsPersistent")) == spec.persistent and not spec.force:
+            entry["status"] = spec.skip
+        elif test:
+            entry["status"] = f"would_{op}"
+        else:
+            todo.append(sid)
+    errors = host.per_session(op, todo, secrets, **spec.options)
+    after = {s["SessionIdentifier"]: s for s in host.sessions()} if todo else {}
+    if not spec.persistent:
+        for _ in range(MAX_UNREGISTER_PASSES - 1):
+            again = [
+                sid
+                for sid in todo
+                if errors.get(sid) is None and after.get(sid, {}).get("IsPersistent")
+            ]
+            if not again:
+                break
+            errors.update(host.per_session(op, again))
+            after = {s["SessionIdentifier"]: s for s in host.sessions()}
     for sid in todo:
         entry = report[sid]
         error = errors.get(sid)
@@ -101,23 +69,15 @@ def change_persistence(
                 entry["error"] = scrub(describe_windows_error(error), secrets)
         elif now is None:
             entry.update(status="failed", error="the session disappeared during the change")
-        elif bool(now.get("IsPersistent")) == want_persistent:
-            entry["status"] = done_status
+        elif bool(now.get("IsPersistent")) == spec.persistent:
+            entry["status"] = spec.done
         else:
             entry.update(status="failed", error=f"IsPersistent is still {now.get('IsPersistent')}")
     if not passthru:
         return report
     if failed(report):
-        raise passthru_error(report, done_status)
+        raise passthru_error(report, spec.done)
     return [after[sid] for sid in todo if sid in after]
-
-
-def scrub(text: str, secrets: dict[str, str] | None) -> str:
-    """``text`` with every secret masked (Windows may echo a parameter value)."""
-    for secret in (secrets or {}).values():
-        if secret:
-            text = text.replace(secret, "********")
-    return text
 
 
 def remove_logins(host: HostCall, select: Selector, test: bool) -> list[dict]:
@@ -163,8 +123,3 @@ def remove_logins(host: HostCall, select: Selector, test: bool) -> list[dict]:
             entry["status"] = "removed"
         report.append(entry)
     return report
-
-
-def remove_persistent_logins(opener: Opener, select: Selector, test: bool) -> list[dict]:
-    with HostCall(opener) as host:
-        return remove_logins(host, select, test)

@@ -18,79 +18,14 @@ import html
 import json
 import re
 
-from saltext_win_iscsi.errors import ChannelError
+from saltext_win_iscsi.errors import ChannelError, safe_text
 
 PROTOCOL_VERSION = 4
 RESPONSE_MARKER = "ISCSI1 "
 # Printed instead of an answer when PowerShell runs in constrained language mode.
 LANGUAGE_MARKER = "ISCSI1-LANGUAGE "
 
-# Get-IscsiSession's fields, in the cmdlet's order (MSFT_iSCSISession plus the
-# IsMultipathEnabled that PowerShell shows).
-SESSION_FIELDS = (
-    "SessionIdentifier",
-    "InitiatorSideIdentifier",
-    "TargetSideIdentifier",
-    "NumberOfConnections",
-    "TargetNodeAddress",
-    "InitiatorPortalAddress",
-    "InitiatorNodeAddress",
-    "InitiatorInstanceName",
-    "AuthenticationType",
-    "IsConnected",
-    "IsPersistent",
-    "IsDiscovered",
-    "IsDataDigest",
-    "IsHeaderDigest",
-    "IsMultipathEnabled",
-)
-CONNECTION_FIELDS = (
-    "ConnectionIdentifier",
-    "InitiatorAddress",
-    "InitiatorPortNumber",
-    "TargetAddress",
-    "TargetPortNumber",
-)
-# One persistent login (WMI MSiSCSIInitiator_PersistentLoginClass, TargetPortal flattened).
-# Two entries with equal values are the same registration made twice (MPIO).
-LOGIN_FIELDS = (
-    "TargetName",
-    "InitiatorInstance",
-    "InitiatorPortNumber",
-    "TargetPortalAddress",
-    "TargetPortalPort",
-)
-# How a persistent login reconnects (its LoginOptions); not part of its identity.
-LOGIN_OPTION_FIELDS = ("IsMultipathEnabled", "AuthenticationType", "ChapUsername")
-ANY_PORT = 0xFFFFFFFF  # InitiatorPortNumber meaning "any port"
-PORTAL_FIELDS = (
-    "TargetPortalAddress",
-    "TargetPortalPortNumber",
-    "InitiatorPortalAddress",
-    "InitiatorInstanceName",
-    "IsDataDigest",
-    "IsHeaderDigest",
-)
-TARGET_FIELDS = ("NodeAddress", "IsConnected")
-DISK_FIELDS = (
-    "Number",
-    "FriendlyName",
-    "SerialNumber",
-    "Size",
-    "IsBoot",
-    "IsSystem",
-    "IsClustered",
-    "IsOffline",
-)
-# AuthenticationType as Windows spells it, and the names the states accept.
-AUTH_TYPES = {"none": "NONE", "one-way": "ONEWAYCHAP", "mutual": "MUTUALCHAP"}
-
 POWERSHELL_ARGS = ("-NoLogo", "-NoProfile", "-NonInteractive", "-EncodedCommand")
-
-
-def login_key(login: dict) -> tuple[str, ...]:
-    """What identifies a persistent login (case-insensitive, as Windows compares)."""
-    return tuple(str(login.get(field)).lower() for field in LOGIN_FIELDS)
 
 
 def encode_powershell_command(script: str) -> str:
@@ -134,11 +69,11 @@ def decode_response(text: str) -> dict:
     except (ValueError, UnicodeDecodeError) as exc:
         raise ChannelError(
             f"iSCSI: PowerShell answered with something that is not a response ({exc}): "
-            f"{preview(text)}"
+            f"{safe_text(text.strip())}"
         ) from exc
     if not isinstance(response, dict) or response.get("v") != PROTOCOL_VERSION:
         raise ChannelError(
-            f"iSCSI: PowerShell answered in an unknown protocol version: {preview(text)}"
+            f"iSCSI: PowerShell answered in an unknown protocol version: {safe_text(text.strip())}"
         )
     return response
 
@@ -148,14 +83,8 @@ def response_from_line(line: str, where: str = "PowerShell") -> dict:
     if line.startswith(LANGUAGE_MARKER):
         raise language_error(line[len(LANGUAGE_MARKER) :])
     if not line.startswith(RESPONSE_MARKER):
-        raise ChannelError(f"iSCSI: {where} printed unexpected output: {preview(line)}")
+        raise ChannelError(f"iSCSI: {where} printed unexpected output: {safe_text(line.strip())}")
     return decode_response(line[len(RESPONSE_MARKER) :])
-
-
-def preview(text: str, limit: int = 200) -> str:
-    """A short, quoted excerpt of output for an error message."""
-    text = text.strip()
-    return repr(text if len(text) <= limit else text[:limit] + "...")
 
 
 def describe_windows_error(error: dict) -> str:

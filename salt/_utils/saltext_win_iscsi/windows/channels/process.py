@@ -11,7 +11,7 @@ import threading
 import time
 import weakref
 
-from saltext_win_iscsi.errors import ChannelError
+from saltext_win_iscsi.errors import ChannelError, safe_text
 from saltext_win_iscsi.windows.powershell.scripts import BOOTSTRAP, MAIN
 from saltext_win_iscsi.windows.protocol import (
     LANGUAGE_MARKER,
@@ -21,7 +21,6 @@ from saltext_win_iscsi.windows.protocol import (
     encode_script,
     language_error,
     meaningful_stderr,
-    preview,
     response_from_line,
 )
 
@@ -106,7 +105,7 @@ class ProcessChannel:
             if line and line.startswith(LANGUAGE_MARKER):
                 return language_error(line[len(LANGUAGE_MARKER) :])
         stderr = self._stderr_text()
-        detail = f"; stderr: {preview(stderr)}" if stderr else ""
+        detail = f"; stderr: {safe_text(stderr.strip())}" if stderr else ""
         return ChannelError(f"iSCSI: {what} (exit code {code}){detail}")
 
     def request(self, request: dict, secrets: dict[str, str] | None = None) -> dict:
@@ -149,7 +148,7 @@ class ProcessChannel:
             reader.join(timeout=5)
         stderr = meaningful_stderr(self._stderr_text())
         if self._proc.returncode != 0 or stderr:
-            detail = f": {preview(stderr)}" if stderr else ""
+            detail = f": {safe_text(stderr.strip())}" if stderr else ""
             raise ChannelError(
                 f"iSCSI: PowerShell exited with code {self._proc.returncode}{detail}"
             )

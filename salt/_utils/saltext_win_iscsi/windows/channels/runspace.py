@@ -19,9 +19,9 @@ import contextlib
 import threading
 from types import ModuleType
 
-from saltext_win_iscsi.errors import ChannelError
+from saltext_win_iscsi.errors import ChannelError, safe_text
 from saltext_win_iscsi.windows.powershell.scripts import MAIN
-from saltext_win_iscsi.windows.protocol import decode_response, encode_request, preview
+from saltext_win_iscsi.windows.protocol import decode_response, encode_request
 
 
 def load_sdk() -> ModuleType:
@@ -91,7 +91,7 @@ class RunspaceChannel:
         if not results:
             raise ChannelError(
                 "iSCSI: PowerShell returned no response"
-                + (f": {preview(errors[0])}" if errors else "")
+                + (f": {safe_text(str(errors[0]).strip())}" if errors else "")
             )
         return decode_response(results[-1])
 

@@ -20,7 +20,6 @@ from saltext_win_iscsi.windows.protocol import (
     encode_request,
     encode_script,
     meaningful_stderr,
-    preview,
     response_from_line,
 )
 
@@ -165,7 +164,7 @@ class WinRMChannel:
                     raise ChannelError(
                         f"iSCSI: {self._where} ended without answering "
                         f"'{request.get('op')}' (exit code {self._exit_code})"
-                        + (f"; stderr: {preview(stderr)}" if stderr else "")
+                        + (f"; stderr: {safe_text(stderr.strip())}" if stderr else "")
                     )
                 if time.monotonic() >= deadline:
                     raise winrm.exceptions.WinRMOperationTimeoutError()
@@ -201,7 +200,7 @@ class WinRMChannel:
         self.kill()
         stderr = meaningful_stderr(self._stderr.decode("utf-8", "replace"))
         if self._exit_code != 0 or stderr:
-            detail = f": {preview(stderr)}" if stderr else ""
+            detail = f": {safe_text(stderr.strip())}" if stderr else ""
             raise ChannelError(f"iSCSI: {self._where} exited with code {self._exit_code}{detail}")
 
     def kill(self) -> None:
