@@ -37,40 +37,25 @@ is stopped after ``timeout``), and a tick that finds nothing new asks a PowerShe
 open between ticks for a digest only. ``disable_during_state_run`` is not needed: the
 beacon already holds its events during state runs without skipping its checks.
 
-All the work is done by ``iscsi.beacon_events`` in the execution module; the options'
-defaults are the library's (``MonitorSettings``).
+All the work is done by ``iscsi.beacon_events`` in the execution module; ``salt-call
+iscsi.beacon_settings`` shows the options with their defaults.
 """
 
 import logging
 
 import salt.utils.beacons
-
-try:
-    import saltext_win_iscsi
-
-    saltext_win_iscsi = saltext_win_iscsi.current()
-    from saltext_win_iscsi.beacon.monitor import MonitorSettings
-    from saltext_win_iscsi.errors import IscsiInputError
-
-    LIBRARY_ERROR = None
-except ImportError as exc:  # the library was not synced (salt/_utils) or installed
-    LIBRARY_ERROR = str(exc)
+from salt.exceptions import SaltInvocationError
 
 log = logging.getLogger(__name__)
 
 __virtualname__ = "iscsi"
 
-OPTIONS = ("interval", "timeout", "backoff_max", "targets", "exclude_targets", "report_existing")
 _FAULT = "iscsi.beacon.fault"
 
 
 def __virtual__():
-    if LIBRARY_ERROR is not None:
-        return (
-            False,
-            f"iscsi beacon: cannot import the saltext_win_iscsi library ({LIBRARY_ERROR}); "
-            "run saltutil.sync_all (it syncs salt/_utils) or install the wheel",
-        )
+    # Nothing to import: the beacons loader does not see the synced library (salt/_utils)
+    # until the execution module has loaded it, so the beacon asks the module for all.
     return __virtualname__
 
 
@@ -78,20 +63,19 @@ def validate(config):
     """Check the beacon configuration (a list of one-key dicts)."""
     if not isinstance(config, list) or not all(isinstance(item, dict) for item in config):
         return False, "iscsi beacon: configuration must be a list of single-key mappings"
+    if "iscsi.beacon_settings" not in __salt__:
+        return False, "iscsi beacon: the iscsi execution module is not loaded on this minion"
     try:
-        MonitorSettings.from_config(salt.utils.beacons.list_to_dict(config))
-    except IscsiInputError as exc:
+        __salt__["iscsi.beacon_settings"](**salt.utils.beacons.list_to_dict(config))
+    except SaltInvocationError as exc:
         return False, str(exc)
     return True, "Valid beacon configuration"
 
 
 def beacon(config):
     """The events of this tick (see the module docstring)."""
-    merged = salt.utils.beacons.list_to_dict(config)
     try:
-        events = __salt__["iscsi.beacon_events"](
-            **{key: merged[key] for key in OPTIONS if key in merged}
-        )
+        events = __salt__["iscsi.beacon_events"](**salt.utils.beacons.list_to_dict(config))
     except Exception as exc:  # a beacon must never take the minion down
         # Logged once per distinct fault; retried next tick.
         text = f"{type(exc).__name__}: {exc}"

@@ -1055,6 +1055,21 @@ def ensure_absent(
 # --------------------------------------------------------------------------------------
 
 
+def beacon_settings(**config):
+    """
+    The ``iscsi`` beacon's options, checked, with the defaults filled in (what the beacon
+    validates its configuration with). Other keys are Salt's own and ignored.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call iscsi.beacon_settings
+        salt-call iscsi.beacon_settings interval=5 backoff_max=600
+    """
+    return MonitorSettings.from_config(config).options()
+
+
 def beacon_events(**config):
     """
     One tick of the ``iscsi`` beacon: the events to fire now (the beacon's options as

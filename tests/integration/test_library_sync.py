@@ -16,7 +16,7 @@ def test_sync_all_delivers_the_library(minion, salt_cli):
     library = Path(ret.data["library"])
     # The minion runs the copy sync_all put into its extension modules, not the checkout.
     assert library.parts[-3:] == ("extmods", "utils", "saltext_win_iscsi"), library
-    assert (library / "powershell" / "scripts.py").is_file()
+    assert (library / "windows" / "powershell" / "scripts.py").is_file()
     assert not list(library.rglob("*.ps1"))  # sync copies Python only, hence scripts.py
     ret = salt_cli.run("iscsi.get_sessions", minion_tgt=minion.id)
     assert ret.returncode == 0 and len(ret.data) == 3, ret

@@ -90,6 +90,17 @@ class MonitorSettings:
             ),
         )
 
+    def options(self) -> dict:
+        """The settings as the beacon's configuration keys."""
+        return {
+            "interval": self.interval,
+            "timeout": self.timeout,
+            "backoff_max": self.backoff_max,
+            "report_existing": self.report_existing,
+            "targets": self.targets.targets,
+            "exclude_targets": self.targets.excluded_targets,
+        }
+
 
 @dataclass(frozen=True)
 class Scope:
