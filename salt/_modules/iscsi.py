@@ -36,16 +36,16 @@ Minion configuration (minion config or pillar, read with ``config.get``):
 
 Mapping of ``Unregister-IscsiSession``'s parameters:
 
-====================  ==========================================================
+=======================  ==========================================================
 Unregister-IscsiSession  this module
-====================  ==========================================================
--SessionIdentifier    ``session_identifier`` (one id, a list, or ``id1,id2``)
--InputObject          ``sessions`` (session dicts as ``iscsi.get_sessions`` returns)
--PassThru             ``passthru=True``
--AsJob                Salt's own ``salt --async``
--CimSession           ``computer_name`` (remote computers over WinRM)
--ThrottleLimit        ``throttle_limit``
-====================  ==========================================================
+=======================  ==========================================================
+-SessionIdentifier       ``session_identifier`` (one id, a list, or ``id1,id2``)
+-InputObject             ``sessions`` (session dicts as ``iscsi.get_sessions`` returns)
+-PassThru                ``passthru=True``
+-AsJob                   Salt's own ``salt --async``
+-CimSession              ``computer_name`` (remote computers over WinRM)
+-ThrottleLimit           ``throttle_limit``
+=======================  ==========================================================
 """
 
 import logging

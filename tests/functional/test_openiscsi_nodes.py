@@ -29,7 +29,7 @@ from saltext_win_iscsi.model import Portal
 from saltext_win_iscsi.openiscsi import nodedb, persistence
 from saltext_win_iscsi.openiscsi.backend import OpenIscsiBackend
 from saltext_win_iscsi.openiscsi.iscsiadm import Iscsiadm, IscsiadmError, portal_arg
-from saltext_win_iscsi.openiscsi.parse import parse_node_list, parse_session_tree
+from saltext_win_iscsi.openiscsi.parse import parse_node_records, parse_session_tree
 from saltext_win_iscsi.selection import Selector, login_selector
 from saltext_win_iscsi.spec import PersistenceSpec
 from tests.support.openiscsi_env import require_iscsiadm
@@ -115,7 +115,7 @@ class PrivateDb:
         return [argv for argv in self.argvs() if "update" in argv]
 
     def listed(self) -> list[dict]:
-        return parse_node_list(self.adm.run(["-m", "node"], empty_ok=True))
+        return parse_node_records(self.adm.node_records())
 
     def startup(self, target: str, portal: str, iface: str = "default") -> tuple:
         parsed = Portal.parse(portal)
@@ -145,11 +145,17 @@ def with_records(root: Path, name: str, ifaces: tuple[str, ...] = ()) -> Private
     for iface in ifaces:
         db.adm.run(["-m", "iface", "-I", iface, "-o", "new"])
     for s in parse_session_tree(text):
-        db.adm.new_node(
-            s["TargetNodeAddress"], s["PersistentPortalAddress"], s["PersistentPortalPort"],
-            s["InitiatorInstanceName"], s["TargetPortalGroupTag"],
+        new_node(
+            db.adm, s["TargetNodeAddress"], s["PersistentPortalAddress"],
+            s["PersistentPortalPort"], s["InitiatorInstanceName"], s["TargetPortalGroupTag"],
         )  # fmt: skip
     return db
+
+
+def new_node(adm: Iscsiadm, target: str, address: str, port: int, iface: str, tpgt: int) -> None:
+    """A node record, as discovery would write it (``-o new``)."""
+    portal = portal_arg(address, port) + (f",{tpgt}" if tpgt != -1 else "")
+    adm.run(["-m", "node", "-T", target, "-p", portal, "-I", iface, "-o", "new"])
 
 
 @pytest.fixture(scope="module")
@@ -217,7 +223,7 @@ def test_register_and_unregister_by_session(gfs):
 
 def test_named_ifaces_are_kept_apart(real_iscsiadm, host_before, tmp_path):
     db = with_records(tmp_path, "session-P3-2.0-872.41.el6.txt", ifaces=("iface0", "iface1"))
-    db.adm.new_node(B6, "10.109.25.186", 3260, "default", 2)  # same portal, another iface
+    new_node(db.adm, B6, "10.109.25.186", 3260, "default", 2)  # same portal, another iface
     assert register(db.adm, Selector(session_identifier="2"))["2"]["status"] == "registered"
     assert db.startup(B6, "10.109.25.186:3260", "iface1") == ("automatic", "automatic")
     assert db.startup(B6, "10.109.25.186:3260", "default") == ("manual", "manual")
@@ -244,7 +250,6 @@ def test_remove_persistent_login_sets_manual_and_keeps_the_record(gfs):
 def test_unknown_records(gfs):
     # iscsiadm prints "No records found" and exits 21: no record, no error.
     assert gfs.adm.set_startup(f"{GFS}9", "10.131.0.11", 3260, "default", "manual") is False
-    assert gfs.adm.show_node(f"{GFS}1", "10.131.0.99", 3260, "default") == ""
     # An iface that does not exist is an error (exit 3), named as iscsiadm names it.
     with pytest.raises(IscsiadmError, match=r"exit 3, .*Could not read iface info for nosuch"):
         gfs.adm.set_startup(f"{GFS}1", "10.131.0.11", 3260, "nosuch", "manual")
@@ -283,7 +288,7 @@ def test_digest_changes_with_startup_modes_only(gfs):
     via_iscsiadm = lambda: nodedb.digest(gfs.adm, node_dirs=[str(gfs.nodes / "none")])  # noqa: E731
     start, start_adm = files(), via_iscsiadm()
     assert (start["count"], start_adm["count"], start_adm["source"]) == (0, 0, "iscsiadm")
-    gfs.adm.new_node(f"{GFS}3", "10.131.0.13", 3260, "default", 1)  # a new manual record
+    new_node(gfs.adm, f"{GFS}3", "10.131.0.13", 3260, "default", 1)  # a new manual record
     assert (files(), via_iscsiadm()) == (start, start_adm)
     register(gfs.adm, Selector(session_identifier="1"))
     one, one_adm = files(), via_iscsiadm()
@@ -315,8 +320,6 @@ def test_hostile_values_never_reach_argv(gfs):
             (gfs.adm.set_startup, (t, a, v, "default", "manual")),
             (gfs.adm.set_startup, (t, a, 3260, v, "manual")),
             (gfs.adm.set_startup, (t, a, 3260, "default", v)),
-            (gfs.adm.new_node, (v, a, 3260)),
-            (gfs.adm.show_node, (t, a, 3260, v)),
             (lambda text: portal_arg(Portal.parse(text).address), (v,)),
         ]
         for call, args in calls:

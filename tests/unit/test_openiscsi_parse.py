@@ -15,7 +15,6 @@ from saltext_win_iscsi.errors import IscsiInputError
 from saltext_win_iscsi.model import CONNECTION_FIELDS, SESSION_FIELDS, Portal
 from saltext_win_iscsi.openiscsi import iscsiadm as adm
 from saltext_win_iscsi.openiscsi.parse import (
-    parse_node_list,
     parse_node_records,
     parse_portal,
     parse_session_tree,
@@ -179,23 +178,12 @@ def test_node_records_recorded_from_iscsiadm_2_1_8():
     assert "host-a" not in json.dumps(records)
 
 
-def test_node_list_recorded_from_iscsiadm_2_1_8():
-    listed = parse_node_list((DATA / "node-list-2.1.8.txt").read_text())
-    assert [(r["address"], r["port"], r["tpgt"]) for r in listed] == [
-        ("192.0.2.10", 3260, -1),
-        ("2001:db8::10", 3260, 1),
-        ("2001:db8::10", 3260, 1),
-        ("nas.example.net", 3261, 2),
-    ]
-
-
 @pytest.mark.parametrize(
     "text", ["", "\n\n", "iscsiadm: No active sessions.", "Target:", "x" * 5000]
 )
 def test_parsers_take_odd_input(text):
     assert parse_session_tree(text) == []
     assert parse_node_records(text) == []
-    assert parse_node_list(text) == []
 
 
 # --- argument checks ------------------------------------------------------------------

@@ -51,27 +51,6 @@ LOGIN_FIELDS = (
     "TargetPortalAddress",
     "TargetPortalPort",
 )
-# How a persistent login reconnects (its LoginOptions); not part of its identity.
-LOGIN_OPTION_FIELDS = ("IsMultipathEnabled", "AuthenticationType", "ChapUsername")
-PORTAL_FIELDS = (
-    "TargetPortalAddress",
-    "TargetPortalPortNumber",
-    "InitiatorPortalAddress",
-    "InitiatorInstanceName",
-    "IsDataDigest",
-    "IsHeaderDigest",
-)
-TARGET_FIELDS = ("NodeAddress", "IsConnected")
-DISK_FIELDS = (
-    "Number",
-    "FriendlyName",
-    "SerialNumber",
-    "Size",
-    "IsBoot",
-    "IsSystem",
-    "IsClustered",
-    "IsOffline",
-)
 # AuthenticationType as Windows spells it, by the names the states accept.
 AUTH_TYPES = {"none": "NONE", "one-way": "ONEWAYCHAP", "mutual": "MUTUALCHAP"}
 

@@ -318,6 +318,8 @@ def _rule(kind: str, index: int, item: object, exceptions: list[str] | None, whe
             f"(known: {', '.join(sorted(keys))}); got: {_describe(item)}"
         )
     target = _globs(item["target"], f"{where}:target")
+    if not target:
+        raise PolicyError(f"pillar {where}:target must be a glob or a list of globs")
     if kind == "not_persistent":
         return Rule(
             kind=kind,
@@ -335,7 +337,7 @@ def _rule(kind: str, index: int, item: object, exceptions: list[str] | None, whe
 
 
 def _connected_options(item: dict, where: str) -> dict:
-    options = {
+    options: dict[str, object] = {
         "persistent": _flag(item, "persistent", True, where),
         "multipath": _flag(item, "multipath", False, where),
     }

@@ -179,7 +179,7 @@ class Monitor:
         with self._lock:
             self._finished = look
 
-    def _start_check(self, settings: MonitorSettings, policy: Policy) -> None:
+    def _start_check(self, settings: MonitorSettings, policy: Policy) -> threading.Thread:
         scope = Scope.of(policy)
         # Re-read everything when the digest is unknown or connections are newly needed.
         digest = self._digest if (self._with_connections or not scope.connections) else None
@@ -190,6 +190,7 @@ class Monitor:
             daemon=True,
         )
         self._worker.start()
+        return self._worker
 
     def _collect(self) -> _Look | None:
         with self._lock:
@@ -207,10 +208,10 @@ class Monitor:
         """The events to fire now. ``policy`` None: the pillar policy is malformed (the
         caller logged why); nothing is enforced then, registrations are still reported."""
         if self._worker is None or not self._worker.is_alive():
-            self._start_check(settings, policy or Policy())
+            worker = self._start_check(settings, policy or Policy())
             # A fresh check usually answers within milliseconds: collect it on this tick.
             # One still running from an earlier tick (a hang) is not waited for at all.
-            self._worker.join(TICK_WAIT)
+            worker.join(TICK_WAIT)
         events: list[dict] = []
         look = self._collect()
         if look is not None:

@@ -18,7 +18,6 @@ from saltext_win_iscsi.fleet.report import Remediation, error_text
 
 MARKER = "saltext_iscsi"
 STARTERS = ("reactor", "enforce")
-POLICY_SLS = "iscsi.policy"
 DEFAULT_KEEP_JOBS_SECONDS = 86400
 
 

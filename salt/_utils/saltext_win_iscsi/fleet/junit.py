@@ -22,7 +22,7 @@ def _clean(value: object) -> str:
     return _NOT_XML.sub(lambda m: f"\\x{ord(m.group()):02x}", str(value))
 
 
-def _element(parent: ET.Element, tag: str, text: str | None = None, **attrs: object):
+def _element(parent: ET.Element, tag: str, text: str | None = None, /, **attrs: object):
     child = ET.SubElement(parent, tag, {k: _clean(v) for k, v in attrs.items()})
     if text is not None:
         child.text = _clean(text)
@@ -45,7 +45,7 @@ def _cases(host: HostReport) -> list[tuple[str, str | None, str, str]]:
         return [(name, "error", message, host.error) for name in names]
     if not host.rules:
         return [("policy", None, "", "no rules in this minion's policy")]
-    cases = []
+    cases: list[tuple[str, str | None, str, str]] = []
     for rule in host.rules:
         found = [v for v in host.violations if v.rule == rule]
         if found:

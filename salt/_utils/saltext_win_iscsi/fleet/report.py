@@ -163,8 +163,8 @@ def error_text(value: Any) -> str:
     if "Traceback (most recent call last)" in text:
         lines = text.splitlines()
         starts = [i for i, line in enumerate(lines) if _EXCEPTION_LINE.match(line)]
-        if starts:
-            first = _EXCEPTION_LINE.match(lines[starts[-1]])
+        first = _EXCEPTION_LINE.match(lines[starts[-1]]) if starts else None
+        if first:
             rest = [first.group(2) or first.group(1), *lines[starts[-1] + 1 :]]
             return "\n".join(rest).strip()
     text = _ERROR_PREFIX.sub("", text, count=1)

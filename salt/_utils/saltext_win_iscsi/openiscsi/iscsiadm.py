@@ -226,13 +226,6 @@ class Iscsiadm:
         """``iscsiadm -m node -o show``: every node record (``""`` when there is none)."""
         return self.run(["-m", "node", "-o", "show"], empty_ok=True)
 
-    def show_node(self, target: str, address: str, port: int, iface: str) -> str:
-        """One record as ``-o show`` prints it; ``""`` when it does not exist."""
-        return self.run(
-            ["-m", "node", *record_args(target, address, port, iface), "-o", "show"],
-            empty_ok=True,
-        )
-
     def set_startup(self, target: str, address: str, port: int, iface: str, mode: str) -> bool:
         """Set ``node.startup`` and ``node.conn[0].startup``; False if there is no record."""
         mode = check_startup(mode)
@@ -247,20 +240,6 @@ class Iscsiadm:
                 return False
             raise
         return True
-
-    def new_node(
-        self, target: str, address: str, port: int, iface: str = "default", tpgt: int = -1
-    ) -> None:
-        """Create a node record (``-o new``); an existing one is reset to the defaults."""
-        portal = portal_arg(address, port)
-        if tpgt != -1:
-            if isinstance(tpgt, bool) or not isinstance(tpgt, int) or not 0 <= tpgt < 65536:
-                raise IscsiInputError(f"iSCSI: tpgt {safe_text(tpgt)} is not 0 to 65535")
-            portal += f",{tpgt}"
-        self.run(
-            ["-m", "node", "-T", check_name(target), "-p", portal]
-            + ["-I", check_iface(iface), "-o", "new"]
-        )
 
 
 class IscsiadmError(IscsiError):

@@ -16,6 +16,7 @@ and lines they do not know.
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from saltext_win_iscsi.model import CONNECTION_FIELDS, SESSION_FIELDS
 
@@ -169,7 +170,7 @@ def _session_field(session: dict, key: str, value: str) -> None:
 
 
 def _record(raw: dict[str, str]) -> dict:
-    record = {name: _unset(raw.get(key, "")) for key, name in RECORD_KEYS.items()}
+    record: dict[str, Any] = {name: _unset(raw.get(key, "")) for key, name in RECORD_KEYS.items()}
     # The iface name "default" is a name here, not "unset".
     record["iface"] = raw.get("iface.iscsi_ifacename", "").strip() or "default"
     record["port"] = _int(record["port"])
@@ -204,17 +205,3 @@ def parse_node_records(text: str) -> list[dict]:
     if raw:
         records.append(_record(raw))
     return [r for r in records if r["target"] and r["address"] and r["port"] is not None]
-
-
-def parse_node_list(text: str) -> list[dict]:
-    """``iscsiadm -m node``: one ``portal,tpgt target`` line per record (no iface, no startup)."""
-    records = []
-    for line in text.splitlines():
-        portal_text, _, target = line.strip().partition(" ")
-        portal = parse_portal(portal_text)
-        if portal and target.strip():
-            address, port, tpgt = portal
-            records.append(
-                {"target": target.strip(), "address": address, "port": port, "tpgt": tpgt}
-            )
-    return records

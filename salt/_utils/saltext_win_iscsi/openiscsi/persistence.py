@@ -189,7 +189,7 @@ def change_persistence(
             entry["status"] = f"would_{op}"
         else:
             todo.setdefault(record_key(record), []).append(sid)
-    errors = {key: _set(adm, _find(records, key), mode) for key in todo}
+    errors = {key: _set(adm, records[key], mode) for key in todo}
     after = read_records(adm) if todo else records
     for key, sids in todo.items():
         error = errors[key] or _still(_find(after, key), mode)

@@ -37,12 +37,18 @@ class HostCall:
             self.channel = self._opener()
         return self
 
-    def __exit__(self, exc_type, exc, tb) -> None:
+    @property
+    def _live(self) -> Channel:
+        if self.channel is None:
+            raise IscsiError("iSCSI: no PowerShell channel: HostCall is used outside 'with'")
+        return self.channel
+
+    def __exit__(self, exc_type, exc, _traceback) -> None:
         try:
             if exc is not None:
-                self.channel.kill()
+                self._live.kill()
             elif not self._keep_open:
-                self.channel.close()
+                self._live.close()
         except IscsiError as err:
             exc = err
         if isinstance(exc, IscsiError) and self.done:
@@ -52,7 +58,7 @@ class HostCall:
 
     def request(self, op: str, secrets: dict[str, str] | None = None, **fields: Any) -> dict:
         """One request; an answer with ``ok: false`` raises with Windows' error."""
-        response = self.channel.request({"op": op, **fields}, secrets)
+        response = self._live.request({"op": op, **fields}, secrets)
         if not response.get("ok"):
             raise IscsiError(
                 f"iSCSI: '{op}' failed: {describe_windows_error(response.get('error') or {})}"

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from saltext_win_iscsi.computers import RemoteComputer
+from saltext_win_iscsi.config import DEFAULT_TIMEOUT
 from saltext_win_iscsi.errors import IscsiInputError
 from saltext_win_iscsi.windows.channels.process import ProcessChannel
 from saltext_win_iscsi.windows.channels.runspace import RunspaceChannel
@@ -32,11 +33,11 @@ __all__ = [
 ]
 
 RUNSPACE = "runspace"
-DEFAULT_TIMEOUT = 120.0
 
 
 class Channel(Protocol):
-    alive: bool
+    @property
+    def alive(self) -> bool: ...
 
     def request(self, request: dict, secrets: dict[str, str] | None = None) -> dict: ...
 
@@ -58,17 +59,11 @@ class PowerShellConfig:
     """Which local PowerShell to run and how long one request may take."""
 
     executable: str | None = None  # None: Windows PowerShell 5.1; "runspace": in-process
-    timeout: float = DEFAULT_TIMEOUT
+    timeout: float = DEFAULT_TIMEOUT  # iscsi.timeout
 
     @classmethod
-    def from_settings(cls, executable: object, timeout: object) -> PowerShellConfig:
-        """Checked values of ``iscsi.powershell`` and ``iscsi.timeout``."""
-        try:
-            seconds = float(timeout if timeout is not None else DEFAULT_TIMEOUT)
-        except (TypeError, ValueError):
-            seconds = -1
-        if seconds <= 0:
-            raise IscsiInputError(f"iscsi.timeout must be a positive number, not {timeout!r}")
+    def from_settings(cls, executable: str | None, timeout: float) -> PowerShellConfig:
+        """Checked ``iscsi.powershell``; ``timeout`` is ``iscsi.timeout``, checked already."""
         if executable is not None and (not isinstance(executable, str) or not executable.strip()):
             raise IscsiInputError("iscsi.powershell must be a path to powershell.exe or 'runspace'")
         if executable and ntpath.basename(executable).lower() in ("pwsh", "pwsh.exe"):
@@ -78,7 +73,7 @@ class PowerShellConfig:
                 "iscsi.powershell: PowerShell 7 (pwsh) is not supported; use Windows "
                 "PowerShell 5.1 (leave iscsi.powershell unset)"
             )
-        return cls(executable or None, seconds)
+        return cls(executable or None, timeout)
 
 
 def open_channel(

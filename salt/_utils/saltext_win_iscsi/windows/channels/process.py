@@ -10,6 +10,7 @@ import subprocess
 import threading
 import time
 import weakref
+from typing import IO
 
 from saltext_win_iscsi.errors import ChannelError, safe_text
 from saltext_win_iscsi.windows.powershell.scripts import BOOTSTRAP, MAIN
@@ -33,6 +34,13 @@ def _stop_process(proc: subprocess.Popen, owner: int) -> None:
         proc.kill()
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=5)
+
+
+def _pipe(stream: IO[bytes] | None) -> IO[bytes]:
+    """A pipe of the process (all three are opened with PIPE)."""
+    if stream is None:
+        raise ChannelError("iSCSI: the PowerShell process has no pipe")
+    return stream
 
 
 class ProcessChannel:
@@ -61,7 +69,7 @@ class ProcessChannel:
             ) from exc
         # A channel dropped without close() (e.g. a kept one lost on a module refresh) must
         # not leave PowerShell running.
-        self._finalizer = weakref.finalize(self, _stop_process, self._proc, os.getpid())
+        weakref.finalize(self, _stop_process, self._proc, os.getpid())  # alive until called
         self._lines: queue.Queue = queue.Queue()
         self._stderr: list[bytes] = []
         self._readers = [
@@ -73,12 +81,12 @@ class ProcessChannel:
         self._write(encode_script(MAIN))
 
     def _read_stdout(self) -> None:
-        for raw in self._proc.stdout:
+        for raw in _pipe(self._proc.stdout):
             self._lines.put(raw.decode("utf-8", "replace").rstrip("\r\n"))
         self._lines.put(None)
 
     def _read_stderr(self) -> None:
-        for raw in self._proc.stderr:
+        for raw in _pipe(self._proc.stderr):
             self._stderr.append(raw)
 
     def _stderr_text(self) -> str:
@@ -86,8 +94,9 @@ class ProcessChannel:
 
     def _write(self, line: str) -> None:
         try:
-            self._proc.stdin.write(line.encode("ascii") + b"\n")
-            self._proc.stdin.flush()
+            stdin = _pipe(self._proc.stdin)
+            stdin.write(line.encode("ascii") + b"\n")
+            stdin.flush()
         except OSError as exc:
             raise self._died("PowerShell stopped before it read the request") from exc
 
@@ -135,7 +144,7 @@ class ProcessChannel:
         """End the process; raise if it failed or wrote to stderr."""
         if self._proc.poll() is None:
             with contextlib.suppress(OSError):
-                self._proc.stdin.close()
+                _pipe(self._proc.stdin).close()
             try:
                 self._proc.wait(timeout=self.timeout)
             except subprocess.TimeoutExpired:
