@@ -11,7 +11,7 @@ import argparse
 import json
 from pathlib import Path
 
-from bench import fanout, latency, processes, scale, tick
+from bench import fanout, latency, processes, remediation, scale, tick
 from bench.common import SIMULATED
 
 
@@ -52,7 +52,25 @@ def main() -> None:
         )
 
     print(
-        "\n2. Beacon tick with nothing new (ours: digest on a kept PowerShell; naive: new process + full query)"
+        "\n2. PowerShell processes per remediation run (ours: the not_persistent state; naive: "
+        "a module call per step)"
+    )
+    r = remediation.measure()
+    results["remediation"] = r
+    print(f"   ours {r['ours_processes']} | naive {r['naive_processes']}")
+    rows.append(
+        (
+            "processes per remediation run",
+            r["ours_processes"],
+            r["naive_processes"],
+            r["ours_processes"] / r["naive_processes"],
+            r["ours_processes"] == 1,
+        )
+    )
+
+    print(
+        "\n3. Beacon tick with nothing new (ours: Monitor.tick, persistent-login digest on a kept "
+        "PowerShell; naive: new process + full query)"
     )
     results["tick"] = []
     for sessions in (3, 1000):
@@ -73,7 +91,7 @@ def main() -> None:
         )
 
     if not args.no_daemons:
-        print("\n3. Registration -> remediated through real master, minion, beacon, reactor")
+        print("\n4. Registration -> remediated through real master, minion, beacon, reactor")
         r = latency.measure()
         results["latency"] = r
         print(
@@ -91,7 +109,7 @@ def main() -> None:
             )
         )
 
-    print("\n4. get_sessions and policy evaluation vs sessions on one host")
+    print("\n5. get_sessions and policy evaluation vs sessions on one host")
     results["scale"] = []
     for n in (10, 1000, 10000):
         r = scale.measure(n)
@@ -113,7 +131,7 @@ def main() -> None:
         )
     )
 
-    print(f"\n5. WinRM fan-out to {args.hosts} hosts")
+    print(f"\n6. WinRM fan-out to {args.hosts} hosts")
     r = fanout.measure(args.hosts, 10, args.ps_startup)
     results["fanout"] = r
     print(

@@ -7,6 +7,8 @@ from pathlib import Path
 import salt.config
 import salt.loader
 
+from saltext_win_iscsi.config import Settings
+
 from tests.support.simhost.model import SimulatedHost
 from tests.support.simhost.powershell_standin import install
 
@@ -33,6 +35,11 @@ def loader(root: Path, **settings) -> dict:
     opts.update(settings)
     opts["grains"] = salt.loader.grains(opts)
     return salt.loader.minion_mods(opts, utils=salt.loader.utils(opts))
+
+
+def settings_for(root: Path, host: SimulatedHost) -> Settings:
+    """The library's settings for a minion managing ``host`` (no Salt loader)."""
+    return Settings(backend="windows", powershell=str(install(root / "bin", host.path)))
 
 
 def local_host(root: Path, sessions: int, ps_startup: float) -> tuple[SimulatedHost, dict]:
