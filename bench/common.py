@@ -8,7 +8,6 @@ import salt.config
 import salt.loader
 
 from saltext_win_iscsi.config import Settings
-
 from tests.support.simhost.model import SimulatedHost
 from tests.support.simhost.powershell_standin import install
 
