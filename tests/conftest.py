@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from saltfactories.utils import random_string
 
+from tests.support import report_tools
 from tests.support.simhost.model import SimulatedHost
 from tests.support.simhost.powershell_standin import install as make_powershell
 
@@ -56,6 +57,18 @@ def minion_config(powershell: Path, **extra) -> dict:
         "iscsi.timeout": 10,
         **extra,
     }
+
+
+@pytest.fixture(scope="session")
+def junit_validate(tmp_path_factory):
+    """Validate JUnit XML against pytest's junit-10.xsd (the fleet report's output)."""
+    return report_tools.validator(report_tools.junit_schema(tmp_path_factory.mktemp("xsd")))
+
+
+@pytest.fixture(scope="session")
+def browser(tmp_path_factory) -> report_tools.Browser:
+    """Headless Chromium reading back the fleet report's HTML page."""
+    return report_tools.Browser(report_tools.chromium(), tmp_path_factory.mktemp("chromium"))
 
 
 @pytest.fixture(scope="package")

@@ -6,11 +6,13 @@ tests marked ``real_host`` run; every test built on the simulated host is skippe
 it, the ``real_host`` tests are skipped.
 """
 
+import copy
 import os
 import sys
 from pathlib import Path
 
 import pytest
+import salt.utils.yaml
 from saltfactories.utils.functional import Loaders
 
 from saltext_win_iscsi.backend import backend_for
@@ -87,3 +89,26 @@ def minion_setting(loaders):
             loaders.opts.pop(key, None)
         else:
             loaders.opts[key] = value
+
+
+@pytest.fixture
+def with_pillar(minion_opts, tmp_path):
+    """Loaders on a minion whose pillar (compiled by Salt from a pillar tree) is ``data``."""
+    made = []
+
+    def _make(data: dict) -> Loaders:
+        tree = tmp_path / f"pillar-{len(made)}"
+        tree.mkdir()
+        (tree / "top.sls").write_text("base:\n  '*':\n    - iscsi\n")
+        (tree / "iscsi.sls").write_text(salt.utils.yaml.safe_dump(data))
+        opts = copy.deepcopy(minion_opts)
+        opts["pillar_roots"] = {"base": [str(tree)]}
+        made.append(Loaders(opts))
+        return made[-1]
+
+    yield _make
+    for loaders in made:
+        monitor = loaders.context.get("iscsi.monitor")
+        if monitor is not None:
+            monitor.close()
+        loaders.reset_state()

@@ -19,7 +19,7 @@ import salt.utils.yaml
 from saltfactories.utils import random_string
 
 from tests.conftest import SALT_TREE, minion_config
-from tests.support import report_tools, waiting
+from tests.support import waiting
 from tests.support.simhost.model import SEED_TARGET, SimulatedHost
 from tests.support.simhost.powershell_standin import install
 
@@ -131,13 +131,3 @@ def salt_run(fleet_master):
 @pytest.fixture(scope="package")
 def ids(fleet) -> dict[str, str]:
     return {role: factory.id for role, factory in fleet.items()}
-
-
-@pytest.fixture(scope="session")
-def junit_validate(tmp_path_factory):
-    return report_tools.validator(report_tools.junit_schema(tmp_path_factory.mktemp("xsd")))
-
-
-@pytest.fixture(scope="session")
-def browser(tmp_path_factory) -> report_tools.Browser:
-    return report_tools.Browser(report_tools.chromium(), tmp_path_factory.mktemp("chromium"))

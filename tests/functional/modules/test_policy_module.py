@@ -2,40 +2,14 @@
 the beacon's tick, on Salt's real loader with a compiled pillar (which Salt 3008 masks:
 ``pillar.get`` outside templates returns ``**********`` for every string)."""
 
-import copy
 import time
 
 import pytest
-import salt.utils.yaml
 from salt.exceptions import SaltInvocationError
-from saltfactories.utils.functional import Loaders
 
 from tests.support.simhost.model import SEED_TARGET
 
 POLICY = {"not_persistent": [{"target": "*:testiscsi-*"}], "exceptions": ["*:testiscsi-keep"]}
-
-
-@pytest.fixture
-def with_pillar(minion_opts, tmp_path):
-    """Loaders on a minion whose pillar (compiled by Salt from a pillar tree) is ``data``."""
-    made = []
-
-    def _make(data: dict) -> Loaders:
-        tree = tmp_path / f"pillar-{len(made)}"
-        tree.mkdir()
-        (tree / "top.sls").write_text("base:\n  '*':\n    - iscsi\n")
-        (tree / "iscsi.sls").write_text(salt.utils.yaml.safe_dump(data))
-        opts = copy.deepcopy(minion_opts)
-        opts["pillar_roots"] = {"base": [str(tree)]}
-        made.append(Loaders(opts))
-        return made[-1]
-
-    yield _make
-    for loaders in made:
-        monitor = loaders.context.get("iscsi.monitor")
-        if monitor is not None:
-            monitor.close()
-        loaders.reset_state()
 
 
 def test_policy_states_is_the_formula_plan(with_pillar):

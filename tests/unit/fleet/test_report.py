@@ -13,8 +13,8 @@ import salt.utils.yaml
 from saltext_win_iscsi.errors import IscsiError, IscsiInputError
 from saltext_win_iscsi.fleet import ask as fleet
 from saltext_win_iscsi.fleet import history, report
-from tests.report import samples
-from tests.report.samples import ABSENT, NP, OLD, SID, T
+from tests.support import fleet_samples as samples
+from tests.support.fleet_samples import ABSENT, NP, OLD, SID, T
 
 ROLES = {"m-ok": "compliant", "m-bad": "violating", "m-err": "faulty", "m-gone": "stopped"}
 

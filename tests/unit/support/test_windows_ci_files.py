@@ -16,8 +16,8 @@ import sys
 import pytest
 import yaml
 
-from tests import psparse
 from tests.conftest import REPO_ROOT
+from tests.support import psparse
 
 WORKFLOW = REPO_ROOT / ".github" / "workflows" / "windows.yml"
 WINDOWS_TESTS = REPO_ROOT / "tests" / "windows"
@@ -93,7 +93,10 @@ def test_helpers_ask_only_for_actions_the_script_has():
     offered = set(re.findall(r"'(\w+)'", re.search(r"ValidateSet\(([^)]*)\)", script).group(1)))
     handled = set(re.findall(r"^\s+'(\w+)' \{", script, re.MULTILINE))
     assert offered == handled
-    python = [*WINDOWS_TESTS.glob("*.py"), REPO_ROOT / "tests" / "functional" / "test_real_host.py"]
+    python = [
+        *WINDOWS_TESTS.glob("*.py"),
+        REPO_ROOT / "tests" / "functional" / "modules" / "test_real_host.py",
+    ]
     asked = set()
     for path in python:
         asked |= set(re.findall(r"\bact\(\s*\"(\w+)\"", path.read_text(encoding="utf-8")))

@@ -13,9 +13,9 @@ from saltext_win_iscsi.errors import ChannelError
 from saltext_win_iscsi.windows import protocol
 from saltext_win_iscsi.windows.channels import process
 from saltext_win_iscsi.windows.powershell import generate, scripts
-from tests import psparse
+from tests.support import psparse
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 PINS_PATH = REPO_ROOT / "tests" / "support" / "simhost" / "pins.json"
 
 SCRIPTS = {"BOOTSTRAP": scripts.BOOTSTRAP, "MAIN": scripts.MAIN}

@@ -34,7 +34,7 @@ from saltext_win_iscsi.selection import Selector, login_selector
 from saltext_win_iscsi.spec import PersistenceSpec
 from tests.support.openiscsi_env import require_iscsiadm
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 PRIVNS = REPO / "tests" / "support" / "privns.py"
 DATA = REPO / "tests" / "data" / "openiscsi"
 HOST_PATHS = ("/etc/iscsi", "/var/lib/iscsi", "/run/lock/iscsi")

@@ -1,6 +1,6 @@
 """The open-iscsi backend's logic with an in-memory iscsiadm, and the runner's process handling.
 
-The real iscsiadm is exercised in tests/functional/test_openiscsi_nodes.py; here a fake
+The real iscsiadm is exercised in tests/functional/modules/test_openiscsi_nodes.py; here a fake
 serves recorded session output and node records, so every status and fault is reachable.
 """
 
@@ -22,7 +22,7 @@ from saltext_win_iscsi.policy import Policy
 from saltext_win_iscsi.selection import Selector, login_selector
 from saltext_win_iscsi.spec import PersistenceSpec
 
-DATA = Path(__file__).resolve().parents[1] / "data" / "openiscsi"
+DATA = Path(__file__).resolve().parents[2] / "data" / "openiscsi"
 EUCA = (DATA / "session-P3-2.0-872.41.el6.txt").read_text()
 A6, B6 = "iqn.1992-04.com.emc:cx.apm00121200804.a6", "iqn.1992-04.com.emc:cx.apm00121200804.b6"
 

@@ -27,11 +27,11 @@ from saltfactories.utils.functional import Loaders
 
 from saltext_win_iscsi.windows import protocol
 from saltext_win_iscsi.windows.powershell import scripts
-from tests import psparse
+from tests.support import psparse
 from tests.support.simhost.model import SEED_TARGET
 from tests.support.simhost.powershell_standin import STANDIN as STANDIN_PATH
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 STANDIN = STANDIN_PATH
 CHAP_SECRET = "s3cr3t-chap-12"
 BASE64_LINE = re.compile(r"[A-Za-z0-9+/]*={0,2}")
@@ -442,7 +442,7 @@ def test_corpus_in_every_argument_stays_data(iscsi, seeded, recorded, recorder, 
     """Every value of the 200+ corpus, in every user-facing argument, arrives as a literal."""
     from salt.exceptions import SaltInvocationError
 
-    from tests.hostile import hostile_values, nonblank
+    from tests.support.hostile import hostile_values, nonblank
 
     values = hostile_values()
     assert len(values) >= 200

@@ -211,31 +211,3 @@ def test_an_idle_tick_asks_for_a_digest_only(world):
         settle(monitor)
     assert set(host.stats()["requests"]) == {"digest"}
     assert world["opened"] == [SETTINGS.timeout]  # one channel, kept open
-
-
-@pytest.mark.parametrize(
-    ("config", "valid"),
-    [
-        ([{"interval": 5}], True),
-        (
-            [{"targets": "iqn.*"}, {"exclude_targets": ["iqn.*:db-*"]}, {"report_existing": True}],
-            True,
-        ),
-        ([{"timeout": 2.5}, {"backoff_max": 60}, {"enabled": True}], True),
-        ({"targets": "iqn.*"}, False),
-        ([{"targets": 5}], False),
-        ([{"targets": []}], False),
-        ([{"exclude_targets": [""]}], False),
-        ([{"report_existing": "yes"}], False),
-        ([{"timeout": 0}], False),
-        ([{"timeout": True}], False),
-        ([{"backoff_max": -1}], False),
-        (["targets"], False),
-    ],
-)
-def test_beacon_config_is_validated(config, valid):
-    from tests.unit.conftest import load
-
-    ok, message = load("_beacons/iscsi.py").validate(config)
-    assert ok is valid, message
-    assert message if not valid else message == "Valid beacon configuration"

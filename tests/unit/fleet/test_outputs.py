@@ -11,8 +11,8 @@ import xml.etree.ElementTree as ET
 
 from saltext_win_iscsi.fleet import html as report_html
 from saltext_win_iscsi.fleet import junit as report_junit
-from tests.report import samples
-from tests.report.samples import ABSENT, NP
+from tests.support import fleet_samples as samples
+from tests.support.fleet_samples import ABSENT, NP
 from tests.support.report_tools import read_page
 
 ROLES = {"win-ok": "compliant", "win-bad": "violating", "win-err": "faulty", "win-gone": "x"}

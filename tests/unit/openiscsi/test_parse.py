@@ -20,9 +20,9 @@ from saltext_win_iscsi.openiscsi.parse import (
     parse_session_tree,
 )
 from saltext_win_iscsi.selection import Selector
-from tests.hostile import hostile_values
+from tests.support.hostile import hostile_values
 
-DATA = Path(__file__).resolve().parents[1] / "data" / "openiscsi"
+DATA = Path(__file__).resolve().parents[2] / "data" / "openiscsi"
 
 
 def sessions_of(name: str) -> list[dict]:
