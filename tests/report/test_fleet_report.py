@@ -224,9 +224,7 @@ def test_jobs_do_not_grow_with_the_number_of_minions(ids, hosts, fleet_master, e
             fleet_master, "iscsi.report", f"tgt={','.join(minions)}", "tgt_type=list", out="table"
         )
         assert out.returncode == 0, out.stderr
-        counts[len(minions)] = [
-            e.data["fun"] for e in published(event_listener, fleet_master, since)
-        ]
+        counts[len(minions)] = asked(published(event_listener, fleet_master, since))
         for minion in minions:  # a row of the hosts table
             assert re.search(rf"\|\s+{minion}\s+\|", out.stdout), out.stdout
     print("table output:\n" + out.stdout)
@@ -295,9 +293,9 @@ def test_enforce_fixes_the_violating_hosts_only_and_the_next_report_says_so(
     assert set(enforced) == {ids["compliant"], ids["violating"]}
     assert all(row["result"] is True for row in enforced.values())
     assert enforced[ids["compliant"]]["changed"] == f"{RULES[0]}: {again}"
-    assert enforced[ids["violating"]]["changed"].startswith(
-        f"{RULES[0]}: persistent login {OFFLINE} @ 10.0.9.9:3260, "
-    )
+    changed = enforced[ids["violating"]]["changed"]
+    assert changed.startswith(f"{RULES[0]}: ")
+    assert f"persistent login {OFFLINE} @ 10.0.9.9:3260" in changed
     assert {row["minion"]: row["status"] for row in ret.data["skipped"]} == {
         ids["faulty"]: "error",
         ids["stopped"]: "no answer",
