@@ -1,6 +1,6 @@
 """Registration → remediated latency through real master, minion, beacon and reactor.
 
-Runs the end-to-end test (tests/e2e) that registers sessions by hand on the simulated host
+Runs the end-to-end test (tests/integration/e2e) that registers sessions by hand on the simulated host
 and waits until the reactor's policy run made them non-persistent, and reads the figures
 it prints. Naive comparison: remediation by a periodic highstate every ``period`` seconds,
 whose expected latency is half the period (computed, not measured).
@@ -29,7 +29,7 @@ def measure(period: float = 60.0) -> dict:
             "-s",
             "-p",
             "no:cacheprovider",
-            "tests/e2e/test_beacon_reactor.py::test_registration_by_hand_is_undone",
+            "tests/integration/e2e/test_beacon_reactor.py::test_registration_by_hand_is_undone",
         ],
         cwd=REPO,
         capture_output=True,

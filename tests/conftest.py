@@ -81,37 +81,38 @@ def minion_id() -> str:
     return random_string("minion-")
 
 
-# Packages whose tests share package-scoped Salt daemons: each runs whole in one
-# pytest-xdist worker (``./dev test`` uses two), other test files a file at a time. The
-# daemon packages run first and side by side: they wait on daemons more than they compute,
-# so two of them share two cores well; the CPU-bound files fill in after.
-DAEMON_PACKAGES = ("e2e", "integration", "report")
+# Work units for pytest-xdist (``./dev test`` runs two workers): the daemon packages under
+# tests/integration each run whole in one worker (their tests share package-scoped Salt
+# daemons), first and side by side, since they wait on daemons more than they compute; the
+# CPU-bound files fill in after, a file at a time.
 TESTS = Path(__file__).resolve().parent
+INTEGRATION = TESTS / "integration"
 
 
-def _package(path: str) -> str:
-    return Path(path).resolve().relative_to(TESTS).parts[0]
+def work_unit(path: str) -> str:
+    """``integration/<package>`` (or ``integration`` for its own files), else the file."""
+    resolved = Path(path).resolve()
+    if INTEGRATION not in resolved.parents:
+        return str(resolved.relative_to(TESTS))
+    parts = resolved.relative_to(INTEGRATION).parts
+    return "integration" + (f"/{parts[0]}" if len(parts) > 1 else "")
 
 
 def pytest_collection_modifyitems(config, items):
-    rank = {name: index for index, name in enumerate(DAEMON_PACKAGES)}
-    items.sort(key=lambda item: rank.get(_package(str(item.path)), len(rank)))
+    items.sort(key=lambda item: not work_unit(str(item.path)).startswith("integration"))
 
 
 @pytest.hookimpl(optionalhook=True, tryfirst=True)
 def pytest_xdist_make_scheduler(config, log):
-    """Our work units for pytest-xdist: a daemon package, or a test file. (``xdist_group``
-    markers would say the same, but pytest-xdist 3.8 cannot set them on pytest 9.2's
-    node ids.)"""
+    """Our work units for pytest-xdist. (``xdist_group`` markers would say the same, but
+    pytest-xdist 3.8 cannot set them on pytest 9.2's node ids.)"""
     from xdist.scheduler import LoadScopeScheduling  # only where xdist runs
 
-    class PackageOrFileScheduling(LoadScopeScheduling):
+    class WorkUnitScheduling(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
-            path = nodeid.split("::", 1)[0]
-            package = _package(str(config.rootpath / path))
-            return package if package in DAEMON_PACKAGES else path
+            return work_unit(str(config.rootpath / nodeid.split("::", 1)[0]))
 
-    return PackageOrFileScheduling(config, log)
+    return WorkUnitScheduling(config, log)
 
 
 def pytest_unconfigure(config):

@@ -6,7 +6,7 @@ import time
 import pytest
 from saltfactories.utils import random_string
 
-from tests.e2e.conftest import BACKOFF_MAX, BEACON_INTERVAL, wait_for
+from tests.integration.e2e.conftest import BACKOFF_MAX, BEACON_INTERVAL, wait_for
 from tests.support.openiscsi_env import PrivateNodeDb, require_iscsiadm
 
 WATCHED = "iqn.1991-05.com.contoso:testiscsi-linux"

@@ -9,7 +9,7 @@ import salt.utils.yaml
 from saltfactories.utils import random_string
 
 from tests.conftest import minion_config
-from tests.e2e.conftest import BACKOFF_MAX, WATCHED, wait_for
+from tests.integration.e2e.conftest import BACKOFF_MAX, WATCHED, wait_for
 from tests.support.simhost.model import SimulatedHost
 from tests.support.simhost.powershell_standin import install
 

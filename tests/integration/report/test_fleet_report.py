@@ -14,7 +14,14 @@ import pytest
 import salt.utils.yaml
 
 from tests.conftest import REPO_ROOT
-from tests.report.conftest import ABSENT_TARGET, OFFLINE, RULES, TIMEOUT, shape, wait_for
+from tests.integration.report.conftest import (
+    ABSENT_TARGET,
+    OFFLINE,
+    RULES,
+    TIMEOUT,
+    shape,
+    wait_for,
+)
 from tests.support.report_tools import read_page
 from tests.support.simhost.model import SEED_TARGET
 

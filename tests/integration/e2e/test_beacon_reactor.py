@@ -4,7 +4,7 @@ daemons. Restarts and lost messages: test_lose_nothing.py."""
 import statistics
 import time
 
-from tests.e2e.conftest import BEACON_INTERVAL, WATCHED, quiet, wait_for
+from tests.integration.e2e.conftest import BEACON_INTERVAL, WATCHED, quiet, wait_for
 
 
 def undone(host, *ids):
