@@ -62,8 +62,8 @@ def test_sessions_input_objects():
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"session_identifier": 5}, "session_identifier must be a string or a list"),
-        ({"session_identifier": ["a", 5]}, "must hold strings"),
+        ({"session_identifier": 5.5}, "session_identifier must be a string or a list"),
+        ({"session_identifier": ["a", {"b": 5}]}, "must hold strings"),
         ({"session_identifier": " , "}, "empty value"),
         ({"session_identifier": []}, "is empty"),
         ({"target_node_address": ""}, "empty value"),
@@ -82,3 +82,11 @@ def test_empty_selector():
     assert selection.Selector().empty
     assert selection.Selector(is_persistent=True).empty
     assert not selection.Selector(target_node_address="*").empty
+
+
+def test_numeric_session_ids_are_ids():
+    """open-iscsi's session ids are numbers; salt's CLI turns ``session_identifier=3`` into 3."""
+    assert selection.Selector(session_identifier=3).ids == ["3"]
+    assert selection.Selector(session_identifier=[1, "2"]).ids == ["1", "2"]
+    with pytest.raises(SaltInvocationError):
+        selection.Selector(session_identifier=True)

@@ -51,6 +51,15 @@ def matches_any(values: Iterable[str], patterns: list[str]) -> bool:
     return any(glob(pattern).fullmatch(value) for value in values for pattern in patterns)
 
 
+def _id_text(value: Any) -> Any:
+    """Session ids as text: Linux ids are numbers, which Salt's CLI parses into ints."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if isinstance(value, (list, tuple)):
+        return [_id_text(item) for item in value]
+    return value
+
+
 def ids_from_sessions(sessions: Any) -> list[str]:
     """Session ids of ``-InputObject``-style session dicts."""
     if isinstance(sessions, dict):
@@ -103,7 +112,7 @@ class Selector:
         is_persistent: Any = None,
         exclude_target_node_address: Any = None,
     ) -> None:
-        ids = as_list(session_identifier, "session_identifier")
+        ids = as_list(_id_text(session_identifier), "session_identifier")
         if sessions is not None:
             ids = (ids or []) + ids_from_sessions(sessions)
         self.ids = ids
