@@ -20,8 +20,6 @@ reactor (``salt://reactor/iscsi_enforce.sls`` marks them with job metadata
 """
 
 import datetime
-import os
-import tempfile
 import time
 
 import salt.client
@@ -33,7 +31,7 @@ try:
     saltext_win_iscsi = saltext_win_iscsi.current()
     from saltext_win_iscsi.errors import IscsiInputError
     from saltext_win_iscsi.fleet import ask as fleet
-    from saltext_win_iscsi.fleet import history
+    from saltext_win_iscsi.fleet import files, history
     from saltext_win_iscsi.fleet import html as report_html
     from saltext_win_iscsi.fleet import junit as report_junit
     from saltext_win_iscsi.fleet import report as fleet_report
@@ -79,32 +77,6 @@ def _ask(questions, tgt, tgt_type, timeout):
 def _target_label(tgt, tgt_type):
     label = ",".join(tgt) if isinstance(tgt, list) else tgt
     return label if tgt_type == "glob" else f"{label} ({tgt_type})"
-
-
-def _output_path(path, what):
-    """The absolute path of an output file, checked before the fleet is asked anything."""
-    if path is None:
-        return None
-    if not isinstance(path, str) or not path.strip():
-        raise IscsiInputError(f"{what} must be a file path on the master")
-    path = os.path.abspath(path)
-    if not os.path.isdir(os.path.dirname(path)):
-        raise IscsiInputError(f"{what}: the folder {os.path.dirname(path)!r} does not exist")
-    return path
-
-
-def _write(path, text):
-    """Write ``text`` to ``path`` on the master, atomically."""
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".iscsi-report-")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as stream:
-            stream.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def _remediation(minions, days):
@@ -191,7 +163,7 @@ def report(tgt="*", tgt_type="glob", timeout=None, days=7, junit=None, html=None
     started = time.monotonic()
     if not isinstance(inventory, bool):
         raise IscsiInputError(f"inventory must be True or False, not {inventory!r}")
-    junit, html = _output_path(junit, "junit"), _output_path(html, "html")
+    junit, html = files.output_path(junit, "junit"), files.output_path(html, "html")
     questions = fleet.REPORT + (fleet.INVENTORY if inventory else [])
     tgt, answers = _ask(questions, tgt, tgt_type, timeout)
     notes = []
@@ -211,17 +183,17 @@ def report(tgt="*", tgt_type="glob", timeout=None, days=7, junit=None, html=None
         notes=notes,
         inventory=inventory,
     )
-    files = []
+    written = []
     if junit is not None:
-        _write(junit, report_junit.render(result, time.monotonic() - started))
-        files.append({"format": "junit", "path": junit})
+        files.write(junit, report_junit.render(result, time.monotonic() - started))
+        written.append({"format": "junit", "path": junit})
     if html is not None:
-        _write(html, report_html.render(result))
-        files.append({"format": "html", "path": html})
+        files.write(html, report_html.render(result))
+        written.append({"format": "html", "path": html})
     ret = result.as_return()
     ret["jobs"] = answers.jobs
-    if files:
-        ret["files"] = files
+    if written:
+        ret["files"] = written
     if not all(host.compliant for host in result.hosts):
         __context__["retcode"] = 1
     return ret
@@ -268,27 +240,7 @@ def enforce(tgt="*", tgt_type="glob", batch="10%", timeout=None):
             results = fleet.apply_policy(client, violating, batch, timeout, ENFORCE_METADATA)
         finally:
             client.destroy()
-    enforced = []
-    for minion in violating:
-        if minion in results and results[minion] != {}:
-            ok, changes, comment = history.state_outcome(results[minion])
-        else:
-            ok, changes, comment = False, {}, "no answer: the policy run did not return"
-        enforced.append(
-            {
-                "minion": minion,
-                "violations": len(next(h.violations for h in hosts if h.minion == minion)),
-                "result": ok,
-                "changed": "; ".join(f"{r}: {', '.join(keys)}" for r, keys in changes.items())
-                or "nothing",
-                "comment": comment,
-            }
-        )
-    skipped = [
-        {"minion": h.minion, "status": h.status, "error": h.error}
-        for h in hosts
-        if h.status != fleet_report.VIOLATING
-    ]
+    enforced, skipped = history.enforce_rows(hosts, results)
     failed = sum(1 for row in enforced if not row["result"])
     if failed:
         __context__["retcode"] = 1

@@ -14,7 +14,7 @@ import datetime
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from saltext_win_iscsi.fleet.report import Remediation, error_text
+from saltext_win_iscsi.fleet.report import VIOLATING, HostReport, Remediation, error_text
 
 MARKER = "saltext_iscsi"
 STARTERS = ("reactor", "enforce")
@@ -120,3 +120,31 @@ def limit_note(days: float, opts: dict) -> str | None:
         f"the master keeps jobs for keep_jobs_seconds={keep}; raise it or use an external "
         "job cache (ext_job_cache) for a longer history"
     )
+
+
+def enforce_rows(hosts: list[HostReport], results: dict[str, Any]) -> tuple[list, list]:
+    """``(enforced, skipped)`` rows of ``iscsi.enforce``: each violating host with the policy
+    run's result (``results``: minion -> state return), and every other host with why it
+    was left alone."""
+    enforced = []
+    for host in (h for h in hosts if h.status == VIOLATING):
+        if results.get(host.minion) not in (None, {}):
+            ok, changes, comment = state_outcome(results[host.minion])
+        else:
+            ok, changes, comment = False, {}, "no answer: the policy run did not return"
+        changed = "; ".join(f"{rule}: {', '.join(keys)}" for rule, keys in changes.items())
+        enforced.append(
+            {
+                "minion": host.minion,
+                "violations": len(host.violations),
+                "result": ok,
+                "changed": changed or "nothing",
+                "comment": comment,
+            }
+        )
+    skipped = [
+        {"minion": h.minion, "status": h.status, "error": h.error}
+        for h in hosts
+        if h.status != VIOLATING
+    ]
+    return enforced, skipped
