@@ -136,5 +136,7 @@ class Agent:
 
 
 if __name__ == "__main__":
-    print("initiator-vm agent: serving", file=sys.stderr, flush=True)
+    print(
+        f"initiator-vm agent: serving at {open('/proc/uptime').read()}", file=sys.stderr, flush=True
+    )
     Agent(find_port()).serve()

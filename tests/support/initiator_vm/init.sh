@@ -30,8 +30,8 @@ mkdir -p /newroot/run/lock /newroot/run/initiator-vm
 cp /vm/guest_agent.py /vm/lio.py /newroot/run/initiator-vm/
 ip link set lo up
 
-echo "initiator-vm: starting the agent"
-chroot /newroot /usr/bin/python3 /run/initiator-vm/guest_agent.py
+echo "initiator-vm: starting the agent at $(cat /proc/uptime)"
+chroot /newroot /usr/bin/python3 -S /run/initiator-vm/guest_agent.py
 echo "initiator-vm: the agent exited ($?), powering off"
 sync
 poweroff -f

@@ -123,7 +123,7 @@ class InitiatorVm:
         for stale in ("agent.sock", "qmp.sock"):
             (self._sockets / stale).unlink(missing_ok=True)
         argv = qemu.command(
-            self.image.kernel.vmlinuz,
+            self.image.kernel.vmlinux,
             self.image.initramfs,
             self.etc,
             self._sockets / "agent.sock",

@@ -18,7 +18,7 @@ MEMORY_MB = 768
 
 
 def command(
-    vmlinuz: Path, initramfs: Path, etc_iscsi: Path, agent: Path, qmp: Path, console: Path
+    vmlinux: Path, initramfs: Path, etc_iscsi: Path, agent: Path, qmp: Path, console: Path
 ) -> list[str]:
     share = "security_model=none,multidevs=remap"
     return [
@@ -29,10 +29,11 @@ def command(
         "-smp", "1",
         "-m", str(MEMORY_MB),
         "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
-        "-kernel", str(vmlinuz),
+        "-kernel", str(vmlinux),
         "-initrd", str(initramfs),
         "-append", "console=ttyS0 panic=-1 quiet",
-        "-serial", f"file:{console}",
+        "-chardev", f"file,id=console,path={console},append=on",
+        "-serial", "chardev:console",
         "-virtfs", f"local,path=/,mount_tag=hostroot,readonly=on,{share}",
         "-virtfs", f"local,path={etc_iscsi},mount_tag=iscsietc,{share}",
         "-device", "virtio-serial-pci",
