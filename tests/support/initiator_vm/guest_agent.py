@@ -136,7 +136,6 @@ class Agent:
 
 
 if __name__ == "__main__":
-    print(
-        f"initiator-vm agent: serving at {open('/proc/uptime').read()}", file=sys.stderr, flush=True
-    )
+    uptime = Path("/proc/uptime").read_text().split()[0]
+    print(f"initiator-vm agent: serving at {uptime} s", file=sys.stderr, flush=True)
     Agent(find_port()).serve()

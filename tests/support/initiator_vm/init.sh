@@ -30,7 +30,8 @@ mkdir -p /newroot/run/lock /newroot/run/initiator-vm
 cp /vm/guest_agent.py /vm/lio.py /newroot/run/initiator-vm/
 ip link set lo up
 
-echo "initiator-vm: starting the agent at $(cat /proc/uptime)"
+read -r uptime idle < /proc/uptime
+echo "initiator-vm: starting the agent at $uptime s"
 chroot /newroot /usr/bin/python3 -S /run/initiator-vm/guest_agent.py
 echo "initiator-vm: the agent exited ($?), powering off"
 sync
