@@ -76,8 +76,9 @@ class InitiatorVm:
         self._sockets = Path(tempfile.mkdtemp(prefix="ivm-"))
         self._channel: Channel | None = None
         self._qemu: subprocess.Popen | None = None
-        self._relay = Relay(self._sockets / "relay.sock", lambda: self._channel)
-        self.forwarder = install_forwarder(root / "bin", self._sockets / "relay.sock", 90)
+        self.forwarder_socket = self._sockets / "relay.sock"
+        self._relay = Relay(self.forwarder_socket, lambda: self._channel)
+        self.forwarder = install_forwarder(root / "bin", self.forwarder_socket, 90)
         self.etc.mkdir(parents=True, exist_ok=True)
         (self.etc / "initiatorname.iscsi").write_text(f"InitiatorName={INITIATOR}\n")
         self.set_default_startup("manual")
