@@ -31,6 +31,22 @@ FORBIDDEN_GLOB = "iqn.2003-01.org.example:testiscsi-*"
 POLICY = {"iscsi": {"policy": {"not_persistent": [{"target": FORBIDDEN_GLOB}]}}}
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failed test's report shows the VM's last iscsiadm runs and its console."""
+    report = yield
+    vm = item.funcargs.get("vm") if hasattr(item, "funcargs") else None
+    if report.failed and isinstance(vm, InitiatorVm):
+        calls = [
+            f"{time.strftime('%H:%M:%S', time.localtime(c.started))} {c.seconds:5.2f} s "
+            f"rc={c.rc} iscsiadm {' '.join(c.args)}"
+            for c in vm.journal[-40:]
+        ]
+        report.sections.append(("initiator VM: last forwarded iscsiadm runs", "\n".join(calls)))
+        report.sections.append(("initiator VM: console", vm.console_tail()))
+    return report
+
+
 def wait_for(predicate, timeout: float = LIMIT, step: float = 0.2) -> float:
     """Seconds until predicate() held; fails the test after ``timeout``."""
     return waiting.wait_for(predicate, timeout, step)

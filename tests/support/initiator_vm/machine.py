@@ -200,6 +200,11 @@ class InitiatorVm:
             self._relay.close()
             shutil.rmtree(self._sockets, ignore_errors=True)
 
+    @property
+    def journal(self) -> list:
+        """Every iscsiadm run the forwarder asked for (relay.Call)."""
+        return self._relay.journal
+
     def console_tail(self, lines: int = 40) -> str:
         text = self.console.read_text(errors="replace") if self.console.exists() else ""
         return "\n".join(text.splitlines()[-lines:])

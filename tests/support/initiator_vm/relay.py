@@ -14,7 +14,9 @@ import json
 import os
 import socket
 import threading
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from tests.support.initiator_vm.channel import Channel, ChannelError
@@ -44,10 +46,22 @@ def answer(channel: Channel | None, request: object) -> dict:
     return reply
 
 
+@dataclass(frozen=True)
+class Call:
+    """One forwarded iscsiadm run, as the journal keeps it (for diagnosis and counts)."""
+
+    started: float  # time.time()
+    seconds: float
+    args: tuple[str, ...]
+    rc: int | None  # None: no answer from the guest
+
+
 class Relay:
-    """Serves ``path`` (mode 0600) until ``close``; ``channel()`` is the VM's current one."""
+    """Serves ``path`` (mode 0600) until ``close``; ``channel()`` is the VM's current one.
+    ``journal`` lists every forwarded call."""
 
     def __init__(self, path: Path, channel: Callable[[], Channel | None]) -> None:
+        self.journal: list[Call] = []
         self._channel = channel
         self._server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self._server.bind(str(path))
@@ -79,7 +93,12 @@ class Relay:
                     request = json.loads(data)
                 except ValueError:
                     request = None
-                conn.sendall(json.dumps(answer(self._channel(), request)).encode() + b"\n")
+                started, clock = time.time(), time.monotonic()
+                reply = answer(self._channel(), request)
+                args = request.get("args") if isinstance(request, dict) else None
+                args = tuple(args) if isinstance(args, list) else ()
+                self.journal.append(Call(started, time.monotonic() - clock, args, reply.get("rc")))
+                conn.sendall(json.dumps(reply).encode() + b"\n")
             except OSError:
                 return  # the forwarder went away (killed by its caller's timeout)
 

@@ -1,0 +1,135 @@
+"""Scenarios 4 and 5: the beacon and the reactor, with real daemons, against changes made
+in the guest: a record switched to automatic by hand, and a discovery that resets it (the
+guest's iscsid.conf defaults new records to ``automatic``, as RHEL's does). Both are
+undone before any reboot, and a real reboot then shows the target stays away."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from saltfactories.utils import random_string
+
+from tests.real_initiator.conftest import (
+    POLICY,
+    PORTAL,
+    fresh,
+    linux_minion_overrides,
+    wait_for,
+    write_pillar,
+)
+from tests.support.initiator_vm import admin
+from tests.support.initiator_vm.targets import Target
+
+pytestmark = pytest.mark.real_initiator
+
+FORBIDDEN = "iqn.2003-01.org.example:testiscsi-backup"
+ALLOWED = "iqn.2003-01.org.example:db"
+BEACON = {"iscsi": [{"interval": 1}, {"backoff_max": 4}, {"timeout": 30}]}
+
+
+@pytest.fixture(scope="module")
+def guest(vm):
+    """Discovery makes automatic records; the forbidden one is set manual by hand."""
+    fresh(vm, [Target(FORBIDDEN), Target(ALLOWED)], default_startup="automatic")
+    admin.discover(vm)
+    admin.set_startup(vm, FORBIDDEN, PORTAL, node="manual", conn="manual")
+    vm.iscsiadm("-m", "node", "--loginall=all")
+    # iscsid.conf's default reaches node.startup only: node.conn[0].startup stays manual.
+    assert admin.startup(vm, ALLOWED) == ("automatic", "manual")
+    return vm
+
+
+@pytest.fixture(scope="module")
+def beacon_minion(vm_master, vm_trees, guest):
+    """A minion of the VM with the beacon, its pillar the policy."""
+    write_pillar(vm_trees, POLICY)
+    # loop_interval 1: Salt's default (salt-factories uses 0.05); the interval counts ticks.
+    overrides = linux_minion_overrides(guest, loop_interval=1, beacons=BEACON)
+    factory = vm_master.salt_minion_daemon(random_string("vm-beacon-"), overrides=overrides)
+    try:
+        with factory.started():
+            call = factory.salt_call_cli(timeout=120)
+            ret = call.run("saltutil.sync_all")
+            assert ret.returncode == 0 and "beacons.iscsi" in ret.data["beacons"], ret
+            assert call.run("saltutil.refresh_beacons").returncode == 0
+            yield factory
+    finally:
+        write_pillar(vm_trees, {})
+
+
+def violations(event_listener, master, minion, since: float) -> list[dict]:
+    """The violations the minion's beacon reported since ``since``, oldest first."""
+    events = event_listener.get_events(
+        [(master.id, f"salt/beacon/{minion.id}/iscsi/violation")], after_time=since
+    )
+    return [v for e in sorted(events, key=lambda e: e.stamp) for v in e.data["violations"]]
+
+
+def reactor_runs(event_listener, master, minion, since: float) -> list:
+    events = event_listener.get_events(
+        [(master.id, f"salt/job/*/ret/{minion.id}")], after_time=since
+    )
+    return [e for e in events if e.data.get("fun") == "state.apply"]
+
+
+def test_a_record_set_to_automatic_by_hand_is_undone_and_stays_away_after_a_reboot(
+    guest, beacon_minion, vm_master, event_listener
+):
+    since = time.time()
+    admin.set_startup(guest, FORBIDDEN, PORTAL, node="automatic")  # as someone would type it
+
+    def undone():
+        """the forbidden record is manual again"""
+        return admin.startup(guest, FORBIDDEN) == ("manual", "manual")
+
+    took = wait_for(undone)
+    print(f"real initiator: node.startup=automatic by hand -> manual again in {took:.1f} s")
+    seen = violations(event_listener, vm_master, beacon_minion, since)
+    assert {(v["kind"], v["target"]) for v in seen} == {("session", FORBIDDEN)}, seen
+
+    def remediated():
+        """the reactor's policy run returned"""
+        return reactor_runs(event_listener, vm_master, beacon_minion, since)
+
+    wait_for(remediated)
+    assert admin.startup(guest, ALLOWED) == ("automatic", "manual")  # untouched
+
+    guest.reboot()
+    assert admin.sessions(guest) == {(ALLOWED, PORTAL)}
+
+
+def test_a_discovery_that_resets_the_record_is_undone_before_any_reboot(
+    guest, beacon_minion, vm_master, event_listener
+):
+    """open-iscsi#58, #286, #439: discovery rewrites node.startup to iscsid.conf's default."""
+    assert admin.startup(guest, FORBIDDEN) == ("manual", "manual")
+    since = time.time()
+    started = time.monotonic()
+    admin.discover(guest)
+    discovered = time.monotonic()
+
+    def reported():
+        """the beacon reported the forbidden record as persistent"""
+        return violations(event_listener, vm_master, beacon_minion, since)
+
+    wait_for(reported)
+    seen = reported()[0]
+    assert (seen["kind"], seen["target"], seen["portal"]) == (
+        "persistent_login",
+        FORBIDDEN,
+        PORTAL,
+    ), seen
+
+    def undone():
+        """the forbidden record is manual again"""
+        return admin.startup(guest, FORBIDDEN) == ("manual", "manual")
+
+    wait_for(undone)
+    took = time.monotonic() - discovered
+    print(
+        f"real initiator: discovery ({discovered - started:.1f} s) reset the record to "
+        f"automatic -> manual again {took:.1f} s after it"
+    )
+    guest.reboot()
+    assert admin.sessions(guest) == {(ALLOWED, PORTAL)}
