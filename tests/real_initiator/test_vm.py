@@ -17,14 +17,16 @@ pytestmark = pytest.mark.real_initiator
 
 A = "iqn.2003-01.org.example:vm-a"
 B = "iqn.2003-01.org.example:vm-b"
+C = "iqn.2003-01.org.example:vm-c"  # automatic in node.conn[0].startup only
 MINION_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C"}  # what Iscsiadm passes
 
 
 @pytest.fixture(scope="module")
 def booted(vm):
-    fresh(vm, [Target(A), Target(B)])
+    fresh(vm, [Target(A), Target(B), Target(C)])
     admin.discover(vm)
     admin.set_startup(vm, A, PORTAL, node="automatic", conn="automatic")
+    admin.set_startup(vm, C, PORTAL, node="manual", conn="automatic")
     return vm
 
 
@@ -78,11 +80,12 @@ def test_a_guest_that_hangs_times_out_cleanly(booted, tmp_path):
 
 
 def test_a_reboot_is_real(booted):
-    """Power off, boot again with the same node database: only the automatic record is
-    logged in by the boot service, in a new kernel."""
+    """Power off, boot again with the same node database: the boot service logs in, in a
+    new kernel, the records that are automatic in node.startup or (open-iscsi's
+    match_startup_mode) in node.conn[0].startup; not the manual one."""
     first = booted.boots[-1].boot_id
-    admin.login(booted, A)
-    admin.login(booted, B)
+    for target in (A, B, C):
+        admin.login(booted, target)
     booted.power_off()
     off = forward(booted.forwarder, "-m", "session")
     assert (off.returncode, off.stderr) == (
@@ -92,6 +95,7 @@ def test_a_reboot_is_real(booted):
     boot = booted.boot()
     assert boot.boot_id != first
     assert boot.login.rc == 0, boot.login
-    assert admin.sessions(booted) == {(A, PORTAL)}
+    assert admin.sessions(booted) == {(A, PORTAL), (C, PORTAL)}
     assert admin.startup(booted, A) == ("automatic", "automatic")
     assert admin.startup(booted, B) == ("manual", "manual")
+    assert admin.startup(booted, C) == ("manual", "automatic")
