@@ -70,7 +70,8 @@ def minion_id() -> str:
 # pytest-xdist worker (``./dev test`` uses two), other test files a file at a time. The
 # daemon packages run first and side by side: they wait on daemons more than they compute,
 # so two of them share two cores well; the CPU-bound files fill in after.
-DAEMON_PACKAGES = ("e2e", "integration", "report")
+# real_initiator comes first: its VM boots make it the longest unit.
+DAEMON_PACKAGES = ("real_initiator", "e2e", "integration", "report")
 TESTS = Path(__file__).resolve().parent
 
 

@@ -3,9 +3,9 @@
 One VM for the package (``tests/support/initiator_vm``: Debian's kernel under qemu, the
 kernel's iSCSI initiator logged in to LIO targets in the same guest), one salt-master with
 the reactor and the runner, one salt-minion whose ``iscsi.iscsiadm`` is the VM's forwarder
-and whose ``iscsi.node_dirs`` is the VM's node database (a host folder). Each module boots
-the VM afresh (``fresh``) with its own targets and an empty node database; a scenario that
-says "reboot" powers the VM off and boots it again with the same database.
+and whose ``iscsi.node_dirs`` is the VM's node database (a host folder). Each module starts
+from a clean VM (``fresh``: its own targets, no session, an empty node database); a
+scenario that says "reboot" powers the VM off and boots it again with the same database.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from saltfactories.utils import random_string
 from tests.conftest import SALT_TREE
 from tests.support import waiting
 from tests.support.initiator_vm import image, packages
-from tests.support.initiator_vm.machine import Boot, InitiatorVm
+from tests.support.initiator_vm.machine import InitiatorVm
 from tests.support.initiator_vm.targets import Target
 
 REACTOR = "salt://reactor/iscsi_enforce.sls"
@@ -52,13 +52,9 @@ def wait_for(predicate, timeout: float = LIMIT, step: float = 0.2) -> float:
     return waiting.wait_for(predicate, timeout, step)
 
 
-def fresh(vm: InitiatorVm, targets: list[Target], default_startup: str = "manual") -> Boot:
-    """Power the VM off, empty its node database, and boot it with ``targets``."""
-    vm.power_off()
-    vm.forget_records()
-    vm.targets = list(targets)
-    vm.set_default_startup(default_startup)
-    return vm.boot()
+def fresh(vm: InitiatorVm, targets: list[Target], default_startup: str = "manual") -> None:
+    """The VM with ``targets``, no session and an empty node database (InitiatorVm.reset)."""
+    vm.reset(targets, default_startup)
 
 
 @pytest.fixture(scope="package")

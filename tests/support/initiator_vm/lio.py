@@ -60,10 +60,36 @@ def _target(index: int, spec: dict) -> None:
     _write(tpg / "enable", "1")
 
 
+def _targets() -> list[Path]:
+    fabric = CONFIGFS / "iscsi"  # appears with the first target
+    found = fabric.iterdir() if fabric.exists() else ()
+    return sorted(p for p in found if p.is_dir() and p.name != "discovery_auth")
+
+
+def clear() -> None:
+    """Remove every target and backstore (no initiator may be logged in): configfs objects
+    go child first, as rmdir and unlink of their entries."""
+    for target in _targets():
+        for tpg in target.glob("tpgt_*"):
+            _write(tpg / "enable", "0")
+            for lun in (tpg / "lun").iterdir():
+                for link in (p for p in lun.iterdir() if p.is_symlink()):
+                    link.unlink()
+                lun.rmdir()
+            for portal in (tpg / "np").iterdir():
+                portal.rmdir()
+            tpg.rmdir()
+        target.rmdir()
+    for store in (CONFIGFS / "core").glob("fileio_*/*"):
+        if store.is_dir():
+            store.rmdir()
+    for image in DISKS.glob("*.img"):
+        image.unlink()
+
+
 def configure(spec: dict) -> list[str]:
-    """Create the spec's targets (the guest has none yet); their IQNs."""
+    """Replace the guest's targets by the spec's; their IQNs."""
+    clear()
     for index, target in enumerate(spec["targets"]):
         _target(index, target)
-    fabric = CONFIGFS / "iscsi"  # appears with the first target
-    names = (p.name for p in fabric.iterdir() if p.is_dir()) if fabric.exists() else ()
-    return sorted(n for n in names if n != "discovery_auth")
+    return [p.name for p in _targets()]
