@@ -108,18 +108,18 @@ def vm_master(salt_factories, vm_trees):
         yield factory
 
 
-def linux_minion_overrides(vm: InitiatorVm, **extra) -> dict:
-    """A Linux minion of the VM: its initiator is the guest's (through the forwarder)."""
-    # Every log line, so that a test can look for a secret in them.
-    return {"iscsi.timeout": 60, "log_level_logfile": "debug", **vm.minion_config(), **extra}
-
-
 @pytest.fixture(scope="package")
 def vm_minion(vm_master, vm):
-    """The VM's minion without a beacon: only what a test runs changes anything."""
-    factory = vm_master.salt_minion_daemon(
-        random_string("vm-minion-"), overrides=linux_minion_overrides(vm)
-    )
+    """The VM's minion. Its beacon runs only while a test puts it in pillar; otherwise only
+    what a test runs changes anything."""
+    overrides = {
+        "iscsi.timeout": 60,
+        **vm.minion_config(),
+        # Salt's default (salt-factories uses 0.05): a beacon's interval counts ticks.
+        "loop_interval": 1,
+        "log_level_logfile": "debug",  # every log line, to look for a secret in them
+    }
+    factory = vm_master.salt_minion_daemon(random_string("vm-minion-"), overrides=overrides)
     with factory.started():
         ret = factory.salt_call_cli(timeout=120).run("saltutil.sync_all")
         assert ret.returncode == 0, ret

@@ -8,16 +8,8 @@ from __future__ import annotations
 import time
 
 import pytest
-from saltfactories.utils import random_string
 
-from tests.real_initiator.conftest import (
-    POLICY,
-    PORTAL,
-    fresh,
-    linux_minion_overrides,
-    wait_for,
-    write_pillar,
-)
+from tests.real_initiator.conftest import POLICY, PORTAL, fresh, wait_for
 from tests.support.initiator_vm import admin
 from tests.support.initiator_vm.targets import Target
 
@@ -40,22 +32,11 @@ def guest(vm):
     return vm
 
 
-@pytest.fixture(scope="module")
-def beacon_minion(vm_master, vm_trees, guest):
-    """A minion of the VM with the beacon, its pillar the policy."""
-    write_pillar(vm_trees, POLICY)
-    # loop_interval 1: Salt's default (salt-factories uses 0.05); the interval counts ticks.
-    overrides = linux_minion_overrides(guest, loop_interval=1, beacons=BEACON)
-    factory = vm_master.salt_minion_daemon(random_string("vm-beacon-"), overrides=overrides)
-    try:
-        with factory.started():
-            call = factory.salt_call_cli(timeout=120)
-            ret = call.run("saltutil.sync_all")
-            assert ret.returncode == 0 and "beacons.iscsi" in ret.data["beacons"], ret
-            assert call.run("saltutil.refresh_beacons").returncode == 0
-            yield factory
-    finally:
-        write_pillar(vm_trees, {})
+@pytest.fixture
+def beacon(set_pillar, vm_minion):
+    """The policy and the beacon in the VM's minion's pillar (beacons follow a refresh)."""
+    set_pillar({**POLICY, "beacons": BEACON})
+    return vm_minion
 
 
 def violations(event_listener, master, minion, since: float) -> list[dict]:
@@ -74,7 +55,7 @@ def reactor_runs(event_listener, master, minion, since: float) -> list:
 
 
 def test_a_record_set_to_automatic_by_hand_is_undone_and_stays_away_after_a_reboot(
-    guest, beacon_minion, vm_master, event_listener
+    guest, beacon, vm_master, event_listener
 ):
     since = time.time()
     admin.set_startup(guest, FORBIDDEN, PORTAL, node="automatic")  # as someone would type it
@@ -85,12 +66,12 @@ def test_a_record_set_to_automatic_by_hand_is_undone_and_stays_away_after_a_rebo
 
     took = wait_for(undone)
     print(f"real initiator: node.startup=automatic by hand -> manual again in {took:.1f} s")
-    seen = violations(event_listener, vm_master, beacon_minion, since)
+    seen = violations(event_listener, vm_master, beacon, since)
     assert {(v["kind"], v["target"]) for v in seen} == {("session", FORBIDDEN)}, seen
 
     def remediated():
         """the reactor's policy run returned"""
-        return reactor_runs(event_listener, vm_master, beacon_minion, since)
+        return reactor_runs(event_listener, vm_master, beacon, since)
 
     wait_for(remediated)
     assert admin.startup(guest, ALLOWED) == ("automatic", "manual")  # untouched
@@ -100,7 +81,7 @@ def test_a_record_set_to_automatic_by_hand_is_undone_and_stays_away_after_a_rebo
 
 
 def test_a_discovery_that_resets_the_record_is_undone_before_any_reboot(
-    guest, beacon_minion, vm_master, event_listener
+    guest, beacon, vm_master, event_listener
 ):
     """open-iscsi#58, #286, #439: discovery rewrites node.startup to iscsid.conf's default."""
     assert admin.startup(guest, FORBIDDEN) == ("manual", "manual")
@@ -111,7 +92,7 @@ def test_a_discovery_that_resets_the_record_is_undone_before_any_reboot(
 
     def reported():
         """the beacon reported the forbidden record as persistent"""
-        return violations(event_listener, vm_master, beacon_minion, since)
+        return violations(event_listener, vm_master, beacon, since)
 
     wait_for(reported)
     seen = reported()[0]

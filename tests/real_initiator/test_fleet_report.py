@@ -60,5 +60,3 @@ def test_report_enforce_report(salt_run, vm_minion, set_pillar, violating):
 
     vm.reboot()
     assert admin.sessions(vm) == {(ALLOWED, PORTAL)}
-    ret = salt_run.run("iscsi.report", *target)
-    assert [h["status"] for h in ret.data["hosts"]] == ["compliant"], ret.data
