@@ -21,9 +21,12 @@ def _run(command: list[str]) -> subprocess.CompletedProcess:
     )
 
 
-def ensure(package: str, executables: tuple[str, ...]) -> tuple[str | None, str]:
+def ensure(
+    package: str, executables: tuple[str, ...], recommends: bool = True
+) -> tuple[str | None, str]:
     """The path of the first of ``executables`` found, installing ``package`` when none
-    is; ``(None, why)`` when it cannot be had."""
+    is (without its recommended packages if not ``recommends``: qemu's pull in a
+    desktop); ``(None, why)`` when it cannot be had."""
 
     def found() -> str | None:
         return next((p for p in map(shutil.which, executables) if p), None)
@@ -36,10 +39,13 @@ def ensure(package: str, executables: tuple[str, ...]) -> tuple[str | None, str]
         fcntl.flock(lock, fcntl.LOCK_EX)
         if found():  # another worker installed it meanwhile
             return found(), ""
-        done = _run(["apt-get", "install", "-y", "-q", package])
+        install = ["apt-get", "install", "-y", "-q", package]
+        if not recommends:
+            install.insert(2, "--no-install-recommends")
+        done = _run(install)
         if done.returncode != 0:  # a stale package list: refresh once
             _run(["apt-get", "update", "-q"])
-            done = _run(["apt-get", "install", "-y", "-q", package])
+            done = _run(install)
     if found():
         return found(), ""
     return None, f"apt-get install {package} failed: {(done.stdout + done.stderr)[-800:]}"

@@ -266,8 +266,8 @@ def test_digest_reads_only_changed_files(tmp_path, monkeypatch):
     for i in range(5):
         write_record(nodes, f"iqn.x:{i}", "10.0.0.1,3260", "automatic")
     reads = []
-    real = nodedb._startup
-    monkeypatch.setattr(nodedb, "_startup", lambda path: reads.append(path) or real(path))
+    real = nodedb._logged_in_at_boot
+    monkeypatch.setattr(nodedb, "_logged_in_at_boot", lambda path: reads.append(path) or real(path))
     cache: dict = {}
     first = nodedb.digest(node_dirs=[str(nodes)], cache=cache)
     assert len(reads) == 5
@@ -276,6 +276,20 @@ def test_digest_reads_only_changed_files(tmp_path, monkeypatch):
     write_record(nodes, "iqn.x:3", "10.0.0.1,3260", "manual")
     assert nodedb.digest(node_dirs=[str(nodes)], cache=cache)["count"] == 4
     assert len(reads) == 6
+
+
+def test_a_record_automatic_in_its_connection_only_is_logged_in_at_boot(tmp_path):
+    """--loginall=automatic takes node.startup OR node.conn[0].startup (seen on a reboot)."""
+    nodes = tmp_path / "nodes"
+    write_record(
+        nodes, "iqn.x:split", "10.0.0.1,3260", "manual", "node.conn[0].startup = automatic\n"
+    )
+    write_record(
+        nodes, "iqn.x:manual", "10.0.0.1,3260", "manual", "node.conn[0].startup = manual\n"
+    )
+    assert nodedb.digest(node_dirs=[str(nodes)])["count"] == 1
+    assert persistence.at_boot({"startup": "manual", "conn_startup": "automatic"})
+    assert not persistence.at_boot({"startup": "onboot", "conn_startup": "manual"})
 
 
 def test_digest_falls_back_to_iscsiadm(euca, tmp_path):

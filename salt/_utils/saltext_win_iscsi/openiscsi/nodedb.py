@@ -1,7 +1,7 @@
 """The beacon's cheap check on Linux: a digest of the node records that are persistent.
 
 The digest covers exactly what makes a login happen at boot: which node records have
-``node.startup = automatic``. It changes when a record becomes or stops being automatic, or
+``node.startup`` or ``node.conn[0].startup`` ``automatic``. It changes when a record becomes or stops being automatic, or
 an automatic record appears or goes; not when a manual record is added, nor when another
 setting of a record is rewritten. When the policy has rules on sessions as such
 (``connected``, ``absent``), the check adds the session list (``iscsiadm -m session``).
@@ -27,7 +27,7 @@ from saltext_win_iscsi.errors import IscsiError
 from saltext_win_iscsi.openiscsi.iscsiadm import Iscsiadm
 from saltext_win_iscsi.openiscsi.parse import parse_node_records
 from saltext_win_iscsi.openiscsi.persistence import (
-    PERSISTENT,
+    at_boot,
     logins_of,
     read_records,
     read_sessions,
@@ -35,18 +35,22 @@ from saltext_win_iscsi.openiscsi.persistence import (
 
 MAX_RECORD_BYTES = 1 << 20  # a record is ~2 KiB; refuse to slurp anything odd
 
-Cache = dict[str, tuple[tuple[int, ...], str | None]]
+Cache = dict[str, tuple[tuple[int, ...], bool]]
 
 
-def _startup(path: str) -> str | None:
-    """``node.startup`` of a record file (None if it has none)."""
+_STARTUP_KEYS = {b"node.startup": "startup", b"node.conn[0].startup": "conn_startup"}
+
+
+def _logged_in_at_boot(path: str) -> bool:
+    """Whether a record file is logged in at boot (either startup field automatic)."""
     with open(path, "rb") as handle:
         data = handle.read(MAX_RECORD_BYTES)
+    fields = {}
     for line in data.splitlines():
         key, sep, value = line.partition(b"=")
-        if sep and key.strip() == b"node.startup":
-            return value.strip().decode("ascii", "replace")
-    return None
+        if sep and key.strip() in _STARTUP_KEYS:
+            fields[_STARTUP_KEYS[key.strip()]] = value.strip().decode("ascii", "replace")
+    return at_boot(fields)
 
 
 def _from_files(roots: list[str], cache: Cache | None) -> list[list[str]]:
@@ -62,9 +66,9 @@ def _from_files(roots: list[str], cache: Cache | None) -> list[list[str]]:
                     continue  # old send_targets links, sockets, ...: not records
                 signature = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
                 known = (cache or {}).get(path)
-                mode = known[1] if known and known[0] == signature else _startup(path)
-                seen[path] = (signature, mode)
-                if mode == PERSISTENT:
+                boot = known[1] if known and known[0] == signature else _logged_in_at_boot(path)
+                seen[path] = (signature, boot)
+                if boot:
                     entries.append([root, os.path.relpath(path, root)])
     if cache is not None:
         cache.clear()
@@ -100,7 +104,7 @@ def digest(
             entries = sorted(
                 [r["target"], r["address"], str(r["port"]), str(r["tpgt"]), r["iface"]]
                 for r in records
-                if r["startup"] == PERSISTENT
+                if at_boot(r)
             )
             source = "iscsiadm"
     text = json.dumps(sorted(entries), separators=(",", ":"))

@@ -1,10 +1,12 @@
 """Persistence on Linux: the same reports and statuses as on Windows.
 
 A session is persistent when the node record it was logged in from (target, persistent
-portal, iface) has ``node.startup = automatic``. Unregistering a session sets that record
-to ``manual``, registering sets it to ``automatic`` (both ``node.startup`` and
-``node.conn[0].startup``); the persistent logins are the ``automatic`` records, whether a
-session exists or not. Records are never created or deleted here.
+portal, iface) is logged in at boot: ``iscsiadm -m node --loginall=automatic`` (what the
+boot service runs) takes a record whose ``node.startup`` **or** ``node.conn[0].startup``
+is ``automatic`` (open-iscsi's ``match_startup_mode``; seen on a real reboot).
+Unregistering a session sets both fields to ``manual``, registering both to
+``automatic``; the persistent logins are the records logged in at boot, whether a session
+exists or not. Records are never created or deleted here.
 
 Each call reads the sessions and the records once (two iscsiadm runs), changes one record
 per iscsiadm run, and reads the records again to report what really happened.
@@ -27,6 +29,11 @@ PERSISTENT = "automatic"
 NOT_PERSISTENT = "manual"
 
 RecordKey = tuple[str, str, int, str]
+
+
+def at_boot(record: dict) -> bool:
+    """Whether the boot service logs this record in (either startup field automatic)."""
+    return PERSISTENT in (record.get("startup"), record.get("conn_startup"))
 
 
 def _address(address: str | None) -> str:
@@ -87,7 +94,7 @@ def _with_records(sessions: list[dict], records: dict[RecordKey, dict]) -> list[
     for session in sessions:
         record = _find(records, session_key(session))
         session["StartupMode"] = record["startup"] if record else None
-        session["IsPersistent"] = bool(record and record["startup"] == PERSISTENT)
+        session["IsPersistent"] = bool(record and at_boot(record))
     return sessions
 
 
@@ -117,7 +124,7 @@ def logins_of(records: dict[RecordKey, dict]) -> list[dict]:
         as_login(r)
         for r in records.values()
         for _ in range(r["entries"])
-        if r["startup"] == PERSISTENT
+        if at_boot(r)
     ]
 
 
@@ -222,7 +229,7 @@ def remove_logins(adm: Iscsiadm, select: Selector, test: bool) -> list[dict]:
     chosen: dict[tuple, dict] = {}
     keys: dict[tuple, list[RecordKey]] = {}
     for key, record in records.items():
-        if record["startup"] != PERSISTENT:
+        if not at_boot(record):
             continue
         login = as_login(record)
         if select.selects_login(login):

@@ -1,0 +1,169 @@
+"""Real iSCSI sessions on Linux: the extension, through Salt, against a VM that reboots.
+
+One VM for the package (``tests/support/initiator_vm``: Debian's kernel under qemu, the
+kernel's iSCSI initiator logged in to LIO targets in the same guest), one salt-master with
+the reactor and the runner, one salt-minion whose ``iscsi.iscsiadm`` is the VM's forwarder
+and whose ``iscsi.node_dirs`` is the VM's node database (a host folder). Each module starts
+from a clean VM (``fresh``: its own targets, no session, an empty node database); a
+scenario that says "reboot" powers the VM off and boots it again with the same database.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+import salt.utils.yaml
+from saltfactories.utils import random_string
+
+from tests.conftest import SALT_TREE
+from tests.support import waiting
+from tests.support.initiator_vm import image, packages
+from tests.support.initiator_vm.machine import InitiatorVm
+from tests.support.initiator_vm.targets import Target
+
+REACTOR = "salt://reactor/iscsi_enforce.sls"
+PORTAL = "127.0.0.1:3260"
+SECOND_PORTAL = "127.0.0.2:3260"
+LIMIT = 120  # seconds: far above what a step takes, so that a busy machine is no failure
+FORBIDDEN_GLOB = "iqn.2003-01.org.example:testiscsi-*"
+POLICY = {"iscsi": {"policy": {"not_persistent": [{"target": FORBIDDEN_GLOB}]}}}
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failed test's report shows the VM's last iscsiadm runs and its console."""
+    report = yield
+    vm = item.funcargs.get("vm") if hasattr(item, "funcargs") else None
+    if report.failed and isinstance(vm, InitiatorVm):
+        calls = [
+            f"{time.strftime('%H:%M:%S', time.localtime(c.started))} {c.seconds:5.2f} s "
+            f"rc={c.rc} iscsiadm {' '.join(c.args)}"
+            for c in vm.journal[-40:]
+        ]
+        report.sections.append(("initiator VM: last forwarded iscsiadm runs", "\n".join(calls)))
+        report.sections.append(("initiator VM: console", vm.console_tail()))
+    return report
+
+
+def wait_for(predicate, timeout: float = LIMIT, step: float = 0.2) -> float:
+    """Seconds until predicate() held; fails the test after ``timeout``."""
+    return waiting.wait_for(predicate, timeout, step)
+
+
+def fresh(vm: InitiatorVm, targets: list[Target], default_startup: str = "manual") -> None:
+    """The VM with ``targets``, no session and an empty node database (InitiatorVm.reset)."""
+    vm.reset(targets, default_startup)
+
+
+@pytest.fixture(scope="package")
+def vm_image() -> image.Image:
+    why = packages.missing()
+    if why:
+        pytest.skip(why)
+    return image.prepare()
+
+
+@pytest.fixture(scope="package")
+def vm(vm_image, tmp_path_factory):
+    machine = InitiatorVm(tmp_path_factory.mktemp("initiator-vm"), vm_image)
+    try:
+        yield machine
+    finally:
+        machine.close()
+        boots = [f"{b.ready_s:.1f}" for b in machine.boots]
+        print(f"initiator VM: image {vm_image.seconds:.1f} s, {len(boots)} boots: {boots} s")
+
+
+@pytest.fixture(scope="package")
+def vm_trees(tmp_path_factory) -> dict[str, Path]:
+    """Pillar (``iscsi.sls`` for every minion) and a top file that applies the formula."""
+    root = tmp_path_factory.mktemp("vm-trees")
+    trees = {"pillar": root / "pillar", "states": root / "states"}
+    for tree in trees.values():
+        tree.mkdir()
+    (trees["states"] / "top.sls").write_text("base:\n  '*':\n    - iscsi\n")
+    (trees["pillar"] / "top.sls").write_text("base:\n  '*':\n    - iscsi\n")
+    (trees["pillar"] / "iscsi.sls").write_text("{}\n")
+    return trees
+
+
+@pytest.fixture(scope="package")
+def vm_master(salt_factories, vm_trees):
+    factory = salt_factories.salt_master_daemon(
+        random_string("vm-master-"),
+        overrides={
+            "interface": "127.0.0.1",
+            "file_roots": {"base": [str(SALT_TREE), str(vm_trees["states"])]},
+            "pillar_roots": {"base": [str(vm_trees["pillar"])]},
+            "reactor": [{"salt/beacon/*/iscsi/violation": [REACTOR]}],
+        },
+    )
+    with factory.started():
+        run = factory.salt_run_cli(timeout=120)
+        for sync in ("saltutil.sync_utils", "saltutil.sync_runners"):  # the fleet report
+            ret = run.run(sync)
+            assert ret.returncode == 0, ret
+        yield factory
+
+
+@pytest.fixture(scope="package")
+def vm_minion(vm_master, vm):
+    """The VM's minion. Its beacon runs only while a test puts it in pillar; otherwise only
+    what a test runs changes anything."""
+    overrides = {
+        "iscsi.timeout": 60,
+        **vm.minion_config(),
+        # Salt's default (salt-factories uses 0.05): a beacon's interval counts ticks.
+        "loop_interval": 1,
+        "log_level_logfile": "debug",  # every log line, to look for a secret in them
+    }
+    factory = vm_master.salt_minion_daemon(random_string("vm-minion-"), overrides=overrides)
+    with factory.started():
+        ret = factory.salt_call_cli(timeout=120).run("saltutil.sync_all")
+        assert ret.returncode == 0, ret
+        assert "modules.iscsi" in ret.data["modules"], ret.data
+        yield factory
+
+
+@pytest.fixture(scope="package")
+def salt_cli(vm_master):
+    return vm_master.salt_cli(timeout=180)
+
+
+@pytest.fixture(scope="package")
+def salt_run(vm_master):
+    return vm_master.salt_run_cli(timeout=180)
+
+
+def write_pillar(trees: dict[str, Path], data: dict) -> None:
+    text = salt.utils.yaml.safe_dump(data, default_flow_style=False)
+    (trees["pillar"] / "iscsi.sls").write_text(text)
+
+
+@pytest.fixture
+def set_pillar(vm_trees, salt_cli, vm_minion):
+    """Write every minion's iscsi pillar and refresh it on the VM's minion; {} after."""
+
+    def _set(data: dict, minion=vm_minion) -> None:
+        write_pillar(vm_trees, data)
+        ret = salt_cli.run("saltutil.refresh_pillar", "wait=True", minion_tgt=minion.id)
+        assert ret.returncode == 0, ret
+
+    yield _set
+    write_pillar(vm_trees, {})
+    salt_cli.run("saltutil.refresh_pillar", "wait=True", minion_tgt=vm_minion.id)
+
+
+def call(salt_cli, minion, *args, **kwargs):
+    """``salt <minion> <args>``: its data, after checking it ran."""
+    ret = salt_cli.run(*args, minion_tgt=minion.id, **kwargs)
+    assert ret.returncode == 0, ret
+    return ret.data
+
+
+def timed(step) -> float:
+    started = time.monotonic()
+    step()
+    return time.monotonic() - started
