@@ -47,8 +47,10 @@ def test_highstate_makes_the_target_go_away_at_the_next_boot(
     assert admin.sessions(vm) == {(FORBIDDEN, PORTAL), (ALLOWED, PORTAL)}  # still connected
     # What the admin loses at the next boot: the forbidden target's real disk.
     lost = [f"/dev/{d}" for d in admin.disks(vm)[sid]]
-    assert lost and f"After the next restart these will be missing: {'; '.join(lost)}." in (
-        run[STATE]["comment"]
+    assert (
+        lost
+        and f"After the next restart these will be missing: {'; '.join(lost)}."
+        in (run[STATE]["comment"])
     ), run
 
     vm.reboot()

@@ -120,12 +120,7 @@ def as_login(record: dict) -> dict:
 
 
 def logins_of(records: dict[RecordKey, dict]) -> list[dict]:
-    return [
-        as_login(r)
-        for r in records.values()
-        for _ in range(r["entries"])
-        if at_boot(r)
-    ]
+    return [as_login(r) for r in records.values() for _ in range(r["entries"]) if at_boot(r)]
 
 
 def check_policy(adm: Iscsiadm, policy: Policy) -> dict:
