@@ -569,6 +569,31 @@ def ensure_persistence(
     )
 
 
+def ensure_defaults(node_startup=None, test=None):
+    """
+    Make the initiator's defaults for new node records as given (what the
+    ``iscsi.initiator_defaults`` state runs). Linux (open-iscsi) only has such defaults, in
+    ``iscsid.conf`` (``iscsi.iscsid_conf``): a discovery gives new records its
+    ``node.startup``, and a plain rediscovery rewrites existing ones with it, so where it is
+    ``automatic`` targets the policy keeps non-persistent come back at the next boot. On
+    Windows there is nothing to manage and nothing is changed.
+
+    node_startup
+        ``manual`` (what keeps rediscovered targets away) or ``automatic``.
+
+    Returns ``{"changes", "comments", "errors"}``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt -G 'kernel:Linux' iscsi.ensure_defaults node_startup=manual test=True
+    """
+    wanted = Policy.parse({"defaults": {"node_startup": node_startup}}).defaults
+    test = _test(test)
+    return _run(lambda host: host.ensure_defaults(wanted, test), failed=_outcome_failed)
+
+
 # --------------------------------------------------------------------------------------
 # The pillar policy: one parser for the formula, the beacon and the fleet report
 # --------------------------------------------------------------------------------------
@@ -608,7 +633,9 @@ def check_policy(computer_name=None, profile=None, throttle_limit=0):
         ``iscsi.get_sessions``.
 
     Returns ``{"compliant": bool, "rules": n, "violations": [{"rule", "kind", "target",
-    "session" or "portal"/"entries"}, ...]}``. A malformed policy raises an error naming
+    "session" or "portal"/"entries"}, ...], "risks": [...]}``: ``risks`` name what may break
+    the policy later (on Linux: new node records getting ``node.startup = automatic`` while
+    ``not_persistent`` rules forbid persistence). A malformed policy raises an error naming
     the pillar key.
 
     CLI Example:

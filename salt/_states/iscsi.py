@@ -182,6 +182,26 @@ def persistent(
     )
 
 
+def initiator_defaults(name, node_startup="manual"):
+    """
+    Ensure the initiator gives new node records these defaults (Linux: ``iscsid.conf``), so
+    that a rediscovery cannot make targets persistent again. On Windows there are no such
+    defaults: the state succeeds without changes.
+
+    node_startup
+        ``manual`` (default) or ``automatic``.
+
+    .. code-block:: yaml
+
+        rediscovered targets do not reconnect at boot:
+          iscsi.initiator_defaults:
+            - node_startup: manual
+    """
+    return _state(
+        name, "iscsi.ensure_defaults", "Could not set the defaults", node_startup=node_startup
+    )
+
+
 def portal_present(
     name,
     port=None,

@@ -109,6 +109,15 @@ class Backend(abc.ABC):
             return [f"(could not list the disks behind them: {exc})"]
         return outcome.disk_names(sessions)
 
+    def ensure_defaults(self, wanted: dict[str, str], test: bool) -> dict:
+        """The initiator's defaults for new records (``iscsi:policy:defaults``). Only
+        open-iscsi has such defaults; elsewhere there is nothing to manage."""
+        return {
+            "changes": {},
+            "comments": [f"{self.platform} hosts have no defaults for new targets: nothing to do."],
+            "errors": [],
+        }
+
     # -- the beacon ----------------------------------------------------------------------
 
     @abc.abstractmethod

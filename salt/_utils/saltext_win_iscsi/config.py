@@ -23,12 +23,15 @@ POWERSHELL = "iscsi.powershell"  # powershell.exe to run, or 'runspace'
 TIMEOUT = "iscsi.timeout"  # seconds one request (PowerShell or iscsiadm) may take
 ISCSIADM = "iscsi.iscsiadm"  # open-iscsi's iscsiadm; default: found on PATH or in sbin
 NODE_DIRS = "iscsi.node_dirs"  # where open-iscsi keeps its node records
+ISCSID_CONF = "iscsi.iscsid_conf"  # open-iscsi's defaults for new node records
+LSBLK = "iscsi.lsblk"  # util-linux's lsblk: what is mounted from a session's disks
 WINRM = "iscsi.winrm"  # WinRM connection profiles, by name
 WINRM_HOSTS = "iscsi.winrm_hosts"  # computer glob -> profile name
 
 DEFAULT_TIMEOUT = 120.0
 # open-iscsi's node database: upstream 2.1 and Debian/Ubuntu, then RHEL/SUSE.
 DEFAULT_NODE_DIRS = ("/etc/iscsi/nodes", "/var/lib/iscsi/nodes")
+DEFAULT_ISCSID_CONF = "/etc/iscsi/iscsid.conf"
 SDB_PREFIX = "sdb://"
 
 
@@ -71,6 +74,8 @@ class Settings:
     timeout: float = DEFAULT_TIMEOUT
     iscsiadm: str | None = None
     node_dirs: tuple[str, ...] = DEFAULT_NODE_DIRS
+    iscsid_conf: str = DEFAULT_ISCSID_CONF
+    lsblk: str | None = None
     winrm: Any = None
     winrm_hosts: Any = None
     sdb_get: SdbGet | None = field(default=None, repr=False, compare=False)
@@ -84,6 +89,9 @@ class Settings:
             timeout=_timeout(config_get(TIMEOUT, None)),
             iscsiadm=_optional_text(ISCSIADM, config_get(ISCSIADM, None)),
             node_dirs=_node_dirs(config_get(NODE_DIRS, None)),
+            iscsid_conf=_optional_text(ISCSID_CONF, config_get(ISCSID_CONF, None))
+            or DEFAULT_ISCSID_CONF,
+            lsblk=_optional_text(LSBLK, config_get(LSBLK, None)),
             winrm=config_get(WINRM, None),
             winrm_hosts=config_get(WINRM_HOSTS, None),
             sdb_get=sdb_get,

@@ -129,6 +129,8 @@ def persistence(
     if missing:
         outcome.comments.append(f"No such session (nothing to do): {', '.join(missing)}.")
     _logins(outcome, logins, test)
+    warnings = dict.fromkeys(e["warning"] for e in [*report.values(), *logins] if e.get("warning"))
+    outcome.comments += [f"Warning: {w}." for w in warnings]
     if disks:
         outcome.comments.append(
             f"After the next restart these will be missing: {'; '.join(disks)}."

@@ -25,6 +25,8 @@ this one parser and the same selectors, so they cannot disagree about what a rul
             force: False             # True: even with a boot/system/clustered disk or online volume
         exceptions:                  # optional: targets the not_persistent rules leave alone
           - 'iqn.1991-05.com.contoso:backup-keep'
+        defaults:                    # Linux (open-iscsi): settings of new node records
+          node_startup: manual       # a rediscovery must not make targets persistent again
 
 Rules that contradict each other (a target both connected and matched by a
 ``not_persistent`` or ``absent`` rule) are an error naming both, before anything changes.
@@ -151,9 +153,53 @@ class Rule:
         )
 
 
+DEFAULTS_KEY = "defaults"
+# The initiator's defaults for new node records (open-iscsi's iscsid.conf), by pillar key.
+DEFAULT_SETTINGS = {"node_startup": ("manual", "automatic")}
+DEFAULTS_STATE = "iscsi-policy-defaults"
+
+
+def _defaults(raw: object) -> dict[str, str]:
+    where = f"{PILLAR_KEY}:{DEFAULTS_KEY}"
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise PolicyError(f"pillar {where} must be a mapping, not: {_describe(raw)}")
+    unknown = set(raw) - set(DEFAULT_SETTINGS)
+    if unknown:
+        raise PolicyError(
+            f"pillar {where} has unknown keys {', '.join(sorted(map(str, unknown)))} "
+            f"(known: {', '.join(DEFAULT_SETTINGS)})"
+        )
+    for key, value in raw.items():
+        if value not in DEFAULT_SETTINGS[key]:
+            raise PolicyError(
+                f"pillar {where}:{key} must be one of {', '.join(DEFAULT_SETTINGS[key])}, "
+                f"not {_describe(value)}"
+            )
+    return dict(raw)
+
+
 @dataclass(frozen=True)
 class Policy:
     rules: tuple[Rule, ...] = ()
+    # The initiator's defaults for new records (``defaults``); applies where the host has
+    # such defaults (open-iscsi), a no-op elsewhere.
+    defaults: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def rule_count(self) -> int:
+        return len(self.rules) + bool(self.defaults)
+
+    def check(self, sessions: list[dict], logins: list[dict], defaults: dict | None) -> dict:
+        """What ``iscsi.check_policy`` returns for what a host reported."""
+        violations = self.violations(sessions, logins, defaults)
+        return {
+            "compliant": not violations,
+            "rules": self.rule_count,
+            "violations": violations,
+            "risks": self.risks(defaults),
+        }
 
     @property
     def needs_sessions(self) -> bool:
@@ -183,11 +229,12 @@ class Policy:
                 f"pillar {PILLAR_KEY} must be a mapping (keys: "
                 f"{', '.join(RULE_KINDS)}, exceptions), not: {_describe(raw)}"
             )
-        unknown = set(raw) - {*RULE_KINDS, "exceptions"}
+        known = (*RULE_KINDS, "exceptions", DEFAULTS_KEY)
+        unknown = set(raw) - set(known)
         if unknown:
             raise PolicyError(
                 f"pillar {PILLAR_KEY} has unknown keys: {', '.join(sorted(map(str, unknown)))}"
-                f" (known: {', '.join(RULE_KINDS)}, exceptions)"
+                f" (known: {', '.join(known)})"
             )
         exceptions = _globs(raw.get("exceptions"), f"{PILLAR_KEY}:exceptions")
         rules = []
@@ -202,7 +249,7 @@ class Policy:
                 )
             for index, item in enumerate(items, start=1):
                 rules.append(_rule(kind, index, item, exceptions, f"{where} item {index}"))
-        policy = cls(tuple(rules))
+        policy = cls(tuple(rules), _defaults(raw.get(DEFAULTS_KEY)))
         policy._check_contradictions()
         return policy
 
@@ -228,6 +275,34 @@ class Policy:
                     f"{other.where} {clash}: the rules contradict each other"
                 )
 
+    def _default_violations(self, defaults: dict) -> list[dict]:
+        return [
+            {
+                "rule": DEFAULTS_STATE,
+                "kind": "default",
+                "target": "",
+                "problem": f"new node records get {key} = {defaults[key]}, not {wanted}",
+            }
+            for key, wanted in self.defaults.items()
+            if key in defaults and defaults[key] != wanted
+        ]
+
+    def risks(self, defaults: dict | None) -> list[dict]:
+        """What may break the policy later without breaking it now: new records (a
+        rediscovery) getting node.startup automatic while rules forbid persistence."""
+        if "node_startup" in self.defaults or not self.of_kind("not_persistent"):
+            return []
+        if (defaults or {}).get("node_startup") != "automatic":
+            return []
+        return [
+            {
+                "kind": "default",
+                "detail": "new node records get node.startup = automatic (iscsid.conf): a "
+                "rediscovery makes the targets the not_persistent rules forbid persistent "
+                "again; set iscsi:policy:defaults:node_startup: manual",
+            }
+        ]
+
     def states(self) -> list[dict]:
         """The states the formula renders, in order: ``{"id", "function", "args"}``."""
         # Portals of connected targets stay when an absent target used them too.
@@ -237,6 +312,14 @@ class Policy:
             for p in rule.options.get("portals") or ()
         ]
         states = []
+        if self.defaults:  # first: what the other rules change must not be undone by it
+            states.append(
+                {
+                    "id": DEFAULTS_STATE,
+                    "function": "iscsi.initiator_defaults",
+                    "args": self.defaults,
+                }
+            )
         for rule in self.rules:
             args = dict(rule.state_args)
             if rule.kind == "absent" and keep:
@@ -244,9 +327,12 @@ class Policy:
             states.append({"id": rule.state_id, "function": f"iscsi.{rule.kind}", "args": args})
         return states
 
-    def violations(self, sessions: list[dict], logins: list[dict]) -> list[dict]:
-        """What on the host breaks the policy: one entry per session, login or path."""
-        found = []
+    def violations(
+        self, sessions: list[dict], logins: list[dict], defaults: dict | None = None
+    ) -> list[dict]:
+        """What on the host breaks the policy: one entry per session, login, path or
+        default. ``defaults``: the host's defaults for new records (None where it has none)."""
+        found = self._default_violations(defaults or {})
         for rule in self.rules:
             if rule.kind == "connected":
                 found += [

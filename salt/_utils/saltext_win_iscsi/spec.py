@@ -101,9 +101,11 @@ class TargetSpec:
             )
 
     def login_ok(self, login: dict) -> bool:
-        """Whether a persistent login reconnects as wanted (MPIO flag, authentication)."""
+        """Whether a persistent login reconnects as wanted (MPIO flag, authentication).
+        A login without an MPIO flag (None: open-iscsi) cannot differ in it."""
+        multipath = login.get("IsMultipathEnabled")
         return (
-            bool(login.get("IsMultipathEnabled")) == self.multipath
+            (multipath is None or bool(multipath) == self.multipath)
             and (login.get("AuthenticationType") or "NONE") == self.authentication
             and (self.chap_username is None or login.get("ChapUsername") == self.chap_username)
         )

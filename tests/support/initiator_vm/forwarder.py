@@ -1,9 +1,10 @@
-"""``iscsiadm`` for a minion whose initiator is the test VM: forwards argv to the guest.
+"""``iscsiadm`` (or ``lsblk``) for a minion whose initiator is the test VM: forwards argv.
 
-Test support only: installed by ``InitiatorVm`` as ``<vm>/bin/iscsiadm`` (this file with a
-shebang of the tests' Python) beside ``iscsiadm.json`` (the relay's socket and a timeout),
-and named by the minion's ``iscsi.iscsiadm``. It sends its arguments to the relay as JSON
-(never through a shell), which runs ``iscsiadm`` with them in the guest, and hands back
+Test support only: installed by ``InitiatorVm`` as ``<vm>/bin/iscsiadm`` and
+``<vm>/bin/lsblk`` (this file with a shebang of the tests' Python) beside ``<name>.json``
+(the relay's socket and a timeout), and named by the minion's ``iscsi.iscsiadm`` and
+``iscsi.lsblk``. It sends its arguments to the relay as JSON (never through a shell),
+which runs the program of its own name with them in the guest, and hands back
 the guest's stdout, stderr and exit code unchanged. If the guest does not answer in time
 it says so on stderr and exits 1. Standard library only: it runs in the minion's
 environment, not the test's.
@@ -25,7 +26,8 @@ def main(args: list[str]) -> int:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
             sock.settimeout(timeout + SLACK)
             sock.connect(config["socket"])
-            sock.sendall(json.dumps({"args": args, "timeout": timeout}).encode() + b"\n")
+            request = {"program": Path(__file__).name, "args": args, "timeout": timeout}
+            sock.sendall(json.dumps(request).encode() + b"\n")
             data = b""
             while not data.endswith(b"\n"):
                 chunk = sock.recv(65536)
@@ -36,7 +38,7 @@ def main(args: list[str]) -> int:
     except (OSError, ValueError) as exc:  # socket.timeout is an OSError
         answer = {"error": f"no answer from the initiator VM's relay: {exc}"}
     if "error" in answer:
-        print(f"iscsiadm (initiator VM forwarder): {answer['error']}", file=sys.stderr)
+        print(f"{Path(__file__).name} (initiator VM forwarder): {answer['error']}", file=sys.stderr)
         return 1
     sys.stdout.buffer.write(base64.b64decode(answer["stdout"]))
     sys.stderr.buffer.write(base64.b64decode(answer["stderr"]))

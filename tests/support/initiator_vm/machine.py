@@ -53,10 +53,12 @@ class GuestError(AssertionError):
     """A command in the guest failed; the message has its output."""
 
 
-def install_forwarder(directory: Path, relay_socket: Path, timeout: float) -> Path:
-    """``directory/iscsiadm``: forwarder.py with a shebang of this Python, and its config."""
+def install_forwarder(
+    directory: Path, relay_socket: Path, timeout: float, program: str = "iscsiadm"
+) -> Path:
+    """``directory/<program>``: forwarder.py with a shebang of this Python, and its config."""
     directory.mkdir(parents=True, exist_ok=True)
-    path = directory / "iscsiadm"
+    path = directory / program
     path.write_text(f"#!{Path(shutil.which('python3') or '/usr/bin/python3')}\n")
     with open(path, "a") as out:
         out.write(FORWARDER.read_text())
@@ -80,6 +82,7 @@ class InitiatorVm:
         self.forwarder_socket = self._sockets / "relay.sock"
         self._relay = Relay(self.forwarder_socket, lambda: self._channel)
         self.forwarder = install_forwarder(root / "bin", self.forwarder_socket, 90)
+        self.lsblk = install_forwarder(root / "bin", self.forwarder_socket, 30, "lsblk")
         self.etc.mkdir(parents=True, exist_ok=True)
         (self.etc / "initiatorname.iscsi").write_text(f"InitiatorName={INITIATOR}\n")
         self.set_default_startup("manual")
@@ -92,7 +95,12 @@ class InitiatorVm:
         return [str(self.etc / "nodes")]
 
     def minion_config(self) -> dict:
-        return {"iscsi.iscsiadm": str(self.forwarder), "iscsi.node_dirs": self.node_dirs}
+        return {
+            "iscsi.iscsiadm": str(self.forwarder),
+            "iscsi.lsblk": str(self.lsblk),
+            "iscsi.node_dirs": self.node_dirs,
+            "iscsi.iscsid_conf": str(self.etc / "iscsid.conf"),
+        }
 
     # -- the guest's configuration, kept on the host ---------------------------------------
 

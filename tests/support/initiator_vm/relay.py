@@ -1,9 +1,9 @@
 """The forwarders' way into the guest: a Unix socket served by the test process.
 
-Each forwarder process (the minion's ``iscsiadm``, see forwarder.py) connects, sends one
-``{"args": [...], "timeout": s}`` line and reads one answer line: what ``iscsiadm args``
-printed and returned in the guest, or ``{"error": ...}``. Only ``iscsiadm`` can be run
-this way. Connections are served side by side and share the VM's one channel, which
+Each forwarder process (the minion's ``iscsiadm`` or ``lsblk``, see forwarder.py) connects,
+sends one ``{"program": ..., "args": [...], "timeout": s}`` line and reads one answer line:
+what the program printed and returned in the guest, or ``{"error": ...}``. Only the
+programs the Linux backend runs (``PROGRAMS``) can be run this way. Connections are served side by side and share the VM's one channel, which
 multiplexes them; while the VM is off every request is answered with an error at once.
 """
 
@@ -22,6 +22,7 @@ from pathlib import Path
 from tests.support.initiator_vm.channel import Channel, ChannelError
 
 SLACK = 2  # seconds the relay waits beyond the guest's own timeout
+PROGRAMS = ("iscsiadm", "lsblk")
 
 
 def answer(channel: Channel | None, request: object) -> dict:
@@ -35,14 +36,17 @@ def answer(channel: Channel | None, request: object) -> dict:
         return {"error": "malformed request"}
     if channel is None or channel.closed:
         return {"error": "the VM is not running"}
+    program = request.get("program", "iscsiadm")
+    if program not in PROGRAMS:
+        return {"error": f"only {', '.join(PROGRAMS)} can be run in the guest"}
     timeout = float(request["timeout"])
-    message = {"op": "run", "argv": ["iscsiadm", *request["args"]], "timeout": timeout}
+    message = {"op": "run", "argv": [program, *request["args"]], "timeout": timeout}
     try:
         reply = channel.request(message, timeout + SLACK)
     except ChannelError as exc:
         return {"error": str(exc)}
     if reply.get("timed_out"):
-        return {"error": f"iscsiadm did not finish in the guest within {timeout:g} s"}
+        return {"error": f"{program} did not finish in the guest within {timeout:g} s"}
     return reply
 
 

@@ -17,6 +17,7 @@ from saltext_win_iscsi.beacon.monitor import Scope
 from saltext_win_iscsi.errors import IscsiError, IscsiInputError
 from saltext_win_iscsi.model import ANY_PORT
 from saltext_win_iscsi.openiscsi import nodedb, persistence
+from saltext_win_iscsi.openiscsi.backend import OpenIscsiBackend
 from saltext_win_iscsi.openiscsi.iscsiadm import Iscsiadm, IscsiadmError, record_args
 from saltext_win_iscsi.policy import Policy
 from saltext_win_iscsi.selection import Selector, login_selector
@@ -218,10 +219,14 @@ def test_odd_records_are_never_addressed(euca):
     )
 
 
-def test_check_policy(euca):
+def test_check_policy(euca, tmp_path):
     policy = Policy.parse({"not_persistent": [{"target": "iqn.1992-04.com.emc:*"}]})
-    result = persistence.check_policy(euca, policy)
+    conf = tmp_path / "iscsid.conf"
+    conf.write_text("node.startup = automatic\n")
+    result = OpenIscsiBackend(euca, (), str(conf)).check_policy(policy)
     assert result["compliant"] is False
+    (risk,) = result["risks"]  # a rediscovery would bring the forbidden targets back
+    assert "node.startup = automatic" in risk["detail"]
     assert [(v["kind"], v["target"]) for v in result["violations"]] == [
         ("session", A6),
         ("persistent_login", B6),
@@ -300,11 +305,16 @@ def test_digest_falls_back_to_iscsiadm(euca, tmp_path):
 
 
 def test_the_checker_reads_sessions_and_logins_only_on_change(euca, tmp_path):
-    checker = nodedb.OpenIscsiChecker(euca, [str(tmp_path / "missing")])
-    digest, sessions, logins = checker.look(None, Scope(sessions=False), 10)
-    assert [s["SessionIdentifier"] for s in sessions if s["IsPersistent"]] == ["1"]
-    assert [lg["TargetName"] for lg in logins] == [A6, B6]
-    assert checker.look(digest, Scope(sessions=False), 10) == (digest, None, None)
+    conf = tmp_path / "iscsid.conf"
+    checker = nodedb.OpenIscsiChecker(euca, [str(tmp_path / "missing")], str(conf))
+    digest, seen = checker.look(None, Scope(sessions=False), 10)
+    assert [s["SessionIdentifier"] for s in seen.sessions if s["IsPersistent"]] == ["1"]
+    assert [lg["TargetName"] for lg in seen.logins] == [A6, B6]
+    assert seen.defaults == {"node_startup": "manual"}  # no iscsid.conf: iscsiadm's own
+    assert checker.look(digest, Scope(sessions=False), 10) == (digest, None)
+    conf.write_text("node.startup = automatic\n")  # the default drifts: a new snapshot
+    again, seen = checker.look(digest, Scope(sessions=False), 10)
+    assert again != digest and seen.defaults == {"node_startup": "automatic"}
 
 
 # --- the runner -----------------------------------------------------------------------

@@ -116,14 +116,23 @@ class Scope:
         return cls(sessions=policy.needs_sessions, connections=policy.needs_connections)
 
 
+@dataclass(frozen=True)
+class Snapshot:
+    """What a check read: the sessions, the persistent logins, and the initiator's
+    defaults for new records (None where the platform has none)."""
+
+    sessions: list[dict]
+    logins: list[dict]
+    defaults: dict | None = None
+
+
 class Checker(Protocol):
     """How one platform answers a check (used from the worker thread only)."""
 
     def look(
         self, previous_digest: str | None, scope: Scope, timeout: float
-    ) -> tuple[str, list[dict] | None, list[dict] | None]:
-        """``(digest, sessions, logins)``; sessions and logins None if the digest is
-        ``previous_digest``."""
+    ) -> tuple[str, Snapshot | None]:
+        """``(digest, snapshot)``; the snapshot None if the digest is ``previous_digest``."""
         ...
 
     def close(self) -> None: ...
@@ -134,8 +143,7 @@ class _Look:
     """One finished check: a new snapshot (or None if the digest is unchanged) or an error."""
 
     digest: str | None = None
-    sessions: list[dict] | None = None
-    logins: list[dict] | None = None
+    snapshot: Snapshot | None = None
     with_connections: bool = False
     error: BaseException | None = None
 
@@ -156,7 +164,7 @@ class Monitor:
         self._worker: threading.Thread | None = None
         self._finished: _Look | None = None
         self._digest: str | None = None
-        self._snapshot: tuple[list[dict], list[dict]] | None = None
+        self._snapshot: Snapshot | None = None
         self._with_connections = False
         self._evaluated: tuple[int, Policy] | None = None
         self._violations: list[dict] = []
@@ -172,7 +180,7 @@ class Monitor:
     def _check(self, digest: str | None, scope: Scope, timeout: float) -> None:
         look = _Look()
         try:
-            look.digest, look.sessions, look.logins = self._checker.look(digest, scope, timeout)
+            look.digest, look.snapshot = self._checker.look(digest, scope, timeout)
             look.with_connections = scope.connections
         except Exception as exc:
             look.error = exc
@@ -229,12 +237,12 @@ class Monitor:
             log.info("iscsi beacon: checks work again")
             self._fault = None
         self._digest = look.digest
-        if look.sessions is None:
+        if look.snapshot is None:
             return []
-        self._snapshot = (look.sessions, look.logins or [])
+        self._snapshot = look.snapshot
         self._with_connections = look.with_connections
         self._generation += 1
-        return self._registration_events(settings, *self._snapshot)
+        return self._registration_events(settings, look.snapshot.sessions, look.snapshot.logins)
 
     def _report_fault(self, exc: BaseException) -> None:
         text = f"{type(exc).__name__}: {exc}"
@@ -251,7 +259,10 @@ class Monitor:
         if self._snapshot is None:
             return []
         if self._evaluated != (self._generation, policy):
-            self._violations = policy.violations(*self._snapshot)
+            snapshot = self._snapshot
+            self._violations = policy.violations(
+                snapshot.sessions, snapshot.logins, snapshot.defaults
+            )
             self._evaluated = (self._generation, policy)
         return self._violations
 

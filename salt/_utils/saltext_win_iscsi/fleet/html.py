@@ -182,6 +182,9 @@ def _details(index: int, host: HostReport, runs: list[Remediation]) -> str:
                 ],
             )
         )
+    if host.risks:
+        items = "".join(f"<li>{_e(risk)}</li>" for risk in host.risks)
+        parts.append(f"<p>Risks (compliant now, may not stay so):</p><ul>{items}</ul>")
     if host.pending:
         items = "".join(
             f"<li><code>{_e(rule)}</code>: {_e(comment)}</li>"

@@ -55,6 +55,7 @@ class HostReport:
     error: str = ""
     persistent_sessions: int | None = None
     persistent_logins: int | None = None
+    risks: list[str] = field(default_factory=list)  # what may break the policy later
 
     @property
     def compliant(self) -> bool:
@@ -141,6 +142,9 @@ class FleetReport:
             ],
             "totals": [self.totals],
         }
+        risks = [{"minion": h.minion, "risk": r} for h in self.hosts for r in h.risks]
+        if risks:
+            ret["risks"] = risks
         if self.notes:
             ret["notes"] = list(self.notes)
         return ret
@@ -208,6 +212,7 @@ def read_check(host: HostReport, answer: Any) -> list[str]:
     if not isinstance(answer, dict) or not isinstance(answer.get("violations"), list):
         return [error_text(answer) or "the policy check returned nothing"]
     host.violations = [_violation(v) for v in answer["violations"] if isinstance(v, dict)]
+    host.risks = [str(r.get("detail")) for r in answer.get("risks") or [] if isinstance(r, dict)]
     for v in host.violations:
         if v.rule and v.rule not in host.rules:
             host.rules.append(v.rule)

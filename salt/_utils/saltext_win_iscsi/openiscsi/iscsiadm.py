@@ -175,42 +175,16 @@ class Iscsiadm:
         """stdout of ``iscsiadm args``; with ``empty_ok`` "nothing found" (21) is ``""``."""
         if not all(isinstance(a, str) for a in args):
             raise IscsiInputError("iSCSI: iscsiadm arguments must be strings")
-        argv = self.argv(args)
         command = " ".join(["iscsiadm", *args])
-        # C locale: iscsiadm is not translated, but its helpers may be; stable output.
-        env = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"), "LC_ALL": "C"}
-        try:
-            # A session of its own, so that a timeout kills the whole group (a prefix such
-            # as unshare, iscsiadm, and anything iscsiadm started).
-            proc = subprocess.Popen(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                env=env,
-                start_new_session=True,
-            )
-        except FileNotFoundError:
-            raise IscsiError(
-                f"iSCSI: {argv[0]} not found: install open-iscsi (Debian/Ubuntu), "
-                "iscsi-initiator-utils (RHEL/Fedora) or open-iscsi (SUSE)"
-            ) from None
-        except OSError as exc:
-            raise IscsiError(f"iSCSI: cannot run {argv[0]}: {exc}") from None
-        try:
-            out, err = proc.communicate(timeout=self.timeout)
-        except subprocess.TimeoutExpired:
-            _kill_group(proc)
-            proc.communicate()
-            raise IscsiError(
-                f"iSCSI: '{command}' did not finish within {self.timeout:g} s and was killed"
-            ) from None
-        stdout = out.decode("utf-8", "replace")
-        if proc.returncode == 0:
+        code, stdout, stderr = run_program(
+            self.argv(args), self.timeout, command, "install open-iscsi (Debian/Ubuntu), "
+            "iscsi-initiator-utils (RHEL/Fedora) or open-iscsi (SUSE)",
+        )  # fmt: skip
+        if code == 0:
             return stdout
-        if proc.returncode == NO_OBJS_FOUND and empty_ok:
+        if code == NO_OBJS_FOUND and empty_ok:
             return ""
-        raise IscsiadmError(command, proc.returncode, err.decode("utf-8", "replace"))
+        raise IscsiadmError(command, code, stderr)
 
     # The few operations the backend uses; every value is checked on the way in.
 
@@ -226,13 +200,16 @@ class Iscsiadm:
         """``iscsiadm -m node -o show``: every node record (``""`` when there is none)."""
         return self.run(["-m", "node", "-o", "show"], empty_ok=True)
 
-    def set_startup(self, target: str, address: str, port: int, iface: str, mode: str) -> bool:
-        """Set ``node.startup`` and ``node.conn[0].startup``; False if there is no record."""
-        mode = check_startup(mode)
+    def set_startup(
+        self, target: str, address: str, port: int, iface: str, mode: str, conn_mode: str = ""
+    ) -> bool:
+        """Set ``node.startup`` and ``node.conn[0].startup`` (to ``mode`` both, unless
+        ``conn_mode`` is given); False if there is no such record."""
+        mode, conn_mode = check_startup(mode), check_startup(conn_mode or mode)
         args = ["-m", "node", *record_args(target, address, port, iface), "-o", "update"]
         # One call, both names: iscsiadm writes the record once (several -n/-v pairs are
         # supported since open-iscsi 2.0-873); callers verify with a fresh read.
-        args += ["-n", "node.startup", "-v", mode, "-n", "node.conn[0].startup", "-v", mode]
+        args += ["-n", "node.startup", "-v", mode, "-n", "node.conn[0].startup", "-v", conn_mode]
         try:
             self.run(args)
         except IscsiadmError as exc:
@@ -240,6 +217,86 @@ class Iscsiadm:
                 return False
             raise
         return True
+
+    # -- the lifecycle: discovery records, logins, records ---------------------------------
+
+    def discover(self, address: str, port: int, iface: str = "default") -> None:
+        """SendTargets discovery through a portal: its discovery record, and a node record
+        for each target found that has none. ``-o new``: existing records keep their
+        settings (a plain discovery rewrites them with iscsid.conf's defaults, startup
+        included: open-iscsi#58, #286, #439)."""
+        self.run(
+            ["-m", "discovery", "-t", "sendtargets", "-p", portal_arg(address, port)]
+            + ["-I", check_iface(iface), "-o", "new"]
+        )
+
+    def new_discovery_record(self, address: str, port: int) -> None:
+        """A SendTargets discovery record (its settings, e.g. CHAP, before discovering)."""
+        self.run(
+            ["-m", "discoverydb", "-t", "sendtargets", "-p", portal_arg(address, port)]
+            + ["-o", "new"]
+        )
+
+    def discovery_records(self) -> str:
+        """``iscsiadm -m discoverydb``: one ``address:port via sendtargets`` line each."""
+        return self.run(["-m", "discoverydb"], empty_ok=True)
+
+    def delete_discovery_record(self, address: str, port: int) -> None:
+        """Delete a SendTargets discovery record. iscsiadm deletes the node records found
+        through it too (seen with 2.1.8): callers keep the ones that matter first."""
+        self.run(
+            ["-m", "discoverydb", "-t", "sendtargets", "-p", portal_arg(address, port)]
+            + ["-o", "delete"]
+        )
+
+    def login(self, target: str, address: str, port: int, iface: str) -> None:
+        self.run(["-m", "node", *record_args(target, address, port, iface), "--login"])
+
+    def logout(self, session_id: str) -> None:
+        """Log out of one session (by its open-iscsi session id, a number)."""
+        if not session_id.isascii() or not session_id.isdigit():
+            raise IscsiInputError(f"iSCSI: session id {safe_text(session_id)} is not a number")
+        self.run(["-m", "session", "-r", session_id, "--logout"])
+
+    def delete_record(self, target: str, address: str, port: int, iface: str) -> None:
+        self.run(["-m", "node", *record_args(target, address, port, iface), "-o", "delete"])
+
+    def ifaces(self) -> str:
+        """``iscsiadm -m iface``: ``name transport,hwaddress,ipaddress,net_ifacename,...``."""
+        return self.run(["-m", "iface"], empty_ok=True)
+
+
+def run_program(
+    argv: list[str], timeout: float, command: str, install: str
+) -> tuple[int, str, str]:
+    """``(exit code, stdout, stderr)`` of ``argv``: no shell, no stdin, C locale, killed
+    (with everything it started) after ``timeout``; ``install`` says how to get it."""
+    # C locale: the tools are not translated, but their helpers may be; stable output.
+    env = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"), "LC_ALL": "C"}
+    try:
+        # A session of its own, so that a timeout kills the whole group (a prefix such as
+        # unshare, the tool, and anything it started).
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+            start_new_session=True,
+        )
+    except FileNotFoundError:
+        raise IscsiError(f"iSCSI: {argv[0]} not found: {install}") from None
+    except OSError as exc:
+        raise IscsiError(f"iSCSI: cannot run {argv[0]}: {exc}") from None
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _kill_group(proc)
+        proc.communicate()
+        raise IscsiError(
+            f"iSCSI: '{command}' did not finish within {timeout:g} s and was killed"
+        ) from None
+    return proc.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
 
 
 class IscsiadmError(IscsiError):

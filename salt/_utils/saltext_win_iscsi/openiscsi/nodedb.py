@@ -21,9 +21,9 @@ import json
 import os
 import stat
 
-from saltext_win_iscsi.beacon.monitor import Scope
-from saltext_win_iscsi.config import DEFAULT_NODE_DIRS
+from saltext_win_iscsi.beacon.monitor import Scope, Snapshot
 from saltext_win_iscsi.errors import IscsiError
+from saltext_win_iscsi.openiscsi.defaults import initiator_defaults
 from saltext_win_iscsi.openiscsi.iscsiadm import Iscsiadm
 from saltext_win_iscsi.openiscsi.parse import parse_node_records
 from saltext_win_iscsi.openiscsi.persistence import (
@@ -82,7 +82,7 @@ def _raise(error: OSError) -> None:
 
 def digest(
     adm: Iscsiadm | None = None,
-    node_dirs: tuple[str, ...] | list[str] = DEFAULT_NODE_DIRS,
+    node_dirs: tuple[str, ...] | list[str] = (),
     cache: Cache | None = None,
 ) -> dict:
     """``{"digest", "count", "source"}``: a hash of the persistent records, their number,
@@ -116,27 +116,30 @@ def digest(
 
 
 class OpenIscsiChecker:
-    """The beacon's check on Linux (monitor.Checker): the node database's digest, the
-    sessions and records only when it changed."""
+    """The beacon's check on Linux (monitor.Checker): the node database's digest and the
+    default ``node.startup`` of new records; the sessions and records only when either
+    changed."""
 
     def __init__(
-        self, adm: Iscsiadm, node_dirs: tuple[str, ...] | list[str] = DEFAULT_NODE_DIRS
+        self, adm: Iscsiadm, node_dirs: tuple[str, ...] | list[str], iscsid_conf: str
     ) -> None:
         self._adm = adm
         self._node_dirs = node_dirs
+        self._iscsid_conf = iscsid_conf
         self._cache: Cache = {}
 
     def look(
         self, previous_digest: str | None, scope: Scope, timeout: float
-    ) -> tuple[str, list[dict] | None, list[dict] | None]:
-        key = digest(self._adm, self._node_dirs, self._cache)["digest"]
+    ) -> tuple[str, Snapshot | None]:
+        defaults = initiator_defaults(self._iscsid_conf)
+        parts = [digest(self._adm, self._node_dirs, self._cache)["digest"], json.dumps(defaults)]
         if scope.sessions:
-            listed = f"{key}\n{self._adm.session_list()}"
-            key = hashlib.sha256(listed.encode("utf-8")).hexdigest()
+            parts.append(self._adm.session_list())
+        key = hashlib.sha256("\n".join(parts).encode("utf-8")).hexdigest()
         if key == previous_digest:
-            return key, None, None
+            return key, None
         records = read_records(self._adm)
-        return key, read_sessions(self._adm, records), logins_of(records)
+        return key, Snapshot(read_sessions(self._adm, records), logins_of(records), defaults)
 
     def close(self) -> None:
         self._cache.clear()

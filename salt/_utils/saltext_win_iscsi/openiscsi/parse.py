@@ -32,6 +32,11 @@ RECORD_KEYS = {
     "node.conn[0].port": "port",
     "iface.iscsi_ifacename": "iface",
     "iface.transport_name": "transport",
+    "node.discovery_address": "discovery_address",
+    "node.discovery_port": "discovery_port",
+    "node.session.auth.authmethod": "authmethod",
+    "node.session.auth.username": "username",
+    "node.session.auth.username_in": "username_in",
 }
 # Fields this backend adds to Get-IscsiSession's, for what only Linux has.
 LINUX_SESSION_FIELDS = (
@@ -175,6 +180,7 @@ def _record(raw: dict[str, str]) -> dict:
     record["iface"] = raw.get("iface.iscsi_ifacename", "").strip() or "default"
     record["port"] = _int(record["port"])
     record["tpgt"] = _tpgt(record["tpgt"])
+    record["discovery_port"] = _int(record["discovery_port"])
     return record
 
 
@@ -205,3 +211,25 @@ def parse_node_records(text: str) -> list[dict]:
     if raw:
         records.append(_record(raw))
     return [r for r in records if r["target"] and r["address"] and r["port"] is not None]
+
+
+def parse_discovery_records(text: str) -> list[tuple[str, int]]:
+    """``(address, port)`` of each SendTargets record in ``iscsiadm -m discoverydb``."""
+    found = []
+    for line in text.splitlines():
+        portal, _, how = line.strip().partition(" via ")
+        parsed = parse_portal(portal)
+        if parsed and how.strip() == "sendtargets":
+            found.append(parsed[:2])
+    return found
+
+
+def parse_ifaces(text: str) -> dict[str, str | None]:
+    """iface name -> the local address it is bound to (None: any), from ``-m iface``."""
+    ifaces = {}
+    for line in text.splitlines():
+        name, _, fields = line.strip().partition(" ")
+        parts = fields.split(",")
+        if name and len(parts) > 2:
+            ifaces[name] = _unset(parts[2])
+    return ifaces

@@ -21,7 +21,6 @@ from saltext_win_iscsi.model import ANY_PORT, login_key
 from saltext_win_iscsi.openiscsi.iscsiadm import Iscsiadm
 from saltext_win_iscsi.openiscsi.parse import parse_node_records, parse_session_tree
 from saltext_win_iscsi.outcome import failed, passthru_error
-from saltext_win_iscsi.policy import Policy
 from saltext_win_iscsi.selection import Selector
 from saltext_win_iscsi.spec import PersistenceSpec
 
@@ -106,8 +105,16 @@ def read_sessions(adm: Iscsiadm, records: dict[RecordKey, dict] | None = None) -
     return _with_records(sessions, read_records(adm) if records is None else records)
 
 
+def authentication_of(record: dict) -> str:
+    """A record's CHAP as Windows' AuthenticationType."""
+    if str(record.get("authmethod") or "").upper() != "CHAP":
+        return "NONE"
+    return "MUTUALCHAP" if record.get("username_in") else "ONEWAYCHAP"
+
+
 def as_login(record: dict) -> dict:
-    """A persistent record as the Windows persistent-login fields (plus the tpgt)."""
+    """A persistent record as the Windows persistent-login fields (plus the tpgt). There is
+    no MPIO flag: every path of a target is a session of its own (IsMultipathEnabled None)."""
     return {
         "TargetName": record["target"],
         "InitiatorInstance": record["iface"],
@@ -116,19 +123,14 @@ def as_login(record: dict) -> dict:
         "TargetPortalPort": record["port"],
         "TargetPortalGroupTag": record["tpgt"],
         "StartupMode": record["startup"],
+        "IsMultipathEnabled": None,
+        "AuthenticationType": authentication_of(record),
+        "ChapUsername": record.get("username"),
     }
 
 
 def logins_of(records: dict[RecordKey, dict]) -> list[dict]:
     return [as_login(r) for r in records.values() for _ in range(r["entries"]) if at_boot(r)]
-
-
-def check_policy(adm: Iscsiadm, policy: Policy) -> dict:
-    """The policy's violations on the host now."""
-    records = read_records(adm)
-    sessions = read_sessions(adm, records)
-    violations = policy.violations(sessions, logins_of(records))
-    return {"compliant": not violations, "rules": len(policy.rules), "violations": violations}
 
 
 def _set(adm: Iscsiadm, record: dict, mode: str) -> str | None:

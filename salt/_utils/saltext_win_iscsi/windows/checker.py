@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from saltext_win_iscsi.beacon.monitor import Scope
+from saltext_win_iscsi.beacon.monitor import Scope, Snapshot
 from saltext_win_iscsi.windows.channels import Channel
 from saltext_win_iscsi.windows.hostcall import HostCall
 
@@ -19,20 +19,18 @@ class WindowsChecker:
 
     def look(
         self, previous_digest: str | None, scope: Scope, timeout: float
-    ) -> tuple[str, list[dict] | None, list[dict] | None]:
+    ) -> tuple[str, Snapshot | None]:
         try:
             with HostCall(lambda: self._opener(timeout), self._channel, keep_open=True) as host:
                 digest = host.request("digest", sessions=scope.sessions)["digest"]
-                if digest == previous_digest:
-                    sessions = logins = None
-                else:
-                    sessions = host.sessions(connections=scope.connections)
-                    logins = host.logins()
+                snapshot = None
+                if digest != previous_digest:
+                    snapshot = Snapshot(host.sessions(connections=scope.connections), host.logins())
         except BaseException:
             self._channel = None  # HostCall stopped it
             raise
         self._channel = host.channel
-        return digest, sessions, logins
+        return digest, snapshot
 
     def close(self) -> None:
         if self._channel is not None:

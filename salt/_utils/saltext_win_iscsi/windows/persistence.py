@@ -23,8 +23,7 @@ MAX_UNREGISTER_PASSES = 16
 def check_policy(host: HostCall, policy: Policy) -> dict:
     """The policy's violations on the host now (sessions, then logins)."""
     sessions = host.sessions(connections=policy.needs_connections)
-    violations = policy.violations(sessions, host.logins())
-    return {"compliant": not violations, "rules": len(policy.rules), "violations": violations}
+    return policy.check(sessions, host.logins(), None)  # no defaults for new targets
 
 
 def change_persistence(
