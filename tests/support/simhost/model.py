@@ -107,6 +107,9 @@ DEFAULT_FAULTS: dict[str, Any] = {
     "exit_code": 0,  # the stand-in exits with this code at the end
     "crash": False,  # the stand-in dies while reading a request
     "startup_delay": 0.0,  # seconds: models powershell.exe's start-up cost
+    # powershell.exe stops reading stdin: "start" (a stalled start: AV/AMSI scanning, a hung
+    # provider) or "after_script" (it read the main script, then hangs); "": it reads on.
+    "stops_reading": "",
     "language_mode": "FullLanguage",  # "ConstrainedLanguage": WDAC/AppLocker lockdown
     "edition": "Desktop",  # "Core": the process is PowerShell 7 (pwsh)
     "iscsi_module_missing": False,  # Import-Module iSCSI fails (Server Core without it)

@@ -74,6 +74,13 @@ def parse_request(line: str) -> tuple[dict, dict]:
     return request, secrets
 
 
+def stop_reading_at(faults: dict, point: str) -> None:
+    """The ``stops_reading`` fault: from ``point`` on, never read stdin again."""
+    if faults.get("stops_reading") == point:
+        while True:
+            time.sleep(3600)
+
+
 def main(argv: list[str]) -> None:
     host = SimulatedHost(os.environ["ISCSI_SIM_STATE"])
     with host.edit() as state:
@@ -91,12 +98,14 @@ def main(argv: list[str]) -> None:
         sys.stdout.write(f"{LANGUAGE_MARKER}{faults['language_mode']}\n")
         sys.stdout.flush()
         sys.exit(3)
+    stop_reading_at(faults, "start")
     first = sys.stdin.readline()
     if not first:
         return
     main_script = base64.b64decode(first.strip()).decode("utf-8")
     if sha256(main_script) != PINS["main_sha256"]:
         fail("the main script on stdin is not the pinned main script")
+    stop_reading_at(host.read()["faults"], "after_script")
 
     for line in sys.stdin:
         line = line.strip()

@@ -71,7 +71,11 @@ class ProcessChannel:
         ]
         for reader in self._readers:
             reader.start()
-        self._write(encode_script(MAIN))
+        # On Windows a pipe holds about 4 KB: this write blocks until powershell.exe reads
+        # the script, so a stalled start (AV/AMSI scanning, a hung provider) must time out.
+        self._write(
+            encode_script(MAIN), time.monotonic() + timeout, "the extension's script", stalled=True
+        )
 
     def _read_stdout(self) -> None:
         for raw in self._proc.stdout:
@@ -85,12 +89,31 @@ class ProcessChannel:
     def _stderr_text(self) -> str:
         return b"".join(self._stderr).decode("utf-8", "replace").strip()
 
-    def _write(self, line: str) -> None:
+    def _write(self, line: str, deadline: float, what: str, stalled: bool = False) -> None:
+        """Write one line; a PowerShell that has not read it by ``deadline`` is stopped."""
+        failures: list[Exception] = []
+        writer = threading.Thread(
+            target=self._write_line, args=(line.encode("ascii") + b"\n", failures), daemon=True
+        )
+        writer.start()
+        writer.join(max(0.0, deadline - time.monotonic()))
+        if writer.is_alive():
+            self.kill()  # the blocked write then fails with a broken pipe and the thread ends
+            writer.join(timeout=5)
+            cause = " (a stalled start: antivirus or AMSI scanning, a hung provider?)"
+            raise ChannelError(
+                f"iSCSI: PowerShell did not read {what} within {self.timeout:g} s"
+                f"{cause if stalled else ''}; the process was stopped"
+            )
+        if failures:
+            raise self._died(f"PowerShell stopped before it read {what}") from failures[0]
+
+    def _write_line(self, data: bytes, failures: list[Exception]) -> None:
         try:
-            self._proc.stdin.write(line.encode("ascii") + b"\n")
+            self._proc.stdin.write(data)
             self._proc.stdin.flush()
-        except OSError as exc:
-            raise self._died("PowerShell stopped before it read the request") from exc
+        except (OSError, ValueError) as exc:  # ValueError: stdin closed by kill()
+            failures.append(exc)
 
     def _died(self, what: str) -> ChannelError:
         try:
@@ -110,9 +133,11 @@ class ProcessChannel:
         return ChannelError(f"iSCSI: {what} (exit code {code}){detail}")
 
     def request(self, request: dict, secrets: dict[str, str] | None = None) -> dict:
-        """Send one request and wait for its response."""
-        self._write(encode_request(request, secrets))
+        """Send one request and wait for its response, both within the timeout."""
         deadline = time.monotonic() + self.timeout
+        self._write(
+            encode_request(request, secrets), deadline, f"the '{request.get('op')}' request"
+        )
         while True:
             try:
                 line = self._lines.get(timeout=max(0.0, deadline - time.monotonic()))

@@ -1,0 +1,84 @@
+"""What a second review against Windows sources found (issue 23), each test failing without
+its fix. Library functions and channels are driven directly where no face is involved."""
+
+from __future__ import annotations
+
+import fcntl
+import subprocess
+import threading
+import time
+
+import pytest
+
+from saltext_win_iscsi.errors import ChannelError
+from saltext_win_iscsi.windows.channels import ProcessChannel
+from saltext_win_iscsi.windows.channels import process as process_channel
+
+WINDOWS_PIPE_SIZE = 4096  # CPython on Windows: CreatePipe with the default size
+
+
+@pytest.fixture
+def windows_pipes(monkeypatch):
+    """Processes the channel starts get Windows-sized stdin pipes (Linux's 64 KB would take
+    the whole main script without the child reading it); every one is stopped afterwards."""
+    started: list[subprocess.Popen] = []
+
+    class WindowsSizedPipes(subprocess.Popen):
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            fcntl.fcntl(self.stdin.fileno(), fcntl.F_SETPIPE_SZ, WINDOWS_PIPE_SIZE)
+            started.append(self)
+
+    monkeypatch.setattr(process_channel.subprocess, "Popen", WindowsSizedPipes)
+    yield started
+    for proc in started:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def bounded(call, limit: float) -> tuple[object, float]:
+    """``call()``'s result or exception and how long it took; fails if it runs past ``limit``
+    (a blocked write would otherwise hang the test instead of failing it)."""
+    outcome: dict = {}
+
+    def run() -> None:
+        try:
+            outcome["result"] = call()
+        except Exception as exc:  # noqa: BLE001 - handed to the test
+            outcome["result"] = exc
+
+    start = time.monotonic()
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(limit)
+    if worker.is_alive():
+        pytest.fail(f"still blocked after {limit} s (the write has no deadline)")
+    return outcome["result"], time.monotonic() - start
+
+
+# -- item 6: the first stdin write can hang ---------------------------------------------------
+
+
+def test_a_start_that_never_reads_stdin_fails_within_the_timeout(seeded, powershell, windows_pipes):
+    seeded.set_fault("stops_reading", "start")
+    error, took = bounded(lambda: ProcessChannel(str(powershell), timeout=2), limit=20)
+    assert isinstance(error, ChannelError), error
+    assert "did not read the extension's script within 2 s (a stalled start" in str(error)
+    assert "the process was stopped" in str(error)
+    assert took < 10, took
+    (proc,) = windows_pipes
+    assert proc.poll() is not None, "the stalled PowerShell is still running"
+
+
+def test_a_request_powershell_stops_reading_fails_within_the_timeout(
+    seeded, powershell, windows_pipes
+):
+    seeded.set_fault("stops_reading", "after_script")
+    channel = ProcessChannel(str(powershell), timeout=2)
+    ids = [f"ffffffffffffffff-{n:016x}" for n in range(30000)]  # about 1 MB of request
+    error, took = bounded(lambda: channel.request({"op": "unregister", "ids": ids}), limit=20)
+    assert isinstance(error, ChannelError), error
+    assert "did not read the 'unregister' request within 2 s; the process was stopped" in str(error)
+    assert took < 10, took
+    assert not channel.alive
