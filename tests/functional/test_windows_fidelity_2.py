@@ -3,12 +3,14 @@ its fix. Library functions and channels are driven directly where no face is inv
 
 from __future__ import annotations
 
+import codecs
 import fcntl
 import subprocess
 import threading
 import time
 
 import pytest
+from salt.exceptions import CommandExecutionError
 
 from saltext_win_iscsi.errors import ChannelError
 from saltext_win_iscsi.windows.channels import ProcessChannel
@@ -82,3 +84,28 @@ def test_a_request_powershell_stops_reading_fails_within_the_timeout(
     assert "did not read the 'unregister' request within 2 s; the process was stopped" in str(error)
     assert took < 10, took
     assert not channel.alive
+
+
+# -- item 12: stderr is in the console's OEM code page ------------------------------------
+
+
+@pytest.fixture
+def oem_console(monkeypatch):
+    """The channel believes it runs on Windows, whose Python has an "oem" codec: here it is
+    the German console's code page, cp850."""
+
+    def search(name: str):
+        return codecs.lookup("cp850") if name == "oem" else None
+
+    codecs.register(search)
+    monkeypatch.setattr(process_channel, "ON_WINDOWS", True, raising=False)
+    yield
+    codecs.unregister(search)
+
+
+def test_stderr_is_decoded_in_the_oem_code_page(iscsi, seeded, oem_console):
+    seeded.set_fault("stderr", "Ausführung verweigert: Zugriff für Benutzer nötig")
+    seeded.set_fault("stderr_encoding", "cp850")
+    with pytest.raises(CommandExecutionError) as err:
+        iscsi.get_sessions()
+    assert "Ausführung verweigert: Zugriff für Benutzer nötig" in str(err.value)

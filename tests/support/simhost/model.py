@@ -104,6 +104,7 @@ DEFAULT_FAULTS: dict[str, Any] = {
     "hang": False,  # the stand-in never answers
     "garbage": False,  # the stand-in prints non-protocol text instead of answering
     "stderr": "",  # the stand-in writes this to stderr after answering
+    "stderr_encoding": "utf-8",  # in this code page (a Windows console's OEM one: "cp850")
     "exit_code": 0,  # the stand-in exits with this code at the end
     "crash": False,  # the stand-in dies while reading a request
     "startup_delay": 0.0,  # seconds: models powershell.exe's start-up cost

@@ -127,7 +127,7 @@ def main(argv: list[str]) -> None:
         sys.stdout.write(RESPONSE_MARKER + payload + "\n")
         sys.stdout.flush()
         if faults["stderr"]:
-            sys.stderr.write(faults["stderr"] + "\n")
+            sys.stderr.buffer.write((faults["stderr"] + "\n").encode(faults["stderr_encoding"]))
             sys.stderr.flush()
     sys.exit(int(faults.get("exit_code") or 0))
 

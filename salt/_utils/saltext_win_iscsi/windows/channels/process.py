@@ -7,6 +7,7 @@ import logging
 import os
 import queue
 import subprocess
+import sys
 import threading
 import time
 import weakref
@@ -26,6 +27,13 @@ from saltext_win_iscsi.windows.protocol import (
 )
 
 log = logging.getLogger(__name__)
+
+ON_WINDOWS = sys.platform == "win32"
+
+
+def console_encoding() -> str:
+    """How powershell.exe writes stderr: in the console's OEM code page on Windows."""
+    return "oem" if ON_WINDOWS else "utf-8"
 
 
 def _stop_process(proc: subprocess.Popen, owner: int) -> None:
@@ -87,7 +95,7 @@ class ProcessChannel:
             self._stderr.append(raw)
 
     def _stderr_text(self) -> str:
-        return b"".join(self._stderr).decode("utf-8", "replace").strip()
+        return b"".join(self._stderr).decode(console_encoding(), "replace").strip()
 
     def _write(self, line: str, deadline: float, what: str, stalled: bool = False) -> None:
         """Write one line; a PowerShell that has not read it by ``deadline`` is stopped."""
