@@ -10,11 +10,17 @@ import threading
 import time
 
 import pytest
+import winrm.protocol
 from salt.exceptions import CommandExecutionError
 
+from saltext_win_iscsi.computers import RemoteComputer
 from saltext_win_iscsi.errors import ChannelError
-from saltext_win_iscsi.windows.channels import ProcessChannel
+from saltext_win_iscsi.windows.channels import ProcessChannel, WinRMChannel
 from saltext_win_iscsi.windows.channels import process as process_channel
+from saltext_win_iscsi.windows.protocol import encode_request
+from tests.support.simhost.model import SEED_TARGET, SimulatedHost
+from tests.support.simhost.powershell_standin import COMMAND as STANDIN_COMMAND
+from tests.support.simhost.winrm_endpoint import WinRMEndpoint
 
 WINDOWS_PIPE_SIZE = 4096  # CPython on Windows: CreatePipe with the default size
 
@@ -109,3 +115,81 @@ def test_stderr_is_decoded_in_the_oem_code_page(iscsi, seeded, oem_console):
     with pytest.raises(CommandExecutionError) as err:
         iscsi.get_sessions()
     assert "Ausführung verweigert: Zugriff für Benutzer nötig" in str(err.value)
+
+
+# -- items 9 and 13: WinRM, long requests and older pywinrm -------------------------------
+
+
+class LoopbackComputer:
+    """One simulated Windows computer behind a loopback WS-Management endpoint."""
+
+    def __init__(self, directory) -> None:
+        self.host = SimulatedHost(directory / "winrm-host.json").reset()
+        self.endpoint = WinRMEndpoint(
+            command_map={"powershell": STANDIN_COMMAND},
+            username="CONTOSO\\salt-svc",
+            password="W1nRM-pa55word!",
+            env={"ISCSI_SIM_STATE": str(self.host.path)},
+        ).start()
+        settings = {
+            "transport": "basic",
+            "scheme": "http",
+            "port": self.endpoint.port,
+            "username": "CONTOSO\\salt-svc",
+            "password": "W1nRM-pa55word!",
+            "insecure": True,
+            "operation_timeout": 3,
+            "read_timeout": 6,
+        }
+        self.remote = RemoteComputer("127.0.0.1", "lab", settings)
+
+    def channel(self, timeout: float = 60) -> WinRMChannel:
+        return WinRMChannel(self.remote, timeout)
+
+
+@pytest.fixture
+def computer(tmp_path):
+    computer = LoopbackComputer(tmp_path)
+    yield computer
+    computer.endpoint.stop()
+
+
+def test_a_megabyte_request_goes_through_winrm_in_chunks(computer):
+    """Each stdin Send is one envelope; WinRM refuses one above MaxEnvelopeSizekb (500)."""
+    ids = computer.host.add_sessions([SEED_TARGET] * 21000)
+    channel = computer.channel()
+    answer = channel.request({"op": "unregister", "ids": ids})
+    channel.close()
+    assert len(encode_request({"op": "unregister", "ids": ids})) > 1_000_000
+    assert answer["ok"] and len(answer["results"]) == 21000, answer.get("error")
+    assert all(item["ok"] for item in answer["results"])
+    assert computer.endpoint.refused_envelopes == 0
+
+
+def test_the_endpoint_refuses_an_envelope_above_the_limit_as_windows_does(computer):
+    """Control: the limit is enforced, so the test above means something."""
+    computer.endpoint.max_envelope_size_kb = 8
+    with pytest.raises(ChannelError, match=r"refused a message as too large \(HTTP 413"):
+        computer.channel()
+    assert computer.endpoint.refused_envelopes == 1
+
+
+def test_pywinrm_before_0_5_reads_output_through_its_private_receive(computer, monkeypatch):
+    """``get_command_output_raw`` is new in pywinrm 0.5.0; 0.4 has ``_raw_get_command_output``."""
+    monkeypatch.setattr(
+        winrm.protocol.Protocol,
+        "_raw_get_command_output",
+        winrm.protocol.Protocol.get_command_output_raw,
+    )
+    monkeypatch.delattr(winrm.protocol.Protocol, "get_command_output_raw")
+    channel = computer.channel()
+    assert channel.request({"op": "get_sessions"})["ok"]
+    channel.close()
+
+
+def test_a_pywinrm_without_either_receive_is_refused_by_name(computer, monkeypatch):
+    monkeypatch.delattr(winrm.protocol.Protocol, "get_command_output_raw")
+    monkeypatch.delattr(winrm.protocol.Protocol, "_raw_get_command_output")
+    with pytest.raises(ChannelError, match=r"pywinrm 0\.5\.0 cannot read .* install pywinrm"):
+        computer.channel()
+    assert computer.endpoint.open_shells == 0

@@ -564,13 +564,22 @@ class SimulatedHost(LifecycleMixin):
         if kind == "access_denied":
             raise _access_denied(cmdlet)
 
-    @staticmethod
-    def _session(state: dict, sid: str, cmdlet: str) -> dict:
+    def _session(self, state: dict, sid: str, cmdlet: str) -> dict:
         # CIM key lookup is case-insensitive.
-        for session in state["sessions"]:
-            if session["SessionIdentifier"].lower() == sid.lower():
-                return session
-        raise _not_found(sid, cmdlet)
+        session = self._sessions_by_id(state).get(sid.lower())
+        if session is None:
+            raise _not_found(sid, cmdlet)
+        return session
+
+    def _sessions_by_id(self, state: dict) -> dict[str, dict]:
+        """Sessions by lower-case id, built once per session list and length (a request
+        naming thousands of sessions would otherwise scan the list once per id)."""
+        sessions = state["sessions"]
+        cached = getattr(self, "_index", None)
+        if cached is None or cached[0] is not sessions or cached[1] != len(sessions):
+            index = {s["SessionIdentifier"].lower(): s for s in sessions}
+            cached = self._index = (sessions, len(sessions), index)
+        return cached[2]
 
     @staticmethod
     def _add_login(state: dict, session: dict, multipath: bool) -> dict:
