@@ -4,10 +4,17 @@ Set-IscsiChapSecret (GUESSes in main.ps1 and tests/support/simhost/lifecycle.py)
 
 Each answer is recorded (``recorder.fact``) for people to compare with the simulator."""
 
+import os
+
+import pytest
+
 from tests.windows import hostactions
 
 CHAP_USER = "salt-test-chap"
 CHAP_SECRET = "SaltTestChap-2"  # 14 bytes
+# The initiator's mutual-CHAP secret can be set but not read back, so a test that sets it
+# cannot restore it: it runs only where the host's secret may change (throwaway CI hosts).
+SET_INITIATOR_SECRET = "ISCSI_TEST_SET_INITIATOR_SECRET"
 
 
 def ok(channel, request, secrets=None):
@@ -88,6 +95,11 @@ def test_connect_with_one_way_chap_arguments(channel, target, recorder, kind):
         hostactions.cleanup(target)
 
 
+@pytest.mark.skipif(
+    os.environ.get(SET_INITIATOR_SECRET) != "1",
+    reason=f"sets the initiator's mutual-CHAP secret, which cannot be read back or restored: "
+    f"opt in with {SET_INITIATOR_SECRET}=1 on a host whose secret may change",
+)
 def test_set_initiator_chap_secret(channel, recorder, kind):
     answer = channel.request({"op": "set_chap_secret"}, {"chap_secret": CHAP_SECRET})
     recorder.fact("set_chap_secret", answer, kind)
