@@ -6,7 +6,9 @@ from __future__ import annotations
 import importlib
 import re
 
+from saltext_win_iscsi.windows.channels import runspace
 from saltext_win_iscsi.windows.powershell import scripts
+from tests import psparse
 from tests.conftest import REPO_ROOT
 
 DOCS = REPO_ROOT / "docs"
@@ -35,3 +37,28 @@ def test_the_initiator_secret_test_runs_only_when_opted_in(monkeypatch):
     assert not skipped()
     readme = (REPO_ROOT / "tests" / "windows" / "README.md").read_text(encoding="utf-8")
     assert "ISCSI_TEST_SET_INITIATOR_SECRET=1" in readme
+
+
+# -- item 8: no secret outlives a request in the in-process runspace -----------------------
+
+
+def test_the_runspace_runs_the_main_script_in_a_local_scope(tmp_path):
+    """``AddScript(text)`` alone runs in the runspace's global scope: the decoded CHAP
+    secret would stay in a global variable after the call."""
+    from tests.support.simhost.model import SimulatedHost
+    from tests.unit.test_runspace_channel import FakeSDK
+
+    sdk = FakeSDK(SimulatedHost(tmp_path / "host.json").reset(sessions=1))
+    channel = runspace.RunspaceChannel(timeout=5, sdk=sdk)
+    assert channel.request({"op": "set_chap_secret"}, {"chap_secret": "Mutual-Secret-1"})["ok"]
+    assert sdk.ps.use_local_scope is True
+
+
+def test_the_main_script_clears_what_it_decoded_whatever_happens():
+    finally_blocks = [n.text.decode() for n in psparse.nodes(scripts.MAIN, "finally_clause")]
+    assert finally_blocks, "the main script has no finally block"
+    last = finally_blocks[-1]
+    for clearing in ("$secret.Clear()", "$Payload = $null", "$parts = $null", "$bytes = $null"):
+        assert clearing in last, clearing
+    # ...and the secrets live in a table created before the try, so the finally sees it.
+    assert scripts.MAIN.index("$secret = @{}\ntry {") < scripts.MAIN.index(last)

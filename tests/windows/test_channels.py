@@ -60,3 +60,41 @@ def test_a_stop_mid_request(make_channel, kind, recorder):
     assert "error" in outcome, outcome
     assert not channel.alive
     assert make_channel().request({"op": "get_sessions"})["ok"]
+
+
+# PowerShell run by the test itself in the channel's runspace (fixed text; the secret to look
+# for is an argument): the names of global variables whose text holds it.
+GLOBALS_HOLDING = (
+    "param($Needle)\n"
+    "@(foreach ($v in Get-Variable -Scope Global) {\n"
+    "    if (([string]$v.Value).Contains($Needle)) { $v.Name }\n"
+    "})\n"
+)
+
+
+def test_no_secret_stays_in_the_runspace(make_channel, kind, target, recorder):
+    """The main script runs in a local scope and clears what it decoded: after a request
+    with a CHAP secret, no global variable of the runspace holds it."""
+    if kind != "runspace":
+        pytest.skip("a powershell.exe process ends with its request list")
+    channel = make_channel()
+    secret = "SaltRunspace-3"  # 14 bytes
+    answer = channel.request(
+        {
+            "op": "connect_target",
+            "node_address": target["target_iqn"],
+            "address": target["portal"],
+            "port": target["port"],
+            "is_persistent": False,
+            "authentication_type": "ONEWAYCHAP",
+            "chap_username": "salt-test-chap",
+        },
+        {"chap_secret": secret},
+    )
+    ps = channel._ps  # the runspace's PowerShell, for this look inside only
+    ps.Commands.Clear()
+    ps.AddScript(GLOBALS_HOLDING).AddArgument(secret)
+    holding = [str(name) for name in ps.Invoke()]
+    recorder.fact("runspace_globals_holding_the_secret", holding, kind)
+    recorder.fact("runspace_connect_with_chap", {"ok": answer["ok"]}, kind)
+    assert holding == []

@@ -335,11 +335,11 @@ function Get-Digest {
 }
 
 $response = [ordered]@{ v = 4; ok = $true }
+$secret = @{}
 try {
     $parts = $Payload.Split(' ')
     $requestJson = [Text.Encoding]::UTF8.GetString([Convert]::FromBase64String($parts[0]))
     $request = ConvertFrom-Json -InputObject $requestJson -ErrorAction Stop
-    $secret = @{}
     $names = @()
     if ($null -ne $request.secrets) {
         $names = @($request.secrets)
@@ -471,6 +471,12 @@ try {
     }
 } catch {
     $response = [ordered]@{ v = 4; ok = $false; error = (ConvertTo-ErrorData $_) }
+} finally {
+    # Nothing decoded from the request outlives it (an in-process runspace lives on).
+    $secret.Clear()
+    $Payload = $null
+    $parts = $null
+    $bytes = $null
 }
 $responseJson = ConvertTo-Json -InputObject $response -Depth 8 -Compress -ErrorAction Stop
 [Convert]::ToBase64String([Text.Encoding]::UTF8.GetBytes($responseJson))
