@@ -193,3 +193,13 @@ def test_a_pywinrm_without_either_receive_is_refused_by_name(computer, monkeypat
     with pytest.raises(ChannelError, match=r"pywinrm 0\.5\.0 cannot read .* install pywinrm"):
         computer.channel()
     assert computer.endpoint.open_shells == 0
+
+
+# -- item 10: Storage is imported, only when disks are asked for -----------------------------
+
+
+def test_disks_need_the_storage_module_and_say_so(iscsi, seeded):
+    seeded.set_fault("storage_module_missing", True)
+    assert len(iscsi.get_sessions()) == 3  # no disks asked for: Storage is not loaded
+    with pytest.raises(CommandExecutionError, match="the Storage PowerShell module cannot be"):
+        iscsi.get_sessions(disks=True)

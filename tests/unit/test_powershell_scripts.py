@@ -167,7 +167,7 @@ def test_iscsicli_gets_no_stdin_and_a_full_path():
 def test_the_main_script_loads_the_modules_and_checks_the_edition_first():
     main = scripts.MAIN
     switch = main.index("switch ([string]$request.op)")
-    assert main.index("Import-Module -Name 'iSCSI', 'CimCmdlets' -ErrorAction Stop") < switch
+    assert main.index("Import-Required @('iSCSI', 'CimCmdlets')") < switch
     assert main.index("$PSVersionTable.PSEdition -eq 'Core'") < switch
 
 

@@ -62,3 +62,43 @@ def test_the_main_script_clears_what_it_decoded_whatever_happens():
         assert clearing in last, clearing
     # ...and the secrets live in a table created before the try, so the finally sees it.
     assert scripts.MAIN.index("$secret = @{}\ntry {") < scripts.MAIN.index(last)
+
+
+# -- item 10: modules imported, never autoloaded ---------------------------------------------
+
+# Where the main script's cmdlets come from. Core (Import-Module) is always loaded; Utility
+# (ConvertFrom-Json) parses the request before anything is imported.
+CMDLET_MODULES = {
+    "Get-IscsiSession": "iSCSI",
+    "Get-IscsiConnection": "iSCSI",
+    "Unregister-IscsiSession": "iSCSI",
+    "Get-IscsiTargetPortal": "iSCSI",
+    "Remove-IscsiTargetPortal": "iSCSI",
+    "Update-IscsiTargetPortal": "iSCSI",
+    "Get-IscsiTarget": "iSCSI",
+    "Disconnect-IscsiTarget": "iSCSI",
+    "Get-Disk": "Storage",
+    "Get-Partition": "Storage",
+    "Invoke-CimMethod": "CimCmdlets",
+    "Get-CimInstance": "CimCmdlets",
+    "Import-Module": "Microsoft.PowerShell.Core",
+    "ConvertFrom-Json": "Microsoft.PowerShell.Utility",
+    "ConvertTo-Json": "Microsoft.PowerShell.Utility",
+}
+ALWAYS_THERE = {"Microsoft.PowerShell.Core", "Microsoft.PowerShell.Utility"}
+
+
+def test_every_cmdlet_comes_from_a_module_the_script_imports():
+    own = psparse.function_names(scripts.MAIN)
+    used = {
+        name
+        for name, _, _ in psparse.commands(scripts.MAIN)
+        if "-" in name and not name.startswith("$") and name.lower() not in own
+    }
+    unknown = used - set(CMDLET_MODULES)
+    assert not unknown, f"add these cmdlets' modules to CMDLET_MODULES: {unknown}"
+    imported = set(
+        re.findall(r"'(\w+)'", " ".join(re.findall(r"Import-Required @\(([^)]*)\)", scripts.MAIN)))
+    )
+    needed = {CMDLET_MODULES[name] for name in used} - ALWAYS_THERE
+    assert needed <= imported, f"autoloaded: {needed - imported}"

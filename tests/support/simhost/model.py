@@ -114,6 +114,7 @@ DEFAULT_FAULTS: dict[str, Any] = {
     "language_mode": "FullLanguage",  # "ConstrainedLanguage": WDAC/AppLocker lockdown
     "edition": "Desktop",  # "Core": the process is PowerShell 7 (pwsh)
     "iscsi_module_missing": False,  # Import-Module iSCSI fails (Server Core without it)
+    "storage_module_missing": False,  # Import-Module Storage fails (asked for disks only)
 }
 
 
@@ -161,6 +162,17 @@ def _not_found(session_id: str, cmdlet: str) -> WindowsError_:
         f"'{session_id}'.  Verify the value of the property and retry.",
         "ObjectNotFound",
         f"CmdletizationQuery_NotFound_SessionIdentifier,{cmdlet}",
+    )
+
+
+def _module_missing(name: str) -> WindowsError_:
+    """Import-Required's error when Import-Module fails (Windows' own text appended)."""
+    return _script_error(
+        f"the {name} PowerShell module cannot be loaded (Server Core without it, or a client "
+        f"edition?): The specified module '{name}' was not loaded because no valid module "
+        "file was found in any module directory.",
+        "IscsiModuleMissing",
+        "NotInstalled",
     )
 
 
@@ -414,6 +426,8 @@ class SimulatedHost(LifecycleMixin):
             try:
                 self._check_powershell(state)
                 if op == "get_sessions":
+                    if request.get("disks"):
+                        self._check_storage_module(state)
                     self._check_service(state, "Get-IscsiSession")
                     owners = self._owners(state)
                     connections, disks = (
@@ -470,13 +484,13 @@ class SimulatedHost(LifecycleMixin):
                 "NotImplemented",
             )
         if state["faults"]["iscsi_module_missing"]:
-            raise _script_error(
-                "the iSCSI PowerShell module cannot be loaded (Server Core without it, or a "
-                "client edition?): The specified module 'iSCSI' was not loaded because no "
-                "valid module file was found in any module directory.",
-                "IscsiModuleMissing",
-                "NotInstalled",
-            )
+            raise _module_missing("iSCSI")
+
+    @staticmethod
+    def _check_storage_module(state: dict) -> None:
+        """What the main script imports before it asks for disks (Get-Disk, Get-Partition)."""
+        if state["faults"]["storage_module_missing"]:
+            raise _module_missing("Storage")
 
     def _digest(self, state: dict) -> dict:
         """Get-Digest: every session's persistence and connection state, and the logins."""

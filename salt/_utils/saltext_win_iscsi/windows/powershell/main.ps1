@@ -62,6 +62,20 @@ function ConvertTo-ErrorData($Record) {
     }
 }
 
+function Import-Required([string[]]$Names) {
+    # Explicit, never autoloaded: command discovery is slow where there is no
+    # module-analysis cache. Storage (Get-Disk, Get-Partition) only for the ops needing it.
+    foreach ($name in $Names) {
+        try {
+            Import-Module -Name $name -ErrorAction Stop
+        } catch {
+            $message = "the $name PowerShell module cannot be loaded (Server Core without it, " +
+                'or a client edition?): ' + $_.Exception.Message
+            throw (New-ErrorRecord $message 'IscsiModuleMissing' 'NotInstalled')
+        }
+    }
+}
+
 function Select-Fields($Object, [string[]]$Fields) {
     $data = [ordered]@{}
     foreach ($field in $Fields) {
@@ -354,17 +368,13 @@ try {
         $message = 'PowerShell 7 (pwsh) is not supported; use Windows PowerShell 5.1'
         throw (New-ErrorRecord $message 'IscsiUnsupportedEdition' 'NotImplemented')
     }
-    try {
-        # Explicit: command discovery is slow where there is no module-analysis cache.
-        Import-Module -Name 'iSCSI', 'CimCmdlets' -ErrorAction Stop
-    } catch {
-        $message = 'the iSCSI PowerShell module cannot be loaded (Server Core without it, ' +
-            'or a client edition?): ' + $_.Exception.Message
-        throw (New-ErrorRecord $message 'IscsiModuleMissing' 'NotInstalled')
-    }
+    Import-Required @('iSCSI', 'CimCmdlets')
     switch ([string]$request.op) {
         'get_sessions' {
             $withConnections = [bool]$request.connections
+            if ($request.disks) {
+                Import-Required @('Storage')
+            }
             $response['sessions'] = @(Get-SessionData $withConnections ([bool]$request.disks))
         }
         'digest' {
