@@ -203,3 +203,76 @@ def test_disks_need_the_storage_module_and_say_so(iscsi, seeded):
     assert len(iscsi.get_sessions()) == 3  # no disks asked for: Storage is not loaded
     with pytest.raises(CommandExecutionError, match="the Storage PowerShell module cannot be"):
         iscsi.get_sessions(disks=True)
+
+
+# -- item 5: every CIM method's ReturnValue is checked ---------------------------------------
+
+DB = "iqn.1991-05.com.contoso:db-01"
+
+
+@pytest.fixture
+def returning_host(host):
+    """Windows reporting CIM method failures in ReturnValue (the GUESS csi-proxy guards
+    against), with a target on one portal."""
+    host.reset()
+    host.add_network_target(DB, portals=("10.0.1.5:3260",), chap=("host1", "Chap-S3cret-01"))
+    with host.edit() as state:  # raw, so that an unfixed simulator ignores it silently
+        state["behaviour"]["method_failures"] = "return_value"
+    return host
+
+
+def test_a_failing_new_is_an_error_not_a_silent_success(iscsi, returning_host):
+    with pytest.raises(
+        CommandExecutionError,
+        match=r"MSFT_iSCSITargetPortal\.New returned 0xEFFF0003 .*ReturnValue 0xEFFF0003",
+    ):
+        iscsi.add_target_portal("10.0.99.9")
+    assert iscsi.get_target_portals() == []
+
+
+def test_a_failing_connect_is_an_error_not_a_silent_success(iscsi, returning_host):
+    iscsi.add_target_portal("10.0.1.5")
+    with pytest.raises(
+        CommandExecutionError, match=r"MSFT_iSCSITarget\.Connect returned 0xEFFF0009"
+    ):
+        iscsi.connect_target(
+            DB, authentication_type="one-way", chap_username="host1", chap_secret="Wrong-Secret-1"
+        )
+    assert iscsi.get_sessions() == []
+
+
+def test_a_failing_register_reports_its_return_value(iscsi, returning_host):
+    returning_host.add_session(DB)
+    (sid,) = [s["SessionIdentifier"] for s in returning_host.sessions()]
+    returning_host.set_fault("fail_sessions", {sid: "persistent_save"})
+    result = iscsi.register_session(session_identifier=sid)
+    assert result[sid]["status"] == "failed"
+    assert "MSFT_iSCSISession.Register returned 0xEFFF0041" in result[sid]["error"]
+
+
+# -- item 16: provider error ids carry a status ----------------------------------------------
+
+
+@pytest.mark.parametrize("error_id", ["StorageWMI 40001", "MI RESULT 2"])
+def test_storage_and_mi_error_ids_are_mapped_to_a_status(iscsi, seeded, error_id):
+    seeded.set_fault("disk_error", error_id)
+    answer = seeded.handle({"op": "get_sessions", "disks": True})
+    assert answer["error"]["status"] == error_id
+    assert answer["error"]["hresult"] is None  # no HRESULT: not made up
+    with pytest.raises(CommandExecutionError, match=f"Access denied .*{error_id},Get-Disk"):
+        iscsi.get_sessions(disks=True)
+
+
+@pytest.mark.parametrize("new_existing_portal", ["refresh", "error"])
+def test_adding_a_portal_again_discovers_again(iscsi, host, new_existing_portal):
+    """Whether New fails for a portal already there (0xEFFF0032) is unobserved: either way
+    the portal is added once and what it offers is discovered again."""
+    host.reset()
+    host.add_network_target(DB, portals=("10.0.1.5:3260",))
+    with host.edit() as state:
+        state["behaviour"]["new_existing_portal"] = new_existing_portal
+    iscsi.add_target_portal("10.0.1.5")
+    host.add_network_target("iqn.1991-05.com.contoso:later", portals=("10.0.1.5:3260",))
+    assert iscsi.add_target_portal("10.0.1.5")["status"] == "added"
+    assert len(iscsi.get_target_portals()) == 1
+    assert {t["NodeAddress"] for t in iscsi.get_targets()} == {DB, "iqn.1991-05.com.contoso:later"}

@@ -151,7 +151,9 @@ def test_no_secret_is_a_cmdlet_parameter():
     method's argument hashtable instead."""
     for _, params, text in psparse.commands(scripts.MAIN):
         assert not any("secret" in p.lower().split(" ")[0] for p in params), text
-    assert "Invoke-CimMethod -InputObject $session -MethodName 'Register'" in scripts.MAIN
+    assert "@{ InputObject = $session; MethodName = 'Register'; Arguments = $arguments }" in (
+        scripts.MAIN
+    )
 
 
 def test_iscsicli_gets_no_stdin_and_a_full_path():

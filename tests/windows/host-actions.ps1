@@ -10,7 +10,7 @@ param(
     [Parameter(Mandatory = $true)]
     [ValidateSet('windows_info', 'connect', 'cleanup', 'login_options', 'target_chap',
         'service', 'service_status', 'module_logging', 'module_logging_restore',
-        'events_4103', 'target_state', 'target_repair')]
+        'events_4103', 'target_state', 'target_repair', 'portal_new')]
     [string]$Action
 )
 
@@ -296,6 +296,32 @@ function Repair-TestTarget($Arguments) {
     [ordered]@{ before = $before; created_disk = $created; mapped = $mapped; after = Get-TargetState $name }
 }
 
+function Invoke-PortalNew($Arguments) {
+    # MSFT_iSCSITargetPortal.New called directly, as the extension's script calls it, for a
+    # portal that may exist already: does it raise, return non-zero, or succeed?
+    $call = @{
+        Namespace  = 'root/Microsoft/Windows/Storage'
+        ClassName  = 'MSFT_iSCSITargetPortal'
+        MethodName = 'New'
+        Arguments  = @{
+            TargetPortalAddress    = [string]$Arguments.address
+            TargetPortalPortNumber = [uint16]$Arguments.port
+        }
+    }
+    try {
+        $result = Invoke-CimMethod @call -ErrorAction Stop
+        [ordered]@{ raised = $false; return_value = $result.ReturnValue }
+    } catch {
+        [ordered]@{
+            raised       = $true
+            return_value = $null
+            message      = [string]$_.Exception.Message
+            error_id     = [string]$_.FullyQualifiedErrorId
+            category     = $_.CategoryInfo.Category.ToString()
+        }
+    }
+}
+
 $answer = [ordered]@{ ok = $true; result = $null }
 try {
     $arguments = [pscustomobject]@{}
@@ -317,6 +343,7 @@ try {
         'events_4103' { $answer.result = Find-Event4103 $arguments }
         'target_state' { $answer.result = Get-TargetState ([string]$arguments.target_name) }
         'target_repair' { $answer.result = Repair-TestTarget $arguments }
+        'portal_new' { $answer.result = Invoke-PortalNew $arguments }
     }
 } catch {
     $answer = [ordered]@{

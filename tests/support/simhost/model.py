@@ -95,6 +95,13 @@ DEFAULT_BEHAVIOUR = {
     "unregister_non_persistent": "noop",  # on a non-persistent session: "noop" or "error"
     "remove_persistent_removes": "all",  # iscsicli RemovePersistentTarget: "one" or "all" matches
     "misreport_persistent": [],  # session ids whose IsPersistent Windows reports wrongly
+    # How a CIM method (New, Connect, Register, SetCHAPSecret) reports failure: "exception"
+    # (a CimException, as public transcripts of Connect-IscsiTarget show) or "return_value"
+    # (a non-zero ReturnValue, which csi-proxy checks after every call). GUESS.
+    "method_failures": "exception",
+    # MSFT_iSCSITargetPortal.New for a portal already there: "refresh" (discovers again) or
+    # "error" (0xEFFF0032 "Target Portal Structure Already Exists.", iscsierr.h). GUESS.
+    "new_existing_portal": "refresh",
 }
 DEFAULT_FAULTS: dict[str, Any] = {
     "access_denied": False,  # every cmdlet: Access denied (not elevated)
@@ -115,18 +122,28 @@ DEFAULT_FAULTS: dict[str, Any] = {
     "edition": "Desktop",  # "Core": the process is PowerShell 7 (pwsh)
     "iscsi_module_missing": False,  # Import-Module iSCSI fails (Server Core without it)
     "storage_module_missing": False,  # Import-Module Storage fails (asked for disks only)
+    # Get-Disk fails with a provider error id: "StorageWMI 40001" (the Storage provider's
+    # Access denied) or "MI RESULT 2" (MI_RESULT_ACCESS_DENIED); message text GUESS.
+    "disk_error": "",
 }
 
 
 def status_from_error_id(error_id: str) -> str | None:
-    """The status the main script reads from an error id (its ConvertTo-ErrorData)."""
-    match = re.match(r"HRESULT 0x([0-9A-Fa-f]{1,8}),", error_id)
+    """The HRESULT the main script reads from an error id (its ConvertTo-ErrorData)."""
+    match = re.match(r"(?:HRESULT|ReturnValue) 0x([0-9A-Fa-f]{1,8}),", error_id)
     if match:
         return "0x" + match.group(1).upper().rjust(8, "0")
     match = re.match(r"Windows System Error (\d+),", error_id)
     if match:
         return f"0x{0x80070000 | int(match.group(1)):08X}"
     return None
+
+
+def status_text(error_id: str) -> str | None:
+    """The status as Windows names it: the HRESULT, or the Storage provider's and the MI
+    layer's own codes ('StorageWMI 40001', 'MI RESULT 2'), which are no HRESULTs."""
+    match = re.match(r"(StorageWMI|MI RESULT) (\d+),", error_id)
+    return f"{match.group(1)} {match.group(2)}" if match else status_from_error_id(error_id)
 
 
 class WindowsError_(Exception):
@@ -139,11 +156,21 @@ class WindowsError_(Exception):
             "category": category,
             "error_id": error_id,
             "hresult": status_from_error_id(error_id),
+            "status": status_text(error_id),
         }
 
 
 # Error ids of CIM failures raised by Invoke-CimMethod (GUESS: not yet observed).
 INVOKE_CIM_METHOD = "Microsoft.Management.Infrastructure.CimCmdlets.InvokeCimMethodCommand"
+
+
+def _as_return_value(err: WindowsError_, method: str) -> WindowsError_:
+    """A CIM method's failure as the script reports a non-zero ReturnValue
+    (Invoke-CheckedMethod): the code, no message of Windows'."""
+    code = err.record["hresult"] or "0x80004005"
+    return WindowsError_(
+        f"{method} returned {code}", "NotSpecified", f"ReturnValue {code},{method}"
+    )
 
 
 def _iscsi_error(text_code: tuple[str, int], cmdlet: str) -> WindowsError_:
@@ -549,7 +576,8 @@ class SimulatedHost(LifecycleMixin):
         # MSFT_iSCSISession.Register through Invoke-CimMethod.
         self._check_service(state, "Get-IscsiSession")
         session = self._session(state, sid, "Get-IscsiSession")
-        self._injected_failure(state, sid, INVOKE_CIM_METHOD)
+        with self._cim_method(state, "MSFT_iSCSISession.Register"):
+            self._injected_failure(state, sid, INVOKE_CIM_METHOD)
         login = self._add_login(state, session, bool(request.get("is_multipath_enabled")))
         if request.get("chap_username"):
             login["chap_username"] = request["chap_username"]
@@ -562,6 +590,18 @@ class SimulatedHost(LifecycleMixin):
             ).hexdigest()
 
     # -- internals -----------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _cim_method(self, state: dict, method: str) -> Iterator[None]:
+        """A CIM method call through Invoke-CimMethod: its failures as the switch
+        ``method_failures`` says Windows reports them."""
+        try:
+            yield
+        except WindowsError_ as err:
+            raised_by_method = err.record["error_id"].endswith("," + INVOKE_CIM_METHOD)
+            if raised_by_method and state["behaviour"]["method_failures"] == "return_value":
+                raise _as_return_value(err, method) from None
+            raise
 
     def _check_service(self, state: dict, cmdlet: str) -> None:
         if state["faults"]["service_stopped"]:
@@ -716,6 +756,9 @@ class SimulatedHost(LifecycleMixin):
         if connections:
             view["Connections"] = copy.deepcopy(session["Connections"])
         if disks:
+            if state["faults"]["disk_error"]:
+                code = state["faults"]["disk_error"]
+                raise WindowsError_("Access denied", "PermissionDenied", f"{code},Get-Disk")
             view["Disks"] = [
                 {k: v for k, v in disk.items() if k != "InUse"} for disk in session.get("Disks", [])
             ]

@@ -35,6 +35,8 @@ CHOICES = {
     "unregister_removes": ("one", "all"),
     "unregister_non_persistent": ("noop", "error"),
     "remove_persistent_removes": ("one", "all"),
+    "method_failures": ("exception", "return_value"),
+    "new_existing_portal": ("refresh", "error"),
 }
 LISTS = {"misreport_persistent"}
 

@@ -1,4 +1,4 @@
-# salt iscsi extension: the main script, protocol 4. Windows PowerShell 5.1 only.
+# salt iscsi extension: the main script, protocol 5. Windows PowerShell 5.1 only.
 # In:  $Payload, one request line: base64 of a UTF-8 JSON request, then for each name in the
 #      request's "secrets" list ' ' + base64 of that secret's UTF-8 text. Secrets are
 #      decoded by .NET methods only and reach Windows inside a CIM method's argument
@@ -45,20 +45,41 @@ function New-ErrorRecord([string]$Message, [string]$ErrorId, [string]$Category) 
 }
 
 function ConvertTo-ErrorData($Record) {
-    # CimException leaves Exception.HResult at 0x80131500: the iSCSI status is in the error
-    # id, e.g. 'HRESULT 0xefff0029,Connect-IscsiTarget' or 'Windows System Error 5,...'.
+    # CimException leaves Exception.HResult at 0x80131500: the status is in the error id,
+    # e.g. 'HRESULT 0xefff0029,Connect-IscsiTarget', 'Windows System Error 5,...', a CIM
+    # method's 'ReturnValue 0xEFFF003F,...' (Invoke-CheckedMethod), or the Storage
+    # provider's 'StorageWMI 40001,Get-Disk' and the MI layer's 'MI RESULT 2,...', whose
+    # numbers are no HRESULTs: status names them as Windows does, hresult stays null.
     $id = [string]$Record.FullyQualifiedErrorId
     $code = $null
-    if ($id -match '^HRESULT 0x([0-9A-Fa-f]{1,8}),') {
+    $status = $null
+    if ($id -match '^(?:HRESULT|ReturnValue) 0x([0-9A-Fa-f]{1,8}),') {
         $code = '0x' + $Matches[1].ToUpperInvariant().PadLeft(8, '0')
     } elseif ($id -match '^Windows System Error (\d+),') {
         $code = '0x{0:X8}' -f (0x80070000 -bor [int]$Matches[1])
+    } elseif ($id -match '^(StorageWMI|MI RESULT) (\d+),') {
+        $status = $Matches[1] + ' ' + $Matches[2]
+    }
+    if ($null -ne $code) {
+        $status = $code
     }
     [ordered]@{
         message  = [string]$Record.Exception.Message
         category = $Record.CategoryInfo.Category.ToString()
         error_id = $id
         hresult  = $code
+        status   = $status
+    }
+}
+
+function Invoke-CheckedMethod([hashtable]$Call, [string]$What) {
+    # A provider may report failure in ReturnValue instead of raising (csi-proxy checks it
+    # after every call; which one Windows does is recorded by tests/windows).
+    $result = Invoke-CimMethod @Call -ErrorAction Stop
+    $returned = [uint32]$result.ReturnValue
+    if ($returned -ne 0) {
+        $code = '0x{0:X8}' -f $returned
+        throw (New-ErrorRecord "$What returned $code" "ReturnValue $code,$What" 'NotSpecified')
     }
 }
 
@@ -172,8 +193,24 @@ function Add-TargetPortal($Request, [hashtable]$Secret) {
     Add-Optional $arguments 'AuthenticationType' $Request.authentication_type
     Add-Optional $arguments 'ChapUsername' $Request.chap_username
     Add-Optional $arguments 'ChapSecret' $Secret['chap_secret']
-    $null = Invoke-CimMethod -Namespace $StorageNamespace -ClassName 'MSFT_iSCSITargetPortal' `
-        -MethodName 'New' -Arguments $arguments -ErrorAction Stop
+    $call = @{
+        Namespace = $StorageNamespace; ClassName = 'MSFT_iSCSITargetPortal'
+        MethodName = 'New'; Arguments = $arguments
+    }
+    try {
+        Invoke-CheckedMethod $call 'MSFT_iSCSITargetPortal.New'
+    } catch {
+        # A portal already there may fail with ISDSC_TARGET_PORTAL_ALREADY_EXISTS (what New
+        # does is recorded by tests/windows): discover through it again, as New would.
+        if ((ConvertTo-ErrorData $_).hresult -ne '0xEFFF0032') {
+            throw
+        }
+        $portal = @{
+            TargetPortalAddress    = [string]$Request.address
+            TargetPortalPortNumber = [uint16]$Request.port
+        }
+        $null = Update-IscsiTargetPortal @portal -ErrorAction Stop
+    }
 }
 
 function Connect-Target($Request, [hashtable]$Secret) {
@@ -192,8 +229,11 @@ function Connect-Target($Request, [hashtable]$Secret) {
     Add-Optional $arguments 'AuthenticationType' $Request.authentication_type
     Add-Optional $arguments 'ChapUsername' $Request.chap_username
     Add-Optional $arguments 'ChapSecret' $Secret['chap_secret']
-    $null = Invoke-CimMethod -Namespace $StorageNamespace -ClassName 'MSFT_iSCSITarget' `
-        -MethodName 'Connect' -Arguments $arguments -ErrorAction Stop
+    $call = @{
+        Namespace = $StorageNamespace; ClassName = 'MSFT_iSCSITarget'
+        MethodName = 'Connect'; Arguments = $arguments
+    }
+    Invoke-CheckedMethod $call 'MSFT_iSCSITarget.Connect'
 }
 
 function Invoke-PerItem([object[]]$Items, [scriptblock]$Action) {
@@ -220,13 +260,8 @@ function Register-Session([string]$Id, $Request, [hashtable]$Secret) {
     if ($Secret.ContainsKey('chap_secret')) {
         $arguments['ChapSecret'] = $Secret['chap_secret']
     }
-    $result = Invoke-CimMethod -InputObject $session -MethodName 'Register' `
-        -Arguments $arguments -ErrorAction Stop
-    # Observed failures arrive as CimException; a non-zero return value is checked too.
-    if ($result.ReturnValue) {
-        $message = "MSFT_iSCSISession.Register returned $($result.ReturnValue)"
-        throw (New-ErrorRecord $message 'IscsiRegisterFailed' 'NotSpecified')
-    }
+    $call = @{ InputObject = $session; MethodName = 'Register'; Arguments = $arguments }
+    Invoke-CheckedMethod $call 'MSFT_iSCSISession.Register'
 }
 
 function Get-PersistentLoginData {
@@ -348,7 +383,7 @@ function Get-Digest {
     }
 }
 
-$response = [ordered]@{ v = 4; ok = $true }
+$response = [ordered]@{ v = 5; ok = $true }
 $secret = @{}
 try {
     $parts = $Payload.Split(' ')
@@ -470,9 +505,11 @@ try {
         }
         'set_chap_secret' {
             # The initiator's mutual-CHAP secret, through the CIM method (no logged parameter).
-            $arguments = @{ ChapSecret = $secret['chap_secret'] }
-            $null = Invoke-CimMethod -Namespace $StorageNamespace -ClassName 'MSFT_iSCSISession' `
-                -MethodName 'SetCHAPSecret' -Arguments $arguments -ErrorAction Stop
+            $call = @{
+                Namespace = $StorageNamespace; ClassName = 'MSFT_iSCSISession'
+                MethodName = 'SetCHAPSecret'; Arguments = @{ ChapSecret = $secret['chap_secret'] }
+            }
+            Invoke-CheckedMethod $call 'MSFT_iSCSISession.SetCHAPSecret'
         }
         default {
             $message = 'unknown operation: ' + [string]$request.op
@@ -480,7 +517,7 @@ try {
         }
     }
 } catch {
-    $response = [ordered]@{ v = 4; ok = $false; error = (ConvertTo-ErrorData $_) }
+    $response = [ordered]@{ v = 5; ok = $false; error = (ConvertTo-ErrorData $_) }
 } finally {
     # Nothing decoded from the request outlives it (an in-process runspace lives on).
     $secret.Clear()
