@@ -276,3 +276,20 @@ def test_adding_a_portal_again_discovers_again(iscsi, host, new_existing_portal)
     assert iscsi.add_target_portal("10.0.1.5")["status"] == "added"
     assert len(iscsi.get_target_portals()) == 1
     assert {t["NodeAddress"] for t in iscsi.get_targets()} == {DB, "iqn.1991-05.com.contoso:later"}
+
+
+# -- item 2: IsMultipathEnabled is no session property ---------------------------------------
+
+
+def test_sessions_show_no_multipath_flag_and_nothing_depends_on_one(iscsi, host):
+    """A real MSFT_iSCSISession has no IsMultipathEnabled: the key is always null. MPIO is
+    decided from the persistent logins (LoginFlags), so convergence still holds."""
+    host.reset()
+    host.add_network_target(DB, portals=("10.0.1.5:3260", "10.0.2.5:3260"))
+    spec = {"portals": ["10.0.1.5:3260", "10.0.2.5:3260"], "persistent": True, "multipath": True}
+    assert iscsi.ensure_connected(DB, **spec)["errors"] == []
+    sessions = iscsi.get_sessions(target_node_address=DB)
+    assert len(sessions) == 2 and all(s["IsMultipathEnabled"] is None for s in sessions)
+    logins = iscsi.get_persistent_logins(target_node_address=DB)
+    assert [lg["IsMultipathEnabled"] for lg in logins] == [True, True]
+    assert iscsi.ensure_connected(DB, **spec) == {"changes": {}, "comments": [], "errors": []}

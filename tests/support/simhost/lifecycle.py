@@ -257,13 +257,13 @@ class LifecycleMixin:
                 portal_key(path["TargetAddress"], path["TargetPortNumber"]) == key
                 and (session["InitiatorPortalAddress"] or "") == initiator_portal
             )
-            if same_path or not (multipath and session["IsMultipathEnabled"]):
+            if same_path or not (multipath and session.get("multipath")):
                 raise self._iscsi(ERR_ALREADY_LOGGED_IN, self.INVOKE_CIM_METHOD)
         auth = self._check_chap(state, target, request, secrets)
         session = self._new_session(
             state, target["NodeAddress"], address, int(port), initiator_portal=initiator_portal
         )
-        session.update(AuthenticationType=auth, IsMultipathEnabled=multipath)
+        session.update(AuthenticationType=auth, multipath=multipath)
         session["Disks"] = [self._disk(state, target, i, d) for i, d in enumerate(target["disks"])]
         if request.get("is_persistent"):
             login = self._add_login(state, session, multipath)

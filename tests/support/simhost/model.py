@@ -46,6 +46,7 @@ except ImportError:  # Windows: tests/windows mirrors a real host into a Simulat
     from tests.support.simhost import winlock as fcntl
 
 # What Windows reports (a unit test holds these equal to the library's protocol facts).
+# IsMultipathEnabled is asked for but is no property of the class: it is always null.
 SESSION_FIELDS = (
     "SessionIdentifier",
     "InitiatorSideIdentifier",
@@ -353,7 +354,8 @@ class SimulatedHost(LifecycleMixin):
             "IsDiscovered": True,
             "IsDataDigest": False,
             "IsHeaderDigest": False,
-            "IsMultipathEnabled": False,
+            # What the initiator knows (logged in with the MPIO flag); no property shows it.
+            "multipath": False,
             "Connections": [
                 {
                     "ConnectionIdentifier": f"fffffa800d008430-{n:x}",
@@ -653,7 +655,7 @@ class SimulatedHost(LifecycleMixin):
         state["next_login"] += 1
         state["persistent_logins"].append(login)
         if multipath:
-            session["IsMultipathEnabled"] = True
+            session["multipath"] = True
         return login
 
     @staticmethod
@@ -752,6 +754,8 @@ class SimulatedHost(LifecycleMixin):
         disks: bool = False,
     ) -> dict:
         view = {field: session.get(field) for field in SESSION_FIELDS}
+        # Not a property of MSFT_iSCSISession (real schemas and transcripts): always null.
+        view["IsMultipathEnabled"] = None
         view["IsPersistent"] = self._is_persistent(state, session, owners)
         if connections:
             view["Connections"] = copy.deepcopy(session["Connections"])

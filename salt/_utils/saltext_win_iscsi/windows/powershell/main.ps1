@@ -13,6 +13,9 @@ if ($ExecutionContext.SessionState.LanguageMode -ne 'FullLanguage') {
 $ErrorActionPreference = 'Stop'
 $ProgressPreference = 'SilentlyContinue'
 
+# IsMultipathEnabled is no property of MSFT_iSCSISession (only the docs' examples show
+# it): it is always null, kept so that every answer has the same keys. A persistent login's
+# IsMultipathEnabled (LoginFlags) says how it reconnects.
 $SessionFields = @(
     'SessionIdentifier', 'InitiatorSideIdentifier', 'TargetSideIdentifier',
     'NumberOfConnections', 'TargetNodeAddress', 'InitiatorPortalAddress',
