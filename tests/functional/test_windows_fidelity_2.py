@@ -293,3 +293,22 @@ def test_sessions_show_no_multipath_flag_and_nothing_depends_on_one(iscsi, host)
     logins = iscsi.get_persistent_logins(target_node_address=DB)
     assert [lg["IsMultipathEnabled"] for lg in logins] == [True, True]
     assert iscsi.ensure_connected(DB, **spec) == {"changes": {}, "comments": [], "errors": []}
+
+
+# -- item 4: a session made without an initiator portal shows 0.0.0.0 ------------------------
+
+
+def test_a_session_without_initiator_portal_matches_a_wanted_one(iscsi, host):
+    """Windows shows 0.0.0.0 for the session and the real local address on its connection:
+    a path wanting that local address is already there, not logged in again (0xEFFF003F)."""
+    host.reset()
+    host.add_network_target(DB, portals=("10.0.1.5:3260",))
+    iscsi.add_target_portal("10.0.1.5")
+    iscsi.connect_target(DB, target_portal_address="10.0.1.5", is_persistent=True)
+    (session,) = iscsi.get_sessions(connections=True)
+    assert session["InitiatorPortalAddress"] == "0.0.0.0"
+    local = session["Connections"][0]["InitiatorAddress"]
+    assert local not in ("", "0.0.0.0")
+    wanted = {"address": "10.0.1.5", "initiator_portal_address": local}
+    result = iscsi.ensure_connected(DB, portals=[wanted])
+    assert result == {"changes": {}, "comments": [], "errors": []}

@@ -253,9 +253,10 @@ class LifecycleMixin:
         ]
         for session in same_target:
             path = session["Connections"][0]
-            same_path = (
-                portal_key(path["TargetAddress"], path["TargetPortNumber"]) == key
-                and (session["InitiatorPortalAddress"] or "") == initiator_portal
+            # The local address the session really uses is its connection's (a session made
+            # without an initiator portal shows 0.0.0.0 as InitiatorPortalAddress).
+            same_path = portal_key(path["TargetAddress"], path["TargetPortNumber"]) == key and (
+                not initiator_portal or path["InitiatorAddress"].lower() == initiator_portal.lower()
             )
             if same_path or not (multipath and session.get("multipath")):
                 raise self._iscsi(ERR_ALREADY_LOGGED_IN, self.INVOKE_CIM_METHOD)

@@ -67,6 +67,7 @@ SESSION_FIELDS = (
 
 INITIATOR_NODE = "iqn.1991-05.com.contoso:deepcore.contoso.com"
 INITIATOR_INSTANCE = "ROOT\\ISCSIPRT\\0000_0"
+INITIATOR_ADDRESS = "10.0.0.21"
 SEED_TARGET = "iqn.1991-05.com.contoso:testiscsi-deepcore-target"
 # (InitiatorSideIdentifier, TargetSideIdentifier) of the seed's three sessions, in order.
 SEED_SIDES = [("400001370001", "0200"), ("400001370004", "0100"), ("400001370002", "0300")]
@@ -218,7 +219,11 @@ def empty_state(observations: Any = None) -> dict:
     from tests.support.simhost.observations import behaviour_defaults
 
     return {
-        "initiator": {"node_address": INITIATOR_NODE, "instance_name": INITIATOR_INSTANCE},
+        "initiator": {
+            "node_address": INITIATOR_NODE,
+            "instance_name": INITIATOR_INSTANCE,
+            "local_address": INITIATOR_ADDRESS,  # where logins without a portal go out from
+        },
         "sessions": [],
         "next_session": 1,
         "persistent_logins": [],
@@ -346,7 +351,9 @@ class SimulatedHost(LifecycleMixin):
             "TargetSideIdentifier": sides[1] or f"{n % 256:02x}{n // 256 % 256:02x}",
             "NumberOfConnections": 1,
             "TargetNodeAddress": target,
-            "InitiatorPortalAddress": initiator_portal,
+            # Made without an initiator portal: 0.0.0.0 here, the address really used on
+            # the connection (a real transcript; it was the other way round before).
+            "InitiatorPortalAddress": initiator_portal or "0.0.0.0",
             "InitiatorNodeAddress": init["node_address"],
             "InitiatorInstanceName": init["instance_name"],
             "AuthenticationType": "NONE",
@@ -359,7 +366,8 @@ class SimulatedHost(LifecycleMixin):
             "Connections": [
                 {
                     "ConnectionIdentifier": f"fffffa800d008430-{n:x}",
-                    "InitiatorAddress": initiator_portal or "0.0.0.0",
+                    "InitiatorAddress": initiator_portal
+                    or init.get("local_address", INITIATOR_ADDRESS),
                     "InitiatorPortNumber": 44000 + n,
                     "TargetAddress": address,
                     "TargetPortNumber": port,
