@@ -312,3 +312,28 @@ def test_a_session_without_initiator_portal_matches_a_wanted_one(iscsi, host):
     wanted = {"address": "10.0.1.5", "initiator_portal_address": local}
     result = iscsi.ensure_connected(DB, portals=[wanted])
     assert result == {"changes": {}, "comments": [], "errors": []}
+
+
+# -- item 11: the CHAP user name of a persistent login is ANSI bytes -------------------------
+
+SECURE = "iqn.1991-05.com.contoso:secure-01"
+CHAP_USER = "müller-host"  # not ASCII: UTF-8 would read the ANSI byte wrongly
+CHAP_SECRET = "Chap-S3cret-01"
+
+
+@pytest.mark.parametrize("nul", ["no", "yes"])
+def test_a_chap_login_is_converged_once_not_on_every_run(iscsi, host, nul):
+    host.reset()
+    with host.edit() as state:
+        state["behaviour"]["username_nul_terminated"] = nul
+    host.add_network_target(SECURE, portals=("10.0.1.5:3260",), chap=(CHAP_USER, CHAP_SECRET))
+    spec = {
+        "portals": ["10.0.1.5:3260"],
+        "authentication": "one-way",
+        "chap_username": CHAP_USER,
+        "chap_secret": CHAP_SECRET,
+    }
+    assert iscsi.ensure_connected(SECURE, **spec)["errors"] == []
+    (login,) = iscsi.get_persistent_logins(target_node_address=SECURE)
+    assert login["ChapUsername"] == CHAP_USER
+    assert iscsi.ensure_connected(SECURE, **spec) == {"changes": {}, "comments": [], "errors": []}

@@ -137,15 +137,24 @@ function Get-LoginOption([string]$Target) {
     @(foreach ($login in Get-TargetLogin $Target) {
             $options = $login.LoginOptions
             $username = ''
+            $usernameHex = ''
             if ($null -ne $options -and $null -ne $options.Username) {
-                $username = [Text.Encoding]::ASCII.GetString([byte[]]$options.Username)
+                # Raw bytes as stored (ANSI? NUL-ended?), and read as the main script reads them.
+                $raw = [byte[]]$options.Username
+                $usernameHex = -join @(foreach ($byte in $raw) { $byte.ToString('x2') })
+                $username = [Text.Encoding]::Default.GetString($raw).TrimEnd([char]0)
             }
             [ordered]@{
                 TargetPortalAddress  = [string]$login.TargetPortal.Address
                 TargetPortalPort     = $login.TargetPortal.Port
+                InitiatorPortNumber  = $login.InitiatorPortNumber
                 AuthType             = $options.AuthType
+                LoginFlags           = $options.LoginFlags
                 InformationSpecified = $options.InformationSpecified
                 Username             = $username
+                UsernameHex          = $usernameHex
+                UsernameLength       = $options.UsernameLength
+                AnsiCodePage         = [Text.Encoding]::Default.CodePage
                 PasswordLength       = Get-Count $options.Password
             }
         })

@@ -145,3 +145,34 @@ def test_register_without_chap_on_a_session_that_used_chap(twin, chap_target, re
     options = hostactions.act("login_options", target=target["target_iqn"])
     recorder.fact("register_without_chap_login_options", options, kind)
     assert answer["results"][0]["ok"], answer
+
+
+@pytest.mark.parametrize(
+    ("name", "fields", "secrets"),
+    [
+        ("plain", {"is_multipath_enabled": False}, None),
+        ("mpio", {"is_multipath_enabled": True}, None),
+        (
+            "chap",
+            {"is_multipath_enabled": False, "chap_username": CHAP_USER},
+            {"chap_secret": CHAP_SECRET},
+        ),
+    ],
+)
+def test_what_register_stores(twin, target, session, recorder, kind, name, fields, secrets):
+    """Register with and without CHAP and MPIO: the persistent login's options as WMI keeps
+    them (AuthType, LoginFlags, the user name's raw bytes: switch username_nul_terminated)."""
+    answer = twin.request({"op": "register", "ids": [session], **fields}, secrets, after=False)
+    recorder.fact(f"register_{name}_result", answer["results"], kind)
+    options = hostactions.act("login_options", target=target["target_iqn"])
+    recorder.fact(f"register_{name}_login_options", options, kind)
+    assert CHAP_SECRET not in repr(answer) + repr(options)
+    if name == "chap" and options and options[0]["UsernameHex"]:
+        ended = options[0]["UsernameHex"].endswith("00")
+        recorder.behaviour("username_nul_terminated", "yes" if ended else "no", kind)
+    logins = logins_of(twin, target)
+    recorder.fact(f"register_{name}_logins", logins, kind)
+    assert answer["results"][0]["ok"], answer
+    if name == "chap":
+        # What the main script reads back must be the name it registered (idempotence).
+        assert [lg["ChapUsername"] for lg in logins] == [CHAP_USER], logins

@@ -269,10 +269,9 @@ class LifecycleMixin:
         if request.get("is_persistent"):
             login = self._add_login(state, session, multipath)
             login.update(
-                AuthenticationType=auth,
-                chap_username=request.get("chap_username"),
-                chap_secret_sha256=digest(secrets.get("chap_secret")),
+                AuthenticationType=auth, chap_secret_sha256=digest(secrets.get("chap_secret"))
             )
+            self._store_username(state, login, request.get("chap_username"))
         return {}
 
     @staticmethod

@@ -68,6 +68,9 @@ SESSION_FIELDS = (
 INITIATOR_NODE = "iqn.1991-05.com.contoso:deepcore.contoso.com"
 INITIATOR_INSTANCE = "ROOT\\ISCSIPRT\\0000_0"
 INITIATOR_ADDRESS = "10.0.0.21"
+# The simulated host's system ANSI code page (a Western European Windows): persistent
+# logins keep the CHAP user name as bytes in it (LoginOptions.Username, uint8[]).
+ANSI_CODE_PAGE = "cp1252"
 SEED_TARGET = "iqn.1991-05.com.contoso:testiscsi-deepcore-target"
 # (InitiatorSideIdentifier, TargetSideIdentifier) of the seed's three sessions, in order.
 SEED_SIDES = [("400001370001", "0200"), ("400001370004", "0100"), ("400001370002", "0300")]
@@ -104,6 +107,9 @@ DEFAULT_BEHAVIOUR = {
     # MSFT_iSCSITargetPortal.New for a portal already there: "refresh" (discovers again) or
     # "error" (0xEFFF0032 "Target Portal Structure Already Exists.", iscsierr.h). GUESS.
     "new_existing_portal": "refresh",
+    # Whether LoginOptions.Username ends with a NUL byte: "no" (its length is strlen, as
+    # documented) or "yes". GUESS; tests/windows records the raw bytes.
+    "username_nul_terminated": "no",
 }
 DEFAULT_FAULTS: dict[str, Any] = {
     "access_denied": False,  # every cmdlet: Access denied (not elevated)
@@ -192,6 +198,14 @@ def _not_found(session_id: str, cmdlet: str) -> WindowsError_:
         "ObjectNotFound",
         f"CmdletizationQuery_NotFound_SessionIdentifier,{cmdlet}",
     )
+
+
+def _username_of(login: dict) -> str:
+    """Get-PersistentLoginData's ChapUsername: the raw bytes in the ANSI code page, NULs
+    trimmed (a mirrored or hand-made login gives its name as text)."""
+    if "Username" in login:
+        return bytes(login["Username"]).decode(ANSI_CODE_PAGE, "replace").rstrip("\x00")
+    return login.get("chap_username") or ""
 
 
 def _module_missing(name: str) -> WindowsError_:
@@ -590,7 +604,7 @@ class SimulatedHost(LifecycleMixin):
             self._injected_failure(state, sid, INVOKE_CIM_METHOD)
         login = self._add_login(state, session, bool(request.get("is_multipath_enabled")))
         if request.get("chap_username"):
-            login["chap_username"] = request["chap_username"]
+            self._store_username(state, login, request["chap_username"])
         if request.get("chap_username") or secrets.get("chap_secret"):
             login["AuthenticationType"] = "ONEWAYCHAP"  # GUESS: Register with CHAP is one-way
         if secrets.get("chap_secret"):
@@ -667,6 +681,19 @@ class SimulatedHost(LifecycleMixin):
         return login
 
     @staticmethod
+    def _store_username(state: dict, login: dict, name: str | None) -> None:
+        """The CHAP user name as Windows keeps it: ANSI bytes (characters the code page
+        lacks become '?'), NUL-ended if ``behaviour.username_nul_terminated`` says so."""
+        login["chap_username"] = name
+        if not name:
+            login.pop("Username", None)
+            return
+        raw = list(name.encode(ANSI_CODE_PAGE, "replace"))
+        if state["behaviour"]["username_nul_terminated"] == "yes":
+            raw.append(0)
+        login["Username"] = raw
+
+    @staticmethod
     def _owners(state: dict) -> set:
         """Ids of the sessions that own a persistent login."""
         return {lg.get("session") for lg in state["persistent_logins"]}
@@ -688,7 +715,7 @@ class SimulatedHost(LifecycleMixin):
             "TargetPortalPort": login["TargetPortal"]["Port"],
             "IsMultipathEnabled": bool(login.get("IsMultipathEnabled")),
             "AuthenticationType": login.get("AuthenticationType") or "NONE",
-            "ChapUsername": login.get("chap_username") or "",
+            "ChapUsername": _username_of(login),
         }
 
     @staticmethod

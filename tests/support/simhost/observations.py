@@ -37,6 +37,7 @@ CHOICES = {
     "remove_persistent_removes": ("one", "all"),
     "method_failures": ("exception", "return_value"),
     "new_existing_portal": ("refresh", "error"),
+    "username_nul_terminated": ("no", "yes"),
 }
 LISTS = {"misreport_persistent"}
 

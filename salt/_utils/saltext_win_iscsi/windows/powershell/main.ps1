@@ -291,7 +291,10 @@ function Get-PersistentLoginData {
                 $authentication = 'MUTUALCHAP'
             }
             if ($null -ne $options.Username) {
-                $user = [Text.Encoding]::UTF8.GetString([byte[]]@($options.Username))
+                # ANSI bytes (the system code page: Encoding.Default in .NET Framework),
+                # maybe NUL-ended: read otherwise, a name never equals the one asked for.
+                $raw = [byte[]]@($options.Username)
+                $user = [Text.Encoding]::Default.GetString($raw).TrimEnd([char]0)
             }
         }
         [ordered]@{
