@@ -337,3 +337,41 @@ def test_a_chap_login_is_converged_once_not_on_every_run(iscsi, host, nul):
     (login,) = iscsi.get_persistent_logins(target_node_address=SECURE)
     assert login["ChapUsername"] == CHAP_USER
     assert iscsi.ensure_connected(SECURE, **spec) == {"changes": {}, "comments": [], "errors": []}
+
+
+# -- items 1 and 15: what iscsicli RemovePersistentTarget really removes ---------------------
+
+STALE = "iqn.1991-05.com.contoso:stale"
+
+
+def behave(host, **switches) -> None:
+    with host.edit() as state:  # raw: an unfixed simulator ignores unknown switches
+        state["behaviour"].update(switches)
+
+
+@pytest.mark.parametrize("without_portal", ["all_portals", "portal_less_only"])
+def test_a_login_without_portal_is_not_removed_alone(iscsi, seeded, without_portal):
+    """Given no portal, Windows removes the target's logins on every portal: removing only
+    the portal-less one is refused, changing nothing; removing them all works."""
+    behave(seeded, remove_without_portal=without_portal)
+    seeded.add_persistent_login(STALE, portal="", port=0)
+    seeded.add_persistent_login(STALE, portal="10.0.0.5")
+    (refused,) = iscsi.remove_persistent_login(target_node_address=STALE, target_portal=":0")
+    assert refused["status"] == "failed"
+    assert refused["error"].startswith("refused: Windows removes a persistent login without")
+    assert "(10.0.0.5:3260) are not selected" in refused["error"]
+    assert len(iscsi.get_persistent_logins(target_node_address=STALE)) == 2
+    report = iscsi.remove_persistent_login(target_node_address=STALE)
+    assert [entry["status"] for entry in report] == ["removed", "removed"], report
+    assert iscsi.get_persistent_logins(target_node_address=STALE) == []
+
+
+def test_duplicates_wmi_lists_as_one_are_all_removed(iscsi, seeded):
+    """TargetName is the WMI class's only key: two MPIO entries may be listed as one, and
+    iscsicli may remove one per call. The removal repeats while the login is listed."""
+    behave(seeded, wmi_persistent_logins="one_per_target", remove_persistent_removes="one")
+    seeded.add_persistent_login(STALE, count=3)
+    assert len(iscsi.get_persistent_logins(target_node_address=STALE)) == 1
+    (report,) = iscsi.remove_persistent_login(target_node_address=STALE)
+    assert report["status"] == "removed", report
+    assert [lg for lg in seeded.persistent_logins() if lg["TargetName"] == STALE] == []

@@ -102,3 +102,40 @@ def test_every_cmdlet_comes_from_a_module_the_script_imports():
     )
     needed = {CMDLET_MODULES[name] for name in used} - ALWAYS_THERE
     assert needed <= imported, f"autoloaded: {needed - imported}"
+
+
+# -- item 1: logins Windows removes that nobody chose -----------------------------------------
+
+
+def _login(target: str, address: str = "10.0.0.5", port: int = 3260) -> dict:
+    return {
+        "TargetName": target,
+        "InitiatorInstance": "ROOT\\ISCSIPRT\\0000_0",
+        "InitiatorPortNumber": 4294967295,
+        "TargetPortalAddress": address,
+        "TargetPortalPort": port,
+    }
+
+
+def test_every_login_that_vanished_unchosen_is_reported():
+    from saltext_win_iscsi.windows.persistence import _vanished
+    from saltext_win_iscsi.windows.protocol import login_key
+
+    chosen_login, kept, collateral = _login("iqn.x:a", ""), _login("iqn.x:b"), _login("iqn.x:a")
+    before = [chosen_login, kept, collateral, collateral]
+    (gone,) = _vanished(before, [kept], {login_key(chosen_login): chosen_login})
+    assert gone["TargetPortalAddress"] == "10.0.0.5" and gone["entries"] == 2
+    assert gone["status"] == "failed" and "not selected, but Windows removed it" in gone["error"]
+    assert _vanished(before, before, {}) == []
+
+
+def test_a_portal_less_login_is_refused_only_when_its_target_keeps_others():
+    from saltext_win_iscsi.windows.persistence import _refusals
+    from saltext_win_iscsi.windows.protocol import login_key
+
+    bare, other, elsewhere = _login("iqn.x:a", "", 0), _login("iqn.x:a"), _login("iqn.x:b")
+    alone = {login_key(bare): bare}
+    assert list(_refusals(alone, [bare, other, elsewhere])) == [login_key(bare)]
+    assert _refusals(alone, [bare, elsewhere]) == {}
+    both = {login_key(bare): bare, login_key(other): other}
+    assert _refusals(both, [bare, other]) == {}

@@ -10,7 +10,7 @@ param(
     [Parameter(Mandatory = $true)]
     [ValidateSet('windows_info', 'connect', 'cleanup', 'login_options', 'target_chap',
         'service', 'service_status', 'module_logging', 'module_logging_restore',
-        'events_4103', 'target_state', 'target_repair', 'portal_new')]
+        'events_4103', 'target_state', 'target_repair', 'portal_new', 'persistent_targets')]
     [string]$Action
 )
 
@@ -331,6 +331,23 @@ function Invoke-PortalNew($Arguments) {
     }
 }
 
+function Get-IscsicliPersistentTarget([string]$Target) {
+    # iscsicli's own list, which WMI (TargetName its class's only key) may collapse: how
+    # many entries name the target, and the raw text for people.
+    $iscsicli = Join-Path $env:SystemRoot 'System32\iscsicli.exe'
+    $ErrorActionPreference = 'Continue'
+    $output = @($null | & $iscsicli ListPersistentTargets 2>&1 | ForEach-Object { [string]$_ })
+    $code = $LASTEXITCODE
+    $ErrorActionPreference = 'Stop'
+    $mine = @($output | Where-Object { $_ -match '^\s*Target Name\s*:\s*(\S+)' -and $Matches[1] -eq $Target })
+    [ordered]@{
+        exit_code = $code
+        count     = $mine.Count
+        wmi_count = Get-Count (Get-TargetLogin $Target)
+        lines     = @($output | Select-Object -First 200)
+    }
+}
+
 $answer = [ordered]@{ ok = $true; result = $null }
 try {
     $arguments = [pscustomobject]@{}
@@ -353,6 +370,7 @@ try {
         'target_state' { $answer.result = Get-TargetState ([string]$arguments.target_name) }
         'target_repair' { $answer.result = Repair-TestTarget $arguments }
         'portal_new' { $answer.result = Invoke-PortalNew $arguments }
+        'persistent_targets' { $answer.result = Get-IscsicliPersistentTarget ([string]$arguments.target) }
     }
 } catch {
     $answer = [ordered]@{

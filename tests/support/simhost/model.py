@@ -110,6 +110,14 @@ DEFAULT_BEHAVIOUR = {
     # Whether LoginOptions.Username ends with a NUL byte: "no" (its length is strlen, as
     # documented) or "yes". GUESS; tests/windows records the raw bytes.
     "username_nul_terminated": "no",
+    # iscsicli RemovePersistentTarget without a portal ('*' address): "all_portals" (every
+    # login of the target, as RemoveIScsiPersistentTargetW documents for an empty portal) or
+    # "portal_less_only" (the first model's GUESS).
+    "remove_without_portal": "all_portals",
+    # What Get-CimInstance MSiSCSIInitiator_PersistentLoginClass lists: "each" login, or
+    # "one_per_target" (TargetName is the class's only key: WMI may collapse MPIO
+    # duplicates and logins on other portals). GUESS; tests/windows records iscsicli's count.
+    "wmi_persistent_logins": "each",
 }
 DEFAULT_FAULTS: dict[str, Any] = {
     "access_denied": False,  # every cmdlet: Access denied (not elevated)
@@ -499,7 +507,7 @@ class SimulatedHost(LifecycleMixin):
                 if op == "get_persistent_logins":
                     self._check_service(state, "Get-CimInstance")
                     return self._ok(
-                        logins=[self._login_view(lg) for lg in state["persistent_logins"]]
+                        logins=[self._login_view(lg) for lg in self._listed_logins(state)]
                     )
                 if op == "remove_persistent_logins":
                     results = []
@@ -554,12 +562,13 @@ class SimulatedHost(LifecycleMixin):
             lines.append(
                 f"s|{session['SessionIdentifier']}|{is_persistent}|{session['IsConnected']}"
             )
-        for login in state["persistent_logins"]:
+        listed = self._listed_logins(state)
+        for login in listed:
             lines.append("l|" + "|".join(str(v) for v in self._login_view(login).values()))
         text = "\n".join(sorted(lines))
         return {
             "count": persistent,
-            "logins": len(state["persistent_logins"]),
+            "logins": len(listed),
             "digest": hashlib.sha256(text.encode()).hexdigest(),
         }
 
@@ -694,6 +703,18 @@ class SimulatedHost(LifecycleMixin):
         login["Username"] = raw
 
     @staticmethod
+    def _listed_logins(state: dict) -> list[dict]:
+        """What WMI lists of the persistent logins: each one, or (its class's only key is
+        TargetName) one per target (``behaviour.wmi_persistent_logins``)."""
+        logins = state["persistent_logins"]
+        if state["behaviour"]["wmi_persistent_logins"] == "each":
+            return logins
+        first: dict[str, dict] = {}
+        for login in logins:
+            first.setdefault(login["TargetName"].lower(), login)
+        return list(first.values())
+
+    @staticmethod
     def _owners(state: dict) -> set:
         """Ids of the sessions that own a persistent login."""
         return {lg.get("session") for lg in state["persistent_logins"]}
@@ -734,8 +755,9 @@ class SimulatedHost(LifecycleMixin):
 
     def _remove_login(self, state: dict, wanted: dict) -> None:
         """Remove-PersistentLogin: iscsicli RemovePersistentTarget <initiator> <target>
-        <port> <address> <socket>, '*' meaning any (GUESS for a '*' address: it removes
-        the entries that have no portal; observe with tests/windows)."""
+        <port> <address> <socket>, '*' meaning any. A '*' port is every initiator port; a '*'
+        address is no portal, which RemoveIScsiPersistentTargetW documents as every portal
+        of the target (``behaviour.remove_without_portal``)."""
         instance = self._iscsicli_argument(wanted.get("InitiatorInstance"), True)
         target = self._iscsicli_argument(wanted.get("TargetName"), False)
         port = wanted.get("InitiatorPortNumber")
@@ -746,19 +768,22 @@ class SimulatedHost(LifecycleMixin):
         if state["faults"]["fail_logins"].get(target.lower()):
             raise self._iscsicli_failed(ERR_PERSISTENT_REMOVE)
 
+        every_portal = state["behaviour"]["remove_without_portal"] == "all_portals"
+
         def same(login: dict) -> bool:
             view = self._login_view(login)
+            if address == "*":  # iscsicli passes no portal
+                on_portal = every_portal or not view["TargetPortalAddress"]
+            else:
+                on_portal = (
+                    view["TargetPortalAddress"].lower() == address.lower()
+                    and str(view["TargetPortalPort"]) == socket
+                )
             return (
                 view["TargetName"].lower() == target.lower()
                 and (instance == "*" or view["InitiatorInstance"].lower() == instance.lower())
                 and (port_arg == "*" or str(view["InitiatorPortNumber"]) == port_arg)
-                and (
-                    (address == "*" and not view["TargetPortalAddress"])
-                    or (
-                        view["TargetPortalAddress"].lower() == address.lower()
-                        and str(view["TargetPortalPort"]) == socket
-                    )
-                )
+                and on_portal
             )
 
         matching = [lg for lg in state["persistent_logins"] if same(lg)]

@@ -38,6 +38,8 @@ CHOICES = {
     "method_failures": ("exception", "return_value"),
     "new_existing_portal": ("refresh", "error"),
     "username_nul_terminated": ("no", "yes"),
+    "remove_without_portal": ("all_portals", "portal_less_only"),
+    "wmi_persistent_logins": ("each", "one_per_target"),
 }
 LISTS = {"misreport_persistent"}
 

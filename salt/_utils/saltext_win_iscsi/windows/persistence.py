@@ -19,6 +19,8 @@ from saltext_win_iscsi.windows.protocol import describe_windows_error, is_not_fo
 # Windows may remove one persistent login of several (MPIO) per Unregister: repeat for
 # sessions still persistent, up to this many logins per session.
 MAX_UNREGISTER_PASSES = 16
+# The same for iscsicli RemovePersistentTarget, whose duplicates WMI may even list as one.
+MAX_REMOVE_PASSES = 16
 
 Opener = Callable[[], Channel]
 
@@ -121,26 +123,35 @@ def scrub(text: str, secrets: dict[str, str] | None) -> str:
 
 
 def remove_logins(host: HostCall, select: Selector, test: bool) -> list[dict]:
-    """Remove every persistent login ``select`` matches; report one entry per login key."""
-    current = host.logins()
+    """Remove every persistent login ``select`` matches; report one entry per login key,
+    and every other login that vanished meanwhile (Windows removed it too)."""
+    before = current = host.logins()
     chosen: dict[tuple, dict] = {}
     for login in current:
         if select.selects_login(login):
             entry = chosen.setdefault(login_key(login), {**login, "entries": 0})
             entry["entries"] += 1
+    refused = _refusals(chosen, current)
     if test:
-        return [{**entry, "status": "would_remove"} for entry in chosen.values()]
+        return [
+            {**entry, "status": "failed", "error": refused[key]}
+            if key in refused
+            else {**entry, "status": "would_remove"}
+            for key, entry in chosen.items()
+        ]
     errors: dict[tuple, dict] = {}
-    # iscsicli may remove one matching entry or all of them (MPIO registers several):
-    # repeat for keys still listed, at most once per entry found.
-    for _ in range(max((e["entries"] for e in chosen.values()), default=0)):
+    # iscsicli may remove one matching entry or all of them (MPIO registers several), and
+    # WMI may list duplicates as one: repeat for keys still listed.
+    for _ in range(MAX_REMOVE_PASSES):
         todo = [
             login
             for key, login in {login_key(lg): lg for lg in current}.items()
-            if key in chosen and key not in errors
+            if key in chosen and key not in errors and key not in refused
         ]
         if not todo:
             break
+        # Logins without a portal last: Windows removes the target's others with them.
+        todo.sort(key=lambda login: not login.get("TargetPortalAddress"))
         results = host.request("remove_persistent_logins", logins=todo)["results"]
         if len(results) != len(todo):
             raise IscsiError(
@@ -155,14 +166,65 @@ def remove_logins(host: HostCall, select: Selector, test: bool) -> list[dict]:
     left = {login_key(lg) for lg in current}
     report = []
     for key, entry in chosen.items():
-        if key in errors:
+        if key in refused:
+            entry.update(status="failed", error=refused[key])
+        elif key not in left:
+            entry["status"] = "removed"  # gone, even where a later call found it gone
+        elif key in errors:
             entry.update(status="failed", error=describe_windows_error(errors[key]))
-        elif key in left:
-            entry.update(status="failed", error="the persistent login is still listed")
         else:
-            entry["status"] = "removed"
+            entry.update(status="failed", error="the persistent login is still listed")
         report.append(entry)
-    return report
+    return report + _vanished(before, current, chosen)
+
+
+def _portal_label(login: dict) -> str:
+    address = login.get("TargetPortalAddress")
+    return f"{address}:{login.get('TargetPortalPort')}" if address else "no portal"
+
+
+def _refusals(chosen: dict[tuple, dict], logins: list[dict]) -> dict[tuple, str]:
+    """Chosen logins without a portal whose target has other logins not chosen: Windows
+    removes a login given no portal on every portal of its target
+    (RemoveIScsiPersistentTargetW), so removing it would remove those too."""
+    refused = {}
+    for key, entry in chosen.items():
+        if entry.get("TargetPortalAddress"):
+            continue
+        target = str(entry.get("TargetName")).lower()
+        kept = [
+            lg
+            for lg in logins
+            if str(lg.get("TargetName")).lower() == target and login_key(lg) not in chosen
+        ]
+        if kept:
+            portals = ", ".join(sorted({_portal_label(lg) for lg in kept}))
+            refused[key] = (
+                f"refused: Windows removes a persistent login without a portal together "
+                f"with every other login of {entry.get('TargetName')}, and {len(kept)} of "
+                f"them ({portals}) are not selected; select them too to remove them all"
+            )
+    return refused
+
+
+def _vanished(before: list[dict], after: list[dict], chosen: dict[tuple, dict]) -> list[dict]:
+    """Logins not chosen that are gone afterwards: Windows removed them with the chosen."""
+    left = {login_key(lg) for lg in after}
+    gone: dict[tuple, dict] = {}
+    for login in before:
+        key = login_key(login)
+        if key in chosen or key in left:
+            continue
+        entry = gone.setdefault(key, {**login, "entries": 0})
+        entry["entries"] += 1
+        entry.update(
+            status="failed",
+            error=(
+                f"not selected, but Windows removed it with the selected logins of "
+                f"{login.get('TargetName')}; register it again if it is wanted"
+            ),
+        )
+    return list(gone.values())
 
 
 def remove_persistent_logins(opener: Opener, select: Selector, test: bool) -> list[dict]:
