@@ -375,3 +375,45 @@ def test_duplicates_wmi_lists_as_one_are_all_removed(iscsi, seeded):
     (report,) = iscsi.remove_persistent_login(target_node_address=STALE)
     assert report["status"] == "removed", report
     assert [lg for lg in seeded.persistent_logins() if lg["TargetName"] == STALE] == []
+
+
+# -- item 3: clustered disks the session does not show -------------------------------------
+
+CLUSTERED = "iqn.1991-05.com.contoso:cluster-01"
+
+
+@pytest.fixture
+def cluster_node(host):
+    """A failover cluster node with a target whose disk the clustered storage claims."""
+    host.reset()
+    host.set_cluster_service(True)
+    host.add_network_target(CLUSTERED, portals=("10.0.3.5:3260",), disks=[{"IsClustered": True}])
+    return host
+
+
+@pytest.mark.parametrize(
+    ("association", "reason"),
+    [
+        ("connection", "is a clustered disk"),  # found through the connection
+        ("none", "its disks are unknown (none found, but the cluster service runs"),
+    ],
+)
+def test_ensure_absent_sees_clustered_disks_or_says_it_cannot(
+    iscsi, cluster_node, association, reason
+):
+    behave(cluster_node, clustered_disk_association=association)
+    iscsi.ensure_connected(CLUSTERED, portals=["10.0.3.5"])
+    result = iscsi.ensure_absent(CLUSTERED)
+    assert result["changes"] == {} and reason in result["errors"][0], result
+    assert len(iscsi.get_sessions(target_node_address=CLUSTERED)) == 1
+    assert iscsi.ensure_absent(CLUSTERED, force=True)["errors"] == []
+    assert iscsi.get_sessions(target_node_address=CLUSTERED) == []
+
+
+def test_no_disk_is_no_risk_where_no_cluster_runs(iscsi, cluster_node):
+    cluster_node.set_cluster_service(False)
+    behave(cluster_node, clustered_disk_association="none")
+    iscsi.ensure_connected(CLUSTERED, portals=["10.0.3.5"])
+    (session,) = iscsi.get_sessions(target_node_address=CLUSTERED, disks=True)
+    assert session["Disks"] == [] and session["DisksUnknown"] is False
+    assert iscsi.ensure_absent(CLUSTERED)["errors"] == []

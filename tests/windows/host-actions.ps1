@@ -10,7 +10,8 @@ param(
     [Parameter(Mandatory = $true)]
     [ValidateSet('windows_info', 'connect', 'cleanup', 'login_options', 'target_chap',
         'service', 'service_status', 'module_logging', 'module_logging_restore',
-        'events_4103', 'target_state', 'target_repair', 'portal_new', 'persistent_targets')]
+        'events_4103', 'target_state', 'target_repair', 'portal_new', 'persistent_targets',
+        'disk_associations', 'disk_state')]
     [string]$Action
 )
 
@@ -114,6 +115,9 @@ function Get-WindowsInfo {
 
 function Connect-TestTarget($Arguments) {
     $parameters = @{ NodeAddress = [string]$Arguments.target; IsPersistent = [bool]$Arguments.persistent }
+    if ($Arguments.multipath) {
+        $parameters['IsMultipathEnabled'] = $true
+    }
     if ($Arguments.portal) {
         $parameters['TargetPortalAddress'] = [string]$Arguments.portal
         $parameters['TargetPortalPortNumber'] = [uint16]$Arguments.port
@@ -348,6 +352,63 @@ function Get-IscsicliPersistentTarget([string]$Target) {
     }
 }
 
+function Get-DiskNumber([hashtable]$Association) {
+    try {
+        @(Get-Disk @Association | ForEach-Object { [int]$_.Number })
+    } catch {
+        [string]$_.FullyQualifiedErrorId
+    }
+}
+
+function Get-DiskAssociation([string]$Target) {
+    # Which disks Get-Disk finds through each session and each of its connections (MPIO and
+    # clustered disks: does the session association exist?), and the cluster service.
+    $cluster = @(Get-CimInstance -ClassName Win32_Service -Filter "Name='ClusSvc'")
+    [ordered]@{
+        cluster_service = if ($cluster.Count) { [string]$cluster[0].State } else { 'absent' }
+        sessions        = @(foreach ($session in Get-TargetSession $Target) {
+                [ordered]@{
+                    SessionIdentifier = [string]$session.SessionIdentifier
+                    by_session        = @(Get-DiskNumber @{ iSCSISession = $session })
+                    by_connection     = @(foreach ($connection in @(Get-IscsiConnection -IscsiSession $session)) {
+                            Get-DiskNumber @{ iSCSIConnection = $connection }
+                        })
+                    disks             = @(foreach ($disk in @(Get-Disk -iSCSISession $session -ErrorAction SilentlyContinue)) {
+                            [ordered]@{
+                                Number            = [int]$disk.Number
+                                IsOffline         = [bool]$disk.IsOffline
+                                IsClustered       = [bool]$disk.IsClustered
+                                PartitionStyle    = [string]$disk.PartitionStyle
+                                OperationalStatus = [string]$disk.OperationalStatus
+                            }
+                        })
+                }
+            })
+    }
+}
+
+function Set-TestDiskState([string]$Target, [string]$State) {
+    # The test target's disks: 'offline', 'online' (raw) or 'volume' (online, GPT, one NTFS
+    # volume without a drive letter). Only the test target's RAM disk is touched.
+    $numbers = @(foreach ($session in Get-TargetSession $Target) {
+            foreach ($disk in @(Get-Disk -iSCSISession $session -ErrorAction SilentlyContinue)) { [int]$disk.Number }
+        }) | Sort-Object -Unique
+    foreach ($number in $numbers) {
+        if ($State -eq 'offline') {
+            Set-Disk -Number $number -IsOffline $true
+            continue
+        }
+        Set-Disk -Number $number -IsOffline $false
+        Set-Disk -Number $number -IsReadOnly $false
+        if ($State -eq 'volume' -and [string](Get-Disk -Number $number).PartitionStyle -eq 'RAW') {
+            Initialize-Disk -Number $number -PartitionStyle GPT
+            $null = New-Partition -DiskNumber $number -UseMaximumSize |
+                Format-Volume -FileSystem NTFS -Confirm:$false
+        }
+    }
+    Get-DiskAssociation $Target
+}
+
 $answer = [ordered]@{ ok = $true; result = $null }
 try {
     $arguments = [pscustomobject]@{}
@@ -371,6 +432,8 @@ try {
         'target_repair' { $answer.result = Repair-TestTarget $arguments }
         'portal_new' { $answer.result = Invoke-PortalNew $arguments }
         'persistent_targets' { $answer.result = Get-IscsicliPersistentTarget ([string]$arguments.target) }
+        'disk_associations' { $answer.result = Get-DiskAssociation ([string]$arguments.target) }
+        'disk_state' { $answer.result = Set-TestDiskState ([string]$arguments.target) ([string]$arguments.state) }
     }
 } catch {
     $answer = [ordered]@{

@@ -118,6 +118,10 @@ DEFAULT_BEHAVIOUR = {
     # "one_per_target" (TargetName is the class's only key: WMI may collapse MPIO
     # duplicates and logins on other portals). GUESS; tests/windows records iscsicli's count.
     "wmi_persistent_logins": "each",
+    # Which associations find a disk the clustered storage subsystem claims: "session"
+    # (both), "connection" (MSFT_iSCSIConnectionToDisk only: Microsoft documents that the
+    # session's "may not be created" on Server 2016+) or "none". GUESS.
+    "clustered_disk_association": "connection",
 }
 DEFAULT_FAULTS: dict[str, Any] = {
     "access_denied": False,  # every cmdlet: Access denied (not elevated)
@@ -253,6 +257,7 @@ def empty_state(observations: Any = None) -> dict:
         "discovered": [],  # target IQNs found through the portals
         "network": [],  # what the SAN offers (lifecycle.add_network_target)
         "chap_secret_sha256": None,  # the initiator's mutual-CHAP secret
+        "cluster_service_running": False,  # ClusSvc: a failover cluster node
         "disk_numbers": {},
         "behaviour": behaviour_defaults(observations),
         "faults": copy.deepcopy(DEFAULT_FAULTS),
@@ -435,6 +440,11 @@ class SimulatedHost(LifecycleMixin):
             self._add_login(
                 state, self._session(state, session_id, "Register-IscsiSession"), multipath
             )
+
+    def set_cluster_service(self, running: bool) -> None:
+        """The failover cluster service (ClusSvc) runs on this host, or not."""
+        with self.edit() as state:
+            state["cluster_service_running"] = running
 
     def set_fault(self, name: str, value: Any) -> None:
         if name not in DEFAULT_FAULTS:
@@ -824,6 +834,18 @@ class SimulatedHost(LifecycleMixin):
                 code = state["faults"]["disk_error"]
                 raise WindowsError_("Access denied", "PermissionDenied", f"{code},Get-Disk")
             view["Disks"] = [
-                {k: v for k, v in disk.items() if k != "InUse"} for disk in session.get("Disks", [])
+                {k: v for k, v in disk.items() if k != "InUse"}
+                for disk in session.get("Disks", [])
+                if self._disk_found(state, disk)
             ]
+            view["DisksUnknown"] = state["cluster_service_running"] and not view["Disks"]
         return view
+
+    @staticmethod
+    def _disk_found(state: dict, disk: dict) -> bool:
+        """Get-DiskData asks the session's and the connections' associations: a clustered
+        disk is missed only when neither exists (``behaviour.clustered_disk_association``)."""
+        return (
+            not disk.get("IsClustered")
+            or state["behaviour"]["clustered_disk_association"] != "none"
+        )

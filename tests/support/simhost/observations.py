@@ -40,6 +40,7 @@ CHOICES = {
     "username_nul_terminated": ("no", "yes"),
     "remove_without_portal": ("all_portals", "portal_less_only"),
     "wmi_persistent_logins": ("each", "one_per_target"),
+    "clustered_disk_association": ("session", "connection", "none"),
 }
 LISTS = {"misreport_persistent"}
 

@@ -108,10 +108,10 @@ function Select-Fields($Object, [string[]]$Fields) {
     $data
 }
 
-function Get-ConnectionData($Session) {
-    # Outputs the session's connections one by one; callers collect them with @().
+function Get-SessionConnection($Session) {
+    # Outputs the session's connection objects one by one; callers collect them with @().
     try {
-        $connections = @(Get-IscsiConnection -IscsiSession $Session -ErrorAction Stop)
+        @(Get-IscsiConnection -IscsiSession $Session -ErrorAction Stop)
     } catch {
         # A session that is reconnecting may have no connection object yet.
         if ([string]$_.FullyQualifiedErrorId -like 'CmdletizationQuery_NotFound*') {
@@ -119,7 +119,10 @@ function Get-ConnectionData($Session) {
         }
         throw
     }
-    foreach ($connection in $connections) {
+}
+
+function Get-ConnectionData($Session) {
+    foreach ($connection in @(Get-SessionConnection $Session)) {
         Select-Fields $connection $ConnectionFields
     }
 }
@@ -146,24 +149,48 @@ function Get-VolumeData($Disk) {
     }
 }
 
-function Get-DiskData($Session) {
-    # Outputs the disks behind a session, each with its volumes, one by one.
+function Find-Disk([hashtable]$Association) {
+    # Outputs the disks Get-Disk finds through one association; none is no error.
     try {
-        $disks = @(Get-Disk -IscsiSession $Session -ErrorAction Stop)
+        @(Get-Disk @Association -ErrorAction Stop)
     } catch {
         if ([string]$_.FullyQualifiedErrorId -like 'CmdletizationQuery_NotFound*') {
             return
         }
         throw
     }
-    foreach ($disk in $disks) {
+}
+
+function Get-DiskData($Session) {
+    # Outputs the disks behind a session, each with its volumes, one by one. On Server
+    # 2016+ the session-to-disk association "may not be created when the clustered storage
+    # subsystem claims the disks": the connections' disks are asked too.
+    $disks = [ordered]@{}
+    $found = @(Find-Disk @{ IscsiSession = $Session })
+    foreach ($connection in @(Get-SessionConnection $Session)) {
+        $found += @(Find-Disk @{ IscsiConnection = $connection })
+    }
+    foreach ($disk in $found) {
+        if (-not $disks.Contains([string]$disk.Number)) {
+            $disks[[string]$disk.Number] = $disk
+        }
+    }
+    foreach ($disk in $disks.Values) {
         $data = Select-Fields $disk $DiskFields
         $data['Volumes'] = @(Get-VolumeData $disk)
         $data
     }
 }
 
+function Test-ClusterService {
+    # Whether the failover cluster service runs (its storage may hide a session's disks).
+    $filter = "Name='ClusSvc'"
+    $service = @(Get-CimInstance -ClassName 'Win32_Service' -Filter $filter -ErrorAction Stop)
+    $service.Count -gt 0 -and [string]$service[0].State -eq 'Running'
+}
+
 function Get-SessionData([bool]$WithConnections, [bool]$WithDisks) {
+    $cluster = $WithDisks -and (Test-ClusterService)
     foreach ($session in @(Get-IscsiSession -ErrorAction Stop)) {
         $data = Select-Fields $session $SessionFields
         if ($WithConnections) {
@@ -171,6 +198,8 @@ function Get-SessionData([bool]$WithConnections, [bool]$WithDisks) {
         }
         if ($WithDisks) {
             $data['Disks'] = @(Get-DiskData $session)
+            # No disk found either way on a cluster node: they may exist, unseen.
+            $data['DisksUnknown'] = $cluster -and $data['Disks'].Count -eq 0
         }
         $data
     }
