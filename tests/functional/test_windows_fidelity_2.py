@@ -138,12 +138,13 @@ class LoopbackComputer:
             "username": "CONTOSO\\salt-svc",
             "password": "W1nRM-pa55word!",
             "insecure": True,
-            "operation_timeout": 3,
-            "read_timeout": 6,
+            # Generous: a loaded test machine is slow to read a 1 MB request, not wrong.
+            "operation_timeout": 20,
+            "read_timeout": 120,
         }
         self.remote = RemoteComputer("127.0.0.1", "lab", settings)
 
-    def channel(self, timeout: float = 60) -> WinRMChannel:
+    def channel(self, timeout: float = 120) -> WinRMChannel:
         return WinRMChannel(self.remote, timeout)
 
 
@@ -156,8 +157,8 @@ def computer(tmp_path):
 
 def test_a_megabyte_request_goes_through_winrm_in_chunks(computer):
     """Each stdin Send is one envelope; WinRM refuses one above MaxEnvelopeSizekb (500)."""
-    ids = computer.host.add_sessions([SEED_TARGET] * 21000)
-    channel = computer.channel()
+    ids = computer.host.add_sessions([SEED_TARGET] * 2100) * 10  # a small host, 21,000 ids
+    channel = computer.channel(timeout=300)
     answer = channel.request({"op": "unregister", "ids": ids})
     channel.close()
     assert len(encode_request({"op": "unregister", "ids": ids})) > 1_000_000
@@ -417,3 +418,66 @@ def test_no_disk_is_no_risk_where_no_cluster_runs(iscsi, cluster_node):
     (session,) = iscsi.get_sessions(target_node_address=CLUSTERED, disks=True)
     assert session["Disks"] == [] and session["DisksUnknown"] is False
     assert iscsi.ensure_absent(CLUSTERED)["errors"] == []
+
+
+# -- item 17: persistently bound volumes -----------------------------------------------------
+
+BOUND = "iqn.1991-05.com.contoso:bound-01"
+VOLUME = {
+    "DriveLetter": "E",
+    "AccessPaths": ["E:\\", "\\\\?\\Volume{0b1e5a9c-0000-4000-8000-000000000001}\\"],
+}
+
+
+@pytest.fixture
+def bound_host(host):
+    """A persistent target whose volume E: is on the initiator's bound list."""
+    host.reset()
+    host.add_network_target(BOUND, portals=("10.0.4.5:3260",), disks=[{"Volumes": [VOLUME]}])
+    host.handle({"op": "add_target_portal", "address": "10.0.4.5", "port": 3260})
+    host.handle({"op": "connect_target", "node_address": BOUND, "is_persistent": True})
+    host.bind_volume("E:\\")
+    return host
+
+
+def test_get_sessions_reports_whether_each_volume_is_bound(iscsi, bound_host):
+    (session,) = iscsi.get_sessions(disks=True)
+    (volume,) = session["Disks"][0]["Volumes"]
+    assert volume["IsBound"] is True and volume["BoundPaths"] == ["E:\\"]
+    bound_host.handle({"op": "unbind_volumes", "ids": [session["SessionIdentifier"]]})
+    (session,) = iscsi.get_sessions(disks=True)
+    assert session["Disks"][0]["Volumes"][0]["IsBound"] is False
+
+
+def test_not_persistent_takes_the_volume_off_the_bound_list(iscsi, bound_host):
+    (sid,) = [s["SessionIdentifier"] for s in bound_host.sessions()]
+    result = iscsi.unregister_session(target_node_address=BOUND)
+    assert result[sid]["status"] == "unregistered"
+    assert result[sid]["volumes_unbound"] == ["E:\\"]
+    assert bound_host.bound_volumes() == [] and bound_host.boot_waits_for() == []
+
+
+def test_a_volume_another_persistent_path_brings_back_stays_bound(iscsi, bound_host):
+    """MPIO: the target keeps a persistent login, so its volume still comes back at boot."""
+    bound_host.add_persistent_login(BOUND, portal="10.0.4.5")
+    (sid,) = [s["SessionIdentifier"] for s in bound_host.sessions()]
+    result = iscsi.unregister_session(session_identifier=sid)
+    assert result[sid]["status"] == "unregistered" and "volumes_unbound" not in result[sid]
+    assert bound_host.bound_volumes() == ["E:\\"]
+
+
+def test_absent_takes_the_volume_off_the_bound_list_and_says_so(iscsi, bound_host):
+    planned = iscsi.ensure_absent(BOUND, force=True, test=True)
+    assert planned["changes"]["bound volume E:\\"] == {"old": "bound", "new": "unbound"}
+    assert bound_host.bound_volumes() == ["E:\\"]
+    done = iscsi.ensure_absent(BOUND, force=True)
+    assert done["errors"] == [] and "bound volume E:\\" in done["changes"]
+    assert bound_host.bound_volumes() == [] and bound_host.boot_waits_for() == []
+
+
+def test_without_unbinding_every_boot_would_wait(bound_host):
+    """Control: the simulated host does see a bound volume nothing brings back."""
+    bound_host.handle(
+        {"op": "unregister", "ids": [s["SessionIdentifier"] for s in bound_host.sessions()]}
+    )
+    assert bound_host.boot_waits_for() == ["E:\\"]

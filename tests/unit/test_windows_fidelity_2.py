@@ -139,3 +139,18 @@ def test_a_portal_less_login_is_refused_only_when_its_target_keeps_others():
     assert _refusals(alone, [bare, elsewhere]) == {}
     both = {login_key(bare): bare, login_key(other): other}
     assert _refusals(both, [bare, other]) == {}
+
+
+# -- item 17: which sessions' volumes leave the bound list ------------------------------------
+
+
+def test_only_sessions_with_a_bound_volume_are_asked_about():
+    from saltext_win_iscsi.windows.volumes import bound_sessions
+
+    volume = {"DriveLetter": "E", "IsBound": True}
+    sessions = [
+        {"SessionIdentifier": "a", "Disks": [{"Volumes": [volume]}]},
+        {"SessionIdentifier": "b", "Disks": [{"Volumes": [{**volume, "IsBound": False}]}]},
+        {"SessionIdentifier": "c", "Disks": []},
+    ]
+    assert bound_sessions(sessions) == ["a"]

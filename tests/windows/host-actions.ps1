@@ -11,7 +11,7 @@ param(
     [ValidateSet('windows_info', 'connect', 'cleanup', 'login_options', 'target_chap',
         'service', 'service_status', 'module_logging', 'module_logging_restore',
         'events_4103', 'target_state', 'target_repair', 'portal_new', 'persistent_targets',
-        'disk_associations', 'disk_state')]
+        'disk_associations', 'disk_state', 'bind_volumes', 'bound_list')]
     [string]$Action
 )
 
@@ -409,6 +409,23 @@ function Set-TestDiskState([string]$Target, [string]$State) {
     Get-DiskAssociation $Target
 }
 
+function Get-BoundList {
+    @(foreach ($device in @(Get-CimInstance -Namespace 'root/wmi' -ClassName 'MSiSCSIInitiator_PersistentDevices')) {
+            [string]$device.DevicePath
+        })
+}
+
+function Invoke-BindVolume {
+    # iscsicli BindPersistentVolumes: every volume of a persistent iSCSI login onto the
+    # bound list (on the test host: the test target's). Its output and the list after.
+    $iscsicli = Join-Path $env:SystemRoot 'System32\iscsicli.exe'
+    $ErrorActionPreference = 'Continue'
+    $output = @($null | & $iscsicli BindPersistentVolumes 2>&1 | ForEach-Object { [string]$_ })
+    $code = $LASTEXITCODE
+    $ErrorActionPreference = 'Stop'
+    [ordered]@{ exit_code = $code; lines = $output; bound = @(Get-BoundList) }
+}
+
 $answer = [ordered]@{ ok = $true; result = $null }
 try {
     $arguments = [pscustomobject]@{}
@@ -434,6 +451,8 @@ try {
         'persistent_targets' { $answer.result = Get-IscsicliPersistentTarget ([string]$arguments.target) }
         'disk_associations' { $answer.result = Get-DiskAssociation ([string]$arguments.target) }
         'disk_state' { $answer.result = Set-TestDiskState ([string]$arguments.target) ([string]$arguments.state) }
+        'bind_volumes' { $answer.result = Invoke-BindVolume }
+        'bound_list' { $answer.result = @(Get-BoundList) }
     }
 } catch {
     $answer = [ordered]@{

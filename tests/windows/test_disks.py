@@ -53,3 +53,27 @@ def test_which_disk_states_make_logout_fail(channel, target, recorder, kind, sta
         # A disk left online keeps the session from logging out: the clean-up needs it off.
         if sessions_of(channel, target):
             hostactions.act("disk_state", target=target["target_iqn"], state="offline")
+
+
+def test_a_bound_volume_is_reported_and_unbound(channel, target, recorder, kind):
+    """The persistently bound list (iscsicli BindPersistentVolumes): what its entries look
+    like, whether get_sessions sees the volume as bound, and whether unbind_volumes (iscsicli
+    RemovePersistentDevices <path>) takes it off."""
+    sid = hostactions.connect(target, persistent=True)["SessionIdentifier"]
+    before = hostactions.act("bound_list")
+    try:
+        hostactions.act("disk_state", target=target["target_iqn"], state="volume")
+        bound = hostactions.act("bind_volumes")
+        recorder.fact("bind_persistent_volumes", bound, kind)
+        (session,) = [s for s in sessions_of(channel, target) if s["SessionIdentifier"] == sid]
+        volumes = [v for d in session["Disks"] for v in d["Volumes"]]
+        recorder.fact("bound_volumes_as_reported", volumes, kind)
+        answer = channel.request({"op": "unbind_volumes", "ids": [sid]})
+        recorder.fact("unbind_volumes", answer, kind)
+        after = hostactions.act("bound_list")
+        recorder.fact("bound_list_after_unbind", after, kind)
+        assert answer["ok"], answer
+        assert sorted(after) == sorted(before), (before, after)
+    finally:
+        if sessions_of(channel, target):
+            hostactions.act("disk_state", target=target["target_iqn"], state="offline")

@@ -212,6 +212,33 @@ def _not_found(session_id: str, cmdlet: str) -> WindowsError_:
     )
 
 
+def _volume_key(path: str) -> str:
+    """ConvertTo-VolumeKey: case-insensitive, without a trailing backslash."""
+    return str(path).rstrip("\\").lower()
+
+
+def _volume_names(volume: dict) -> list[str]:
+    letter = volume.get("DriveLetter") or ""
+    return [*volume.get("AccessPaths", []), f"{letter}:"]
+
+
+def _with_binding(volume: dict, bound: list[str]) -> dict:
+    """Get-VolumeData: the volume with the bound-list entries that name it."""
+    names = {_volume_key(path) for path in _volume_names(volume)}
+    bound_as = [entry for entry in bound if _volume_key(entry) in names]
+    return {
+        "DriveLetter": volume.get("DriveLetter") or "",
+        "AccessPaths": list(volume.get("AccessPaths", [])),
+        "IsBound": bool(bound_as),
+        "BoundPaths": bound_as,
+    }
+
+
+# What the main script lets reach iscsicli as a volume path ($DevicePathName).
+DEVICE_PATH = re.compile(r"[A-Za-z0-9._:\\?{}$-]+\Z")
+ERR_DEVICE_NOT_FOUND = ("Device was not found.", 0xEFFF005D)
+
+
 def _username_of(login: dict) -> str:
     """Get-PersistentLoginData's ChapUsername: the raw bytes in the ANSI code page, NULs
     trimmed (a mirrored or hand-made login gives its name as text)."""
@@ -258,6 +285,9 @@ def empty_state(observations: Any = None) -> dict:
         "network": [],  # what the SAN offers (lifecycle.add_network_target)
         "chap_secret_sha256": None,  # the initiator's mutual-CHAP secret
         "cluster_service_running": False,  # ClusSvc: a failover cluster node
+        # The initiator's persistently bound volumes (MSiSCSIInitiator_PersistentDevices):
+        # its service waits at start-up until each one is there.
+        "bound_volumes": [],
         "disk_numbers": {},
         "behaviour": behaviour_defaults(observations),
         "faults": copy.deepcopy(DEFAULT_FAULTS),
@@ -441,6 +471,30 @@ class SimulatedHost(LifecycleMixin):
                 state, self._session(state, session_id, "Register-IscsiSession"), multipath
             )
 
+    def bind_volume(self, path: str) -> None:
+        """What ``iscsicli BindPersistentVolumes`` / AddPersistentDevices leaves: ``path`` (a
+        drive letter ``E:\\``, a mount point, a ``\\\\?\\Volume{...}\\`` name) on the list."""
+        with self.edit() as state:
+            state["bound_volumes"].append(path)
+
+    def bound_volumes(self) -> list[str]:
+        return self.read()["bound_volumes"]
+
+    def boot_waits_for(self) -> list[str]:
+        """Bound volumes no persistent login brings back at boot: the iSCSI service would
+        wait for each of them at every start (until it times out)."""
+        state = self.read()
+        persistent = {lg["TargetName"].lower() for lg in state["persistent_logins"]}
+        reachable = {
+            _volume_key(path)
+            for session in state["sessions"]
+            if session["TargetNodeAddress"].lower() in persistent
+            for disk in session.get("Disks", [])
+            for volume in disk.get("Volumes", [])
+            for path in _volume_names(volume)
+        }
+        return [p for p in state["bound_volumes"] if _volume_key(p) not in reachable]
+
     def set_cluster_service(self, running: bool) -> None:
         """The failover cluster service (ClusSvc) runs on this host, or not."""
         with self.edit() as state:
@@ -512,6 +566,9 @@ class SimulatedHost(LifecycleMixin):
                 lifecycle = self._lifecycle_ops().get(str(op))
                 if lifecycle is not None:
                     return self._ok(**lifecycle(state, request, secrets))
+                if op == "unbind_volumes":
+                    self._check_storage_module(state)
+                    return self._ok(results=self._unbind_volumes(state, request))
                 if op == "digest":
                     return self._ok(**self._digest(state))
                 if op == "get_persistent_logins":
@@ -631,6 +688,48 @@ class SimulatedHost(LifecycleMixin):
             login["chap_secret_sha256"] = hashlib.sha256(
                 secrets["chap_secret"].encode()
             ).hexdigest()
+
+    def _unbind_volumes(self, state: dict, request: dict) -> list[dict]:
+        """Each session's volumes out of the bound list: iscsicli RemovePersistentDevices
+        per entry naming one (GUESS: its exit code is the status, as for
+        RemovePersistentTarget)."""
+        results = []
+        reconnecting = set()
+        if request.get("keep_reconnecting"):
+            reconnecting = {lg["TargetName"].lower() for lg in self._listed_logins(state)}
+        for sid in (request.get("ids") or []) if state["bound_volumes"] else []:
+            try:
+                self._check_service(state, "Get-IscsiSession")
+                view = self._session_view(
+                    state, self._session(state, str(sid), "Get-IscsiSession"), False, disks=True
+                )
+            except WindowsError_ as err:
+                results.append({"id": str(sid), "path": None, "ok": False, "error": err.record})
+                continue
+            if view["TargetNodeAddress"].lower() in reconnecting:
+                continue
+            paths = [p for d in view["Disks"] for v in d["Volumes"] for p in v["BoundPaths"]]
+            for path in paths:
+                item = {"id": str(sid), "path": path, "ok": True}
+                try:
+                    if not request.get("test"):
+                        self._remove_bound_path(state, path)
+                except WindowsError_ as err:
+                    item.update(ok=False, error=err.record)
+                results.append(item)
+        return results
+
+    def _remove_bound_path(self, state: dict, path: str) -> None:
+        if not DEVICE_PATH.match(path):
+            raise _script_error(
+                f"not a plain volume path, iscsicli cannot take it: '{path}'",
+                "IscsiNotPlainName",
+                "InvalidArgument",
+            )
+        self._check_service(state, "iscsicli")
+        if path not in state["bound_volumes"]:
+            raise self._iscsicli_failed(ERR_DEVICE_NOT_FOUND)
+        state["bound_volumes"].remove(path)
 
     # -- internals -----------------------------------------------------------------------
 
@@ -834,7 +933,12 @@ class SimulatedHost(LifecycleMixin):
                 code = state["faults"]["disk_error"]
                 raise WindowsError_("Access denied", "PermissionDenied", f"{code},Get-Disk")
             view["Disks"] = [
-                {k: v for k, v in disk.items() if k != "InUse"}
+                {
+                    **{k: v for k, v in disk.items() if k not in ("InUse", "Volumes")},
+                    "Volumes": [
+                        _with_binding(v, state["bound_volumes"]) for v in disk.get("Volumes", [])
+                    ],
+                }
                 for disk in session.get("Disks", [])
                 if self._disk_found(state, disk)
             ]

@@ -19,7 +19,7 @@ from saltext_win_iscsi.spec import (
     path_problems,
     same_target,
 )
-from saltext_win_iscsi.windows import lifecycle
+from saltext_win_iscsi.windows import lifecycle, volumes
 from saltext_win_iscsi.windows.hostcall import HostCall
 from saltext_win_iscsi.windows.persistence import Opener, remove_logins, scrub
 from saltext_win_iscsi.windows.protocol import describe_windows_error
@@ -225,6 +225,7 @@ def ensure_absent(
                 "refusing to disconnect (set force: True to do it anyway): " + "; ".join(risks)
             )
             return report.result()
+        _unbind_volumes(host, mine, test, report)
         logins = host.logins()
         portals = host.request("get_target_portals")["portals"]
         used = _portals_of(mine, [lg for lg in logins if select.selects_login(lg)])
@@ -272,6 +273,16 @@ def ensure_absent(
                     "persistent login(s) of the target remain"
                 )
     return report.result()
+
+
+def _unbind_volumes(host: HostCall, sessions: list[dict], test: bool, report: _Report) -> None:
+    """The sessions' volumes off the persistently bound list: they will not come back at
+    boot, and the iSCSI service would wait for them at every start."""
+    for entry in volumes.unbind_volumes(host, volumes.bound_sessions(sessions), test):
+        if entry["status"] == "failed":
+            report.error(f"cannot take a volume off the bound list: {entry['error']}")
+        else:
+            report.changes[f"bound volume {entry['path']}"] = {"old": "bound", "new": "unbound"}
 
 
 def _portals_of(sessions: list[dict], logins: list[dict]) -> set[tuple[str, int]]:

@@ -15,6 +15,7 @@ from saltext_win_iscsi.selection import Selector
 from saltext_win_iscsi.windows.channels import Channel
 from saltext_win_iscsi.windows.hostcall import HostCall
 from saltext_win_iscsi.windows.protocol import describe_windows_error, is_not_found, login_key
+from saltext_win_iscsi.windows.volumes import unbind_volumes
 
 # Windows may remove one persistent login of several (MPIO) per Unregister: repeat for
 # sessions still persistent, up to this many logins per session.
@@ -93,6 +94,9 @@ def change_persistence(
                     break
                 errors.update(host.per_session(op, again))
                 after = {s["SessionIdentifier"]: s for s in host.sessions()}
+            unbound = _unbind_unregistered(
+                host, [after[sid] for sid in todo if errors.get(sid) is None and sid in after]
+            )
     for sid in todo:
         entry = report[sid]
         error = errors.get(sid)
@@ -107,11 +111,35 @@ def change_persistence(
             entry["status"] = done_status
         else:
             entry.update(status="failed", error=f"IsPersistent is still {now.get('IsPersistent')}")
+        if op == "unregister":
+            _report_unbound(entry, unbound.get(sid, []))
     if not passthru:
         return report
     if failed(report):
         raise passthru_error(report, done_status)
     return [after[sid] for sid in todo if sid in after]
+
+
+def _unbind_unregistered(host: HostCall, sessions: list[dict]) -> dict[str, list[dict]]:
+    """The volumes of unregistered sessions whose target nothing reconnects at boot, off
+    the persistently bound list (or every boot waits for them); entries by session."""
+    gone = [s["SessionIdentifier"] for s in sessions if not s.get("IsPersistent")]
+    by_session: dict[str, list[dict]] = {}
+    for entry in unbind_volumes(host, gone, test=False, keep_reconnecting=True):
+        by_session.setdefault(entry["session"], []).append(entry)
+    return by_session
+
+
+def _report_unbound(entry: dict, unbound: list[dict]) -> None:
+    for volume in unbound:
+        if volume["status"] == "unbound":
+            entry.setdefault("volumes_unbound", []).append(volume["path"])
+        elif entry["status"] != "failed":
+            entry.update(
+                status="failed",
+                error=f"unregistered, but a volume stays on the persistently bound list "
+                f"(every boot waits for it): {volume['error']}",
+            )
 
 
 def scrub(text: str, secrets: dict[str, str] | None) -> str:

@@ -40,6 +40,8 @@ $StorageNamespace = 'root/Microsoft/Windows/Storage'
 # What iscsicli may receive: iSCSI names, instance names (hardware HBAs carry '&'),
 # addresses (IPv6 with '%zone'). No quote, space or control character.
 $PlainName = '^[A-Za-z0-9._:\\\[\]&%-]+\z'
+# ...and of volume paths: drive letters, mount points, \\?\Volume{GUID}\ names.
+$DevicePathName = '^[A-Za-z0-9._:\\?{}$-]+\z'
 
 function New-ErrorRecord([string]$Message, [string]$ErrorId, [string]$Category) {
     [Management.Automation.ErrorRecord]::new(
@@ -127,8 +129,23 @@ function Get-ConnectionData($Session) {
     }
 }
 
-function Get-VolumeData($Disk) {
-    # Outputs the disk's volumes (drive letter, access paths) one by one.
+function ConvertTo-VolumeKey([string]$Path) {
+    # How a volume path compares: case-insensitive, without a trailing backslash.
+    $Path.TrimEnd('\').ToLowerInvariant()
+}
+
+function Get-BoundPath {
+    # The initiator's persistently bound volumes and devices: its service does not finish
+    # starting until each of them is there (SetupPersistentIScsiDevices).
+    $class = 'MSiSCSIInitiator_PersistentDevices'
+    @(foreach ($device in @(Get-CimInstance -Namespace 'root/wmi' -ClassName $class -ErrorAction Stop)) {
+            [string]$device.DevicePath
+        })
+}
+
+function Get-VolumeData($Disk, [string[]]$Bound) {
+    # Outputs the disk's volumes (drive letter, access paths, the bound-list entries that
+    # name them) one by one.
     try {
         $partitions = @(Get-Partition -DiskNumber $Disk.Number -ErrorAction Stop)
     } catch {
@@ -144,7 +161,16 @@ function Get-VolumeData($Disk) {
         }
         $paths = @(foreach ($path in @($partition.AccessPaths)) { [string]$path })
         if ($letter -or $paths.Count -gt 0) {
-            [ordered]@{ DriveLetter = $letter; AccessPaths = $paths }
+            $names = @(foreach ($path in @($paths) + @("${letter}:")) { ConvertTo-VolumeKey $path })
+            $boundAs = @(foreach ($entry in $Bound) {
+                    if ($names -contains (ConvertTo-VolumeKey $entry)) { $entry }
+                })
+            [ordered]@{
+                DriveLetter = $letter
+                AccessPaths = $paths
+                IsBound     = $boundAs.Count -gt 0
+                BoundPaths  = $boundAs
+            }
         }
     }
 }
@@ -161,7 +187,7 @@ function Find-Disk([hashtable]$Association) {
     }
 }
 
-function Get-DiskData($Session) {
+function Get-DiskData($Session, [string[]]$Bound) {
     # Outputs the disks behind a session, each with its volumes, one by one. On Server
     # 2016+ the session-to-disk association "may not be created when the clustered storage
     # subsystem claims the disks": the connections' disks are asked too.
@@ -177,7 +203,7 @@ function Get-DiskData($Session) {
     }
     foreach ($disk in $disks.Values) {
         $data = Select-Fields $disk $DiskFields
-        $data['Volumes'] = @(Get-VolumeData $disk)
+        $data['Volumes'] = @(Get-VolumeData $disk $Bound)
         $data
     }
 }
@@ -191,13 +217,17 @@ function Test-ClusterService {
 
 function Get-SessionData([bool]$WithConnections, [bool]$WithDisks) {
     $cluster = $WithDisks -and (Test-ClusterService)
+    $bound = @()
+    if ($WithDisks) {
+        $bound = @(Get-BoundPath)
+    }
     foreach ($session in @(Get-IscsiSession -ErrorAction Stop)) {
         $data = Select-Fields $session $SessionFields
         if ($WithConnections) {
             $data['Connections'] = @(Get-ConnectionData $session)
         }
         if ($WithDisks) {
-            $data['Disks'] = @(Get-DiskData $session)
+            $data['Disks'] = @(Get-DiskData $session $bound)
             # No disk found either way on a cluster node: they may exist, unseen.
             $data['DisksUnknown'] = $cluster -and $data['Disks'].Count -eq 0
         }
@@ -352,6 +382,45 @@ function Get-IscsicliArgument([string]$Value, [bool]$AnyWhenEmpty) {
     $Value
 }
 
+function Invoke-Iscsicli([string[]]$Arguments) {
+    $iscsicli = $env:SystemRoot + '\System32\iscsicli.exe'
+    # Nothing on stdin: iscsicli would otherwise read commands from the protocol's stdin.
+    # 'Continue' here: in 5.1 a native stderr line under 'Stop' ends the script.
+    $ErrorActionPreference = 'Continue'
+    $output = @($null | & $iscsicli @Arguments 2>&1)
+    $exitCode = $LASTEXITCODE
+    $ErrorActionPreference = 'Stop'
+    if ($exitCode -ne 0) {
+        $lines = @(foreach ($line in $output) { if ("$line".Trim()) { "$line".Trim() } })
+        $text = 'iscsicli ' + $Arguments[0] + ' failed'
+        if ($lines.Count -gt 0) {
+            $text = $lines[$lines.Count - 1]
+        }
+        $status = '0x{0:X8}' -f [int]$exitCode
+        throw (New-ErrorRecord "$text (iscsicli status $status)" 'IscsicliFailed' 'InvalidOperation')
+    }
+}
+
+function Remove-BoundPath([string]$Path) {
+    # iscsicli RemovePersistentDevices <volume or device path> (RemovePersistentIScsiDevice).
+    # The path as the bound list names it; never one with a space or a quote (5.1 quotes
+    # native arguments without escaping, and a trailing backslash would eat the quote).
+    if ($Path -notmatch $DevicePathName) {
+        $message = "not a plain volume path, iscsicli cannot take it: '$Path'"
+        throw (New-ErrorRecord $message 'IscsiNotPlainName' 'InvalidArgument')
+    }
+    Invoke-Iscsicli @('RemovePersistentDevices', $Path)
+}
+
+function Get-SessionBoundPath($Session, [string[]]$Bound) {
+    # Outputs the bound-list entries that name a volume of the session's disks.
+    foreach ($disk in @(Get-DiskData $Session $Bound)) {
+        foreach ($volume in @($disk['Volumes'])) {
+            foreach ($path in @($volume['BoundPaths'])) { $path }
+        }
+    }
+}
+
 function Remove-PersistentLogin($Login) {
     # iscsicli RemovePersistentTarget <initiator> <target> <port> <address> <socket> is the
     # initiator's documented interface for this; '*' means any.
@@ -372,22 +441,7 @@ function Remove-PersistentLogin($Login) {
         (Get-IscsicliArgument $address $true),
         $socket
     )
-    $iscsicli = $env:SystemRoot + '\System32\iscsicli.exe'
-    # Nothing on stdin: iscsicli would otherwise read commands from the protocol's stdin.
-    # 'Continue' here: in 5.1 a native stderr line under 'Stop' ends the script.
-    $ErrorActionPreference = 'Continue'
-    $output = @($null | & $iscsicli @arguments 2>&1)
-    $exitCode = $LASTEXITCODE
-    $ErrorActionPreference = 'Stop'
-    if ($exitCode -ne 0) {
-        $lines = @(foreach ($line in $output) { if ("$line".Trim()) { "$line".Trim() } })
-        $text = 'iscsicli RemovePersistentTarget failed'
-        if ($lines.Count -gt 0) {
-            $text = $lines[$lines.Count - 1]
-        }
-        $status = '0x{0:X8}' -f [int]$exitCode
-        throw (New-ErrorRecord "$text (iscsicli status $status)" 'IscsicliFailed' 'InvalidOperation')
-    }
+    Invoke-Iscsicli $arguments
 }
 
 function Get-Digest {
@@ -452,6 +506,47 @@ try {
             foreach ($key in $digest.Keys) {
                 $response[$key] = $digest[$key]
             }
+        }
+        'unbind_volumes' {
+            # Each session's volumes out of the bound list (test: only which ones).
+            Import-Required @('Storage')
+            # keep_reconnecting: not the volumes of a target a persistent login brings back.
+            $bound = @(Get-BoundPath)
+            $ids = @($request.ids)
+            $reconnecting = @()
+            if ($bound.Count -eq 0) {
+                $ids = @()  # an empty list is the usual case: no disk query at all
+            } elseif ($request.keep_reconnecting) {
+                $reconnecting = @(foreach ($login in @(Get-PersistentLoginData)) {
+                        ([string]$login.TargetName).ToLowerInvariant()
+                    })
+            }
+            $response['results'] = @(
+                foreach ($id in $ids) {
+                    try {
+                        $session = Get-IscsiSession -SessionIdentifier ([string]$id) -ErrorAction Stop
+                        $paths = @()
+                        if ($reconnecting -notcontains ([string]$session.TargetNodeAddress).ToLowerInvariant()) {
+                            $paths = @(Get-SessionBoundPath $session $bound)
+                        }
+                    } catch {
+                        [ordered]@{ id = [string]$id; path = $null; ok = $false; error = (ConvertTo-ErrorData $_) }
+                        continue
+                    }
+                    foreach ($path in $paths) {
+                        $item = [ordered]@{ id = [string]$id; path = $path; ok = $true }
+                        try {
+                            if (-not $request.test) {
+                                Remove-BoundPath $path
+                            }
+                        } catch {
+                            $item['ok'] = $false
+                            $item['error'] = ConvertTo-ErrorData $_
+                        }
+                        $item
+                    }
+                }
+            )
         }
         'get_persistent_logins' {
             $response['logins'] = @(Get-PersistentLoginData)
