@@ -14,9 +14,15 @@ import winrm.protocol
 from salt.exceptions import CommandExecutionError
 
 from saltext_win_iscsi.computers import RemoteComputer
-from saltext_win_iscsi.errors import ChannelError
-from saltext_win_iscsi.windows.channels import ProcessChannel, WinRMChannel
+from saltext_win_iscsi.errors import ChannelError, IscsiInputError
+from saltext_win_iscsi.windows.channels import (
+    PowerShellConfig,
+    ProcessChannel,
+    WinRMChannel,
+    open_channel,
+)
 from saltext_win_iscsi.windows.channels import process as process_channel
+from saltext_win_iscsi.windows.powershell.scripts import MAIN
 from saltext_win_iscsi.windows.protocol import encode_request
 from tests.support.simhost.model import SEED_TARGET, SimulatedHost
 from tests.support.simhost.powershell_standin import COMMAND as STANDIN_COMMAND
@@ -83,7 +89,8 @@ def test_a_request_powershell_stops_reading_fails_within_the_timeout(
     seeded, powershell, windows_pipes
 ):
     seeded.set_fault("stops_reading", "after_script")
-    channel = ProcessChannel(str(powershell), timeout=2)
+    channel = ProcessChannel(str(powershell), timeout=60)  # a loaded machine starts slowly
+    channel.timeout = 2
     ids = [f"ffffffffffffffff-{n:016x}" for n in range(30000)]  # about 1 MB of request
     error, took = bounded(lambda: channel.request({"op": "unregister", "ids": ids}), limit=20)
     assert isinstance(error, ChannelError), error
@@ -481,3 +488,66 @@ def test_without_unbinding_every_boot_would_wait(bound_host):
         {"op": "unregister", "ids": [s["SessionIdentifier"] for s in bound_host.sessions()]}
     )
     assert bound_host.boot_waits_for() == ["E:\\"]
+
+
+# -- item 7: an installed, signed main.ps1 run with -File ------------------------------------
+
+SIGNATURE = "# SIG # Begin signature block\r\n# MIIFfake...\r\n# SIG # End signature block\r\n"
+
+
+def install_main(directory, signed: bool = True, text: str | None = None):
+    """main.ps1 as an admin installs it on Windows: CRLF line ends, signed or not."""
+    path = directory / "main.ps1"
+    body = (text if text is not None else MAIN).replace("\n", "\r\n")
+    path.write_bytes((body + (SIGNATURE if signed else "")).encode("utf-8"))
+    return str(path)
+
+
+def test_an_installed_main_script_serves_requests_with_file(seeded, powershell, tmp_path):
+    config = PowerShellConfig.from_settings(str(powershell), 10, install_main(tmp_path))
+    channel = open_channel(config)
+    assert len(channel.request({"op": "get_sessions"})["sessions"]) == 3
+    assert channel.request({"op": "unregister", "ids": ["ffffffffffffffff-0"]})["ok"]
+    channel.close()
+    assert seeded.stats()["processes"] == 1
+
+
+@pytest.mark.parametrize(("signed", "trusted"), [(True, True), (True, False), (False, True)])
+def test_under_a_lockdown_only_a_trusted_signed_file_runs(
+    seeded, powershell, tmp_path, signed, trusted
+):
+    seeded.set_fault("language_mode", "ConstrainedLanguage")
+    seeded.set_fault("signer_trusted", trusted)
+    encoded = PowerShellConfig.from_settings(str(powershell), 10)
+    with pytest.raises(ChannelError, match="ConstrainedLanguage language mode"):
+        open_channel(encoded).request({"op": "digest"})
+    installed = PowerShellConfig.from_settings(
+        str(powershell), 10, install_main(tmp_path, signed=signed)
+    )
+    channel = open_channel(installed)
+    if signed and trusted:
+        assert channel.request({"op": "digest"})["ok"]
+        channel.close()
+    else:
+        with pytest.raises(ChannelError, match="ConstrainedLanguage language mode"):
+            channel.request({"op": "digest"})
+
+
+def test_an_installed_script_of_another_version_is_refused(seeded, powershell, tmp_path):
+    stale = install_main(tmp_path, text=MAIN.replace("protocol 5", "protocol 4"))
+    config = PowerShellConfig.from_settings(str(powershell), 10, stale)
+    with pytest.raises(ChannelError, match=r"is not this version's main\.ps1 \(expected SHA-256"):
+        open_channel(config)
+    assert seeded.stats()["processes"] == 0
+
+
+@pytest.mark.parametrize(
+    ("executable", "path", "message"),
+    [
+        (None, "main.ps1", "must be the absolute path"),
+        ("runspace", "/opt/iscsi/main.ps1", "cannot be combined with iscsi.powershell: runspace"),
+    ],
+)
+def test_script_path_setting_is_checked(executable, path, message):
+    with pytest.raises(IscsiInputError, match=message):
+        PowerShellConfig.from_settings(executable, 10, path)

@@ -61,7 +61,8 @@ def test_the_main_script_clears_what_it_decoded_whatever_happens():
     for clearing in ("$secret.Clear()", "$Payload = $null", "$parts = $null", "$bytes = $null"):
         assert clearing in last, clearing
     # ...and the secrets live in a table created before the try, so the finally sees it.
-    assert scripts.MAIN.index("$secret = @{}\ntry {") < scripts.MAIN.index(last)
+    table = re.search(r"\$secret = @\{\}\n\s*try \{", scripts.MAIN)
+    assert table and table.start() < scripts.MAIN.index(last)
 
 
 # -- item 10: modules imported, never autoloaded ---------------------------------------------
@@ -154,3 +155,25 @@ def test_only_sessions_with_a_bound_volume_are_asked_about():
         {"SessionIdentifier": "c", "Disks": []},
     ]
     assert bound_sessions(sessions) == ["a"]
+
+
+# -- item 7: docs/security.md tells security teams the hashes that hold ---------------------
+
+
+def test_security_doc_has_the_hashes_of_the_scripts_that_ship():
+    from saltext_win_iscsi.windows.powershell.hashes import script_hashes
+
+    text = (DOCS / "security.md").read_text(encoding="utf-8")
+    for what, digest in script_hashes().items():
+        assert f"| `{what}` | `{digest}` |" in text, f"docs/security.md: update {what}"
+    assert "-File <iscsi.script_path> -Serve" in text
+
+
+def test_installed_script_text_ignores_signature_bom_and_crlf():
+    from saltext_win_iscsi.windows.channels.installed import script_text
+
+    signed = (
+        "\ufeff" + scripts.MAIN.replace("\n", "\r\n") + "# SIG # Begin signature block\r\n# x\r\n"
+    )
+    assert script_text(signed.encode("utf-8")) == scripts.MAIN
+    assert script_text((scripts.MAIN + "Write-Host 'more'\n").encode()) != scripts.MAIN

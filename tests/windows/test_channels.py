@@ -98,3 +98,22 @@ def test_no_secret_stays_in_the_runspace(make_channel, kind, target, recorder):
     recorder.fact("runspace_globals_holding_the_secret", holding, kind)
     recorder.fact("runspace_connect_with_chap", {"ok": answer["ok"]}, kind)
     assert holding == []
+
+
+def test_an_installed_main_script_runs_with_file(tmp_path, recorder):
+    """iscsi.script_path: a copy of main.ps1 run with -File -Serve (unsigned here: it runs
+    where the execution policy allows local unsigned scripts; docs/security.md)."""
+    from saltext_win_iscsi.windows.channels import ProcessChannel, default_powershell
+    from saltext_win_iscsi.windows.powershell.scripts import MAIN
+
+    path = tmp_path / "main.ps1"
+    path.write_bytes(MAIN.replace("\n", "\r\n").encode("utf-8"))
+    try:
+        channel = ProcessChannel(default_powershell(), 120.0, str(path))
+        answer = channel.request({"op": "digest"})
+        channel.close()
+    except ChannelError as exc:
+        recorder.fact("file_mode_refused", str(exc))
+        pytest.skip(f"-File refused here (execution policy?): {exc}")
+    recorder.fact("file_mode_digest", {"ok": answer["ok"], "logins": answer.get("logins")})
+    assert answer["ok"], answer

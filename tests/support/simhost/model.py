@@ -139,6 +139,9 @@ DEFAULT_FAULTS: dict[str, Any] = {
     # provider) or "after_script" (it read the main script, then hangs); "": it reads on.
     "stops_reading": "",
     "language_mode": "FullLanguage",  # "ConstrainedLanguage": WDAC/AppLocker lockdown
+    # Under that lockdown, whether the policy trusts the signer of an installed, signed
+    # main.ps1 (it then runs with -File in FullLanguage; -EncodedCommand never does).
+    "signer_trusted": True,
     "edition": "Desktop",  # "Core": the process is PowerShell 7 (pwsh)
     "iscsi_module_missing": False,  # Import-Module iSCSI fails (Server Core without it)
     "storage_module_missing": False,  # Import-Module Storage fails (asked for disks only)

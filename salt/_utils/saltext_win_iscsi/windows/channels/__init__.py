@@ -59,10 +59,14 @@ class PowerShellConfig:
 
     executable: str | None = None  # None: Windows PowerShell 5.1; "runspace": in-process
     timeout: float = DEFAULT_TIMEOUT
+    script_path: str | None = None  # an installed main.ps1, run with -File (channels.installed)
 
     @classmethod
-    def from_settings(cls, executable: object, timeout: object) -> PowerShellConfig:
-        """Checked values of ``iscsi.powershell`` and ``iscsi.timeout``."""
+    def from_settings(
+        cls, executable: object, timeout: object, script_path: object = None
+    ) -> PowerShellConfig:
+        """Checked values of ``iscsi.powershell``, ``iscsi.timeout`` and
+        ``iscsi.script_path``."""
         try:
             seconds = float(timeout if timeout is not None else DEFAULT_TIMEOUT)
         except (TypeError, ValueError):
@@ -78,7 +82,19 @@ class PowerShellConfig:
                 "iscsi.powershell: PowerShell 7 (pwsh) is not supported; use Windows "
                 "PowerShell 5.1 (leave iscsi.powershell unset)"
             )
-        return cls(executable or None, seconds)
+        if script_path is not None and (
+            not isinstance(script_path, str)
+            or not (ntpath.isabs(script_path.strip()) or os.path.isabs(script_path.strip()))
+        ):
+            raise IscsiInputError(
+                "iscsi.script_path must be the absolute path of an installed main.ps1"
+            )
+        if script_path and executable == RUNSPACE:
+            raise IscsiInputError(
+                "iscsi.script_path runs main.ps1 in powershell.exe; it cannot be combined "
+                "with iscsi.powershell: runspace"
+            )
+        return cls(executable or None, seconds, script_path.strip() if script_path else None)
 
 
 def open_channel(
@@ -100,4 +116,4 @@ def open_channel(
     executable = config.executable
     if executable in (None, RUNSPACE):
         executable = default_powershell()
-    return ProcessChannel(executable, timeout)
+    return ProcessChannel(executable, timeout, config.script_path)

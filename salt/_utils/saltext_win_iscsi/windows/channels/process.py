@@ -13,6 +13,7 @@ import time
 import weakref
 
 from saltext_win_iscsi.errors import ChannelError
+from saltext_win_iscsi.windows.channels.installed import check_installed, file_command
 from saltext_win_iscsi.windows.powershell.scripts import BOOTSTRAP, MAIN
 from saltext_win_iscsi.windows.protocol import (
     LANGUAGE_MARKER,
@@ -45,12 +46,17 @@ def _stop_process(proc: subprocess.Popen, owner: int) -> None:
 
 
 class ProcessChannel:
-    """powershell.exe with the fixed bootstrap; it can always be killed."""
+    """powershell.exe with the fixed bootstrap, or with an installed main script
+    (``script_path``, run with ``-File``); it can always be killed."""
 
-    def __init__(self, executable: str, timeout: float) -> None:
+    def __init__(self, executable: str, timeout: float, script_path: str | None = None) -> None:
         self.executable = executable
         self.timeout = timeout
-        command = [executable, *POWERSHELL_ARGS, encode_powershell_command(BOOTSTRAP)]
+        if script_path:
+            check_installed(script_path)
+            command = file_command(executable, script_path)
+        else:
+            command = [executable, *POWERSHELL_ARGS, encode_powershell_command(BOOTSTRAP)]
         creationflags = getattr(subprocess, "CREATE_NO_WINDOW", 0)
         try:
             self._proc = subprocess.Popen(  # pylint: disable=consider-using-with
@@ -79,6 +85,8 @@ class ProcessChannel:
         ]
         for reader in self._readers:
             reader.start()
+        if script_path:
+            return  # the installed script reads its requests itself
         # On Windows a pipe holds about 4 KB: this write blocks until powershell.exe reads
         # the script, so a stalled start (AV/AMSI scanning, a hung provider) must time out.
         self._write(

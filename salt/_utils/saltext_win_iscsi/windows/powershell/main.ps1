@@ -4,8 +4,10 @@
 #      decoded by .NET methods only and reach Windows inside a CIM method's argument
 #      hashtable, so no cmdlet parameter shows them (module logging, event 4103).
 # Out: base64 of a UTF-8 JSON response: v, ok, and the op's fields, or error.
+# -Serve: run as an installed, signable file (iscsi.script_path): requests are read from
+#      stdin, answers written as the bootstrap writes them (docs/security.md).
 # Request values are only ever used as parameter values, never as script text.
-param([string]$Payload)
+param([string]$Payload, [switch]$Serve)
 
 if ($ExecutionContext.SessionState.LanguageMode -ne 'FullLanguage') {
     return 'ISCSI1-LANGUAGE ' + $ExecutionContext.SessionState.LanguageMode
@@ -472,188 +474,204 @@ function Get-Digest {
     }
 }
 
-$response = [ordered]@{ v = 5; ok = $true }
-$secret = @{}
-try {
-    $parts = $Payload.Split(' ')
-    $requestJson = [Text.Encoding]::UTF8.GetString([Convert]::FromBase64String($parts[0]))
-    $request = ConvertFrom-Json -InputObject $requestJson -ErrorAction Stop
-    $names = @()
-    if ($null -ne $request.secrets) {
-        $names = @($request.secrets)
-    }
-    for ($i = 0; $i -lt $names.Count; $i++) {
-        $bytes = [Convert]::FromBase64String($parts[$i + 1])
-        $secret[[string]$names[$i]] = [Text.Encoding]::UTF8.GetString($bytes)
-    }
-    if ($PSVersionTable.PSEdition -eq 'Core') {
-        # pwsh loads the iSCSI module through implicit remoting: objects come back
-        # deserialized and -IscsiSession cannot bind. Windows PowerShell 5.1 only.
-        $message = 'PowerShell 7 (pwsh) is not supported; use Windows PowerShell 5.1'
-        throw (New-ErrorRecord $message 'IscsiUnsupportedEdition' 'NotImplemented')
-    }
-    Import-Required @('iSCSI', 'CimCmdlets')
-    switch ([string]$request.op) {
-        'get_sessions' {
-            $withConnections = [bool]$request.connections
-            if ($request.disks) {
+function Invoke-Request([string]$Payload) {
+    # One request line in, base64 of the JSON answer out.
+    $response = [ordered]@{ v = 5; ok = $true }
+    $secret = @{}
+    try {
+        $parts = $Payload.Split(' ')
+        $requestJson = [Text.Encoding]::UTF8.GetString([Convert]::FromBase64String($parts[0]))
+        $request = ConvertFrom-Json -InputObject $requestJson -ErrorAction Stop
+        $names = @()
+        if ($null -ne $request.secrets) {
+            $names = @($request.secrets)
+        }
+        for ($i = 0; $i -lt $names.Count; $i++) {
+            $bytes = [Convert]::FromBase64String($parts[$i + 1])
+            $secret[[string]$names[$i]] = [Text.Encoding]::UTF8.GetString($bytes)
+        }
+        if ($PSVersionTable.PSEdition -eq 'Core') {
+            # pwsh loads the iSCSI module through implicit remoting: objects come back
+            # deserialized and -IscsiSession cannot bind. Windows PowerShell 5.1 only.
+            $message = 'PowerShell 7 (pwsh) is not supported; use Windows PowerShell 5.1'
+            throw (New-ErrorRecord $message 'IscsiUnsupportedEdition' 'NotImplemented')
+        }
+        Import-Required @('iSCSI', 'CimCmdlets')
+        switch ([string]$request.op) {
+            'get_sessions' {
+                $withConnections = [bool]$request.connections
+                if ($request.disks) {
+                    Import-Required @('Storage')
+                }
+                $response['sessions'] = @(Get-SessionData $withConnections ([bool]$request.disks))
+            }
+            'digest' {
+                $digest = Get-Digest
+                foreach ($key in $digest.Keys) {
+                    $response[$key] = $digest[$key]
+                }
+            }
+            'unbind_volumes' {
+                # Each session's volumes out of the bound list (test: only which ones).
                 Import-Required @('Storage')
-            }
-            $response['sessions'] = @(Get-SessionData $withConnections ([bool]$request.disks))
-        }
-        'digest' {
-            $digest = Get-Digest
-            foreach ($key in $digest.Keys) {
-                $response[$key] = $digest[$key]
-            }
-        }
-        'unbind_volumes' {
-            # Each session's volumes out of the bound list (test: only which ones).
-            Import-Required @('Storage')
-            # keep_reconnecting: not the volumes of a target a persistent login brings back.
-            $bound = @(Get-BoundPath)
-            $ids = @($request.ids)
-            $reconnecting = @()
-            if ($bound.Count -eq 0) {
-                $ids = @()  # an empty list is the usual case: no disk query at all
-            } elseif ($request.keep_reconnecting) {
-                $reconnecting = @(foreach ($login in @(Get-PersistentLoginData)) {
-                        ([string]$login.TargetName).ToLowerInvariant()
-                    })
-            }
-            $response['results'] = @(
-                foreach ($id in $ids) {
-                    try {
-                        $session = Get-IscsiSession -SessionIdentifier ([string]$id) -ErrorAction Stop
-                        $paths = @()
-                        if ($reconnecting -notcontains ([string]$session.TargetNodeAddress).ToLowerInvariant()) {
-                            $paths = @(Get-SessionBoundPath $session $bound)
-                        }
-                    } catch {
-                        [ordered]@{ id = [string]$id; path = $null; ok = $false; error = (ConvertTo-ErrorData $_) }
-                        continue
-                    }
-                    foreach ($path in $paths) {
-                        $item = [ordered]@{ id = [string]$id; path = $path; ok = $true }
+                # keep_reconnecting: not the volumes of a target a persistent login brings back.
+                $bound = @(Get-BoundPath)
+                $ids = @($request.ids)
+                $reconnecting = @()
+                if ($bound.Count -eq 0) {
+                    $ids = @()  # an empty list is the usual case: no disk query at all
+                } elseif ($request.keep_reconnecting) {
+                    $reconnecting = @(foreach ($login in @(Get-PersistentLoginData)) {
+                            ([string]$login.TargetName).ToLowerInvariant()
+                        })
+                }
+                $response['results'] = @(
+                    foreach ($id in $ids) {
                         try {
-                            if (-not $request.test) {
-                                Remove-BoundPath $path
+                            $session = Get-IscsiSession -SessionIdentifier ([string]$id) -ErrorAction Stop
+                            $paths = @()
+                            if ($reconnecting -notcontains ([string]$session.TargetNodeAddress).ToLowerInvariant()) {
+                                $paths = @(Get-SessionBoundPath $session $bound)
                             }
+                        } catch {
+                            [ordered]@{ id = [string]$id; path = $null; ok = $false; error = (ConvertTo-ErrorData $_) }
+                            continue
+                        }
+                        foreach ($path in $paths) {
+                            $item = [ordered]@{ id = [string]$id; path = $path; ok = $true }
+                            try {
+                                if (-not $request.test) {
+                                    Remove-BoundPath $path
+                                }
+                            } catch {
+                                $item['ok'] = $false
+                                $item['error'] = ConvertTo-ErrorData $_
+                            }
+                            $item
+                        }
+                    }
+                )
+            }
+            'get_persistent_logins' {
+                $response['logins'] = @(Get-PersistentLoginData)
+            }
+            'remove_persistent_logins' {
+                $response['results'] = @(
+                    foreach ($login in @($request.logins)) {
+                        $item = [ordered]@{ ok = $true }
+                        try {
+                            Remove-PersistentLogin $login
                         } catch {
                             $item['ok'] = $false
                             $item['error'] = ConvertTo-ErrorData $_
                         }
                         $item
                     }
-                }
-            )
-        }
-        'get_persistent_logins' {
-            $response['logins'] = @(Get-PersistentLoginData)
-        }
-        'remove_persistent_logins' {
-            $response['results'] = @(
-                foreach ($login in @($request.logins)) {
-                    $item = [ordered]@{ ok = $true }
-                    try {
-                        Remove-PersistentLogin $login
-                    } catch {
-                        $item['ok'] = $false
-                        $item['error'] = ConvertTo-ErrorData $_
+                )
+            }
+            'unregister' {
+                $response['results'] = @(
+                    Invoke-PerItem @($request.ids) {
+                        param($Id)
+                        Unregister-IscsiSession -SessionIdentifier $Id -ErrorAction Stop
                     }
-                    $item
-                }
-            )
-        }
-        'unregister' {
-            $response['results'] = @(
-                Invoke-PerItem @($request.ids) {
-                    param($Id)
-                    Unregister-IscsiSession -SessionIdentifier $Id -ErrorAction Stop
-                }
-            )
-        }
-        'register' {
-            $response['results'] = @(
-                Invoke-PerItem @($request.ids) {
-                    param($Id)
-                    Register-Session $Id $request $secret
-                }
-            )
-        }
-        'get_target_portals' {
-            $response['portals'] = @(
-                foreach ($portal in @(Get-IscsiTargetPortal -ErrorAction Stop)) {
-                    Select-Fields $portal $PortalFields
-                }
-            )
-        }
-        'add_target_portal' {
-            Add-TargetPortal $request $secret
-        }
-        'remove_target_portal' {
-            $options = @{
-                TargetPortalAddress    = [string]$request.address
-                TargetPortalPortNumber = [uint16]$request.port
+                )
             }
-            Add-Optional $options 'InitiatorPortalAddress' $request.initiator_portal_address
-            Remove-IscsiTargetPortal @options -Confirm:$false -ErrorAction Stop
-        }
-        'update_target_portal' {
-            $options = @{
-                TargetPortalAddress    = [string]$request.address
-                TargetPortalPortNumber = [uint16]$request.port
-            }
-            $null = Update-IscsiTargetPortal @options -ErrorAction Stop
-        }
-        'get_targets' {
-            $response['targets'] = @(
-                foreach ($target in @(Get-IscsiTarget -ErrorAction Stop)) {
-                    Select-Fields $target $TargetFields
-                }
-            )
-        }
-        'connect_target' {
-            Connect-Target $request $secret
-        }
-        'disconnect' {
-            # Each item names its target: Disconnect-IscsiTarget selects targets by node
-            # address and calls Disconnect(SessionIdentifier) on each one selected.
-            $response['results'] = @(
-                foreach ($item in @($request.sessions)) {
-                    $result = [ordered]@{ id = [string]$item.id; ok = $true }
-                    try {
-                        Disconnect-IscsiTarget -NodeAddress ([string]$item.node_address) `
-                            -SessionIdentifier ([string]$item.id) -Confirm:$false -ErrorAction Stop
-                    } catch {
-                        $result['ok'] = $false
-                        $result['error'] = ConvertTo-ErrorData $_
+            'register' {
+                $response['results'] = @(
+                    Invoke-PerItem @($request.ids) {
+                        param($Id)
+                        Register-Session $Id $request $secret
                     }
-                    $result
-                }
-            )
-        }
-        'set_chap_secret' {
-            # The initiator's mutual-CHAP secret, through the CIM method (no logged parameter).
-            $call = @{
-                Namespace = $StorageNamespace; ClassName = 'MSFT_iSCSISession'
-                MethodName = 'SetCHAPSecret'; Arguments = @{ ChapSecret = $secret['chap_secret'] }
+                )
             }
-            Invoke-CheckedMethod $call 'MSFT_iSCSISession.SetCHAPSecret'
+            'get_target_portals' {
+                $response['portals'] = @(
+                    foreach ($portal in @(Get-IscsiTargetPortal -ErrorAction Stop)) {
+                        Select-Fields $portal $PortalFields
+                    }
+                )
+            }
+            'add_target_portal' {
+                Add-TargetPortal $request $secret
+            }
+            'remove_target_portal' {
+                $options = @{
+                    TargetPortalAddress    = [string]$request.address
+                    TargetPortalPortNumber = [uint16]$request.port
+                }
+                Add-Optional $options 'InitiatorPortalAddress' $request.initiator_portal_address
+                Remove-IscsiTargetPortal @options -Confirm:$false -ErrorAction Stop
+            }
+            'update_target_portal' {
+                $options = @{
+                    TargetPortalAddress    = [string]$request.address
+                    TargetPortalPortNumber = [uint16]$request.port
+                }
+                $null = Update-IscsiTargetPortal @options -ErrorAction Stop
+            }
+            'get_targets' {
+                $response['targets'] = @(
+                    foreach ($target in @(Get-IscsiTarget -ErrorAction Stop)) {
+                        Select-Fields $target $TargetFields
+                    }
+                )
+            }
+            'connect_target' {
+                Connect-Target $request $secret
+            }
+            'disconnect' {
+                # Each item names its target: Disconnect-IscsiTarget selects targets by node
+                # address and calls Disconnect(SessionIdentifier) on each one selected.
+                $response['results'] = @(
+                    foreach ($item in @($request.sessions)) {
+                        $result = [ordered]@{ id = [string]$item.id; ok = $true }
+                        try {
+                            Disconnect-IscsiTarget -NodeAddress ([string]$item.node_address) `
+                                -SessionIdentifier ([string]$item.id) -Confirm:$false -ErrorAction Stop
+                        } catch {
+                            $result['ok'] = $false
+                            $result['error'] = ConvertTo-ErrorData $_
+                        }
+                        $result
+                    }
+                )
+            }
+            'set_chap_secret' {
+                # The initiator's mutual-CHAP secret, through the CIM method (no logged parameter).
+                $call = @{
+                    Namespace = $StorageNamespace; ClassName = 'MSFT_iSCSISession'
+                    MethodName = 'SetCHAPSecret'; Arguments = @{ ChapSecret = $secret['chap_secret'] }
+                }
+                Invoke-CheckedMethod $call 'MSFT_iSCSISession.SetCHAPSecret'
+            }
+            default {
+                $message = 'unknown operation: ' + [string]$request.op
+                throw (New-ErrorRecord $message 'IscsiUnknownOperation' 'InvalidArgument')
+            }
         }
-        default {
-            $message = 'unknown operation: ' + [string]$request.op
-            throw (New-ErrorRecord $message 'IscsiUnknownOperation' 'InvalidArgument')
+    } catch {
+        $response = [ordered]@{ v = 5; ok = $false; error = (ConvertTo-ErrorData $_) }
+    } finally {
+        # Nothing decoded from the request outlives it (an in-process runspace lives on).
+        $secret.Clear()
+        $Payload = $null
+        $parts = $null
+        $bytes = $null
+    }
+    $responseJson = ConvertTo-Json -InputObject $response -Depth 8 -Compress -ErrorAction Stop
+    [Convert]::ToBase64String([Text.Encoding]::UTF8.GetBytes($responseJson))
+}
+
+if ($Serve) {
+    # Run as an installed file (powershell.exe -File main.ps1 -Serve): it reads the
+    # requests from stdin itself, as the bootstrap does for the -EncodedCommand mode.
+    while ($null -ne ($line = [Console]::In.ReadLine())) {
+        if ($line.Length -gt 0) {
+            [Console]::Out.WriteLine('ISCSI1 ' + (Invoke-Request $line))
+            [Console]::Out.Flush()
         }
     }
-} catch {
-    $response = [ordered]@{ v = 5; ok = $false; error = (ConvertTo-ErrorData $_) }
-} finally {
-    # Nothing decoded from the request outlives it (an in-process runspace lives on).
-    $secret.Clear()
-    $Payload = $null
-    $parts = $null
-    $bytes = $null
+} else {
+    Invoke-Request $Payload
 }
-$responseJson = ConvertTo-Json -InputObject $response -Depth 8 -Compress -ErrorAction Stop
-[Convert]::ToBase64String([Text.Encoding]::UTF8.GetBytes($responseJson))
