@@ -28,7 +28,7 @@ for _path in (str(REPO / "salt" / "_utils"), str(REPO)):
     if _path not in sys.path:
         sys.path.insert(0, _path)
 
-from saltext_win_iscsi.windows.channels.installed import FILE_ARGS, SERVE, script_text  # noqa: E402
+from saltext_win_iscsi.windows.powershell.installed import FILE_ARGS, SERVE, script_text  # noqa: E402
 from saltext_win_iscsi.windows.protocol import (  # noqa: E402
     LANGUAGE_MARKER,
     POWERSHELL_ARGS,

@@ -59,7 +59,7 @@ class PowerShellConfig:
 
     executable: str | None = None  # None: Windows PowerShell 5.1; "runspace": in-process
     timeout: float = DEFAULT_TIMEOUT
-    script_path: str | None = None  # an installed main.ps1, run with -File (channels.installed)
+    script_path: str | None = None  # an installed main.ps1, run with -File (powershell.installed)
 
     @classmethod
     def from_settings(

@@ -13,7 +13,7 @@ import time
 import weakref
 
 from saltext_win_iscsi.errors import ChannelError
-from saltext_win_iscsi.windows.channels.installed import check_installed, file_command
+from saltext_win_iscsi.windows.powershell.installed import check_installed, file_command
 from saltext_win_iscsi.windows.powershell.scripts import BOOTSTRAP, MAIN
 from saltext_win_iscsi.windows.protocol import (
     LANGUAGE_MARKER,
