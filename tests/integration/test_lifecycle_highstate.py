@@ -83,10 +83,11 @@ def test_highstate_builds_the_whole_lifecycle_then_is_clean(salt_call_cli, set_p
     # Every planned change was made, and only those.
     for state_id, planned_state in plan.items():
         assert set(results[state_id]["changes"]) == set(planned_state["changes"]), state_id
-    sessions = {
-        (s["TargetNodeAddress"], s["IsPersistent"], s["IsMultipathEnabled"]) for s in san.sessions()
-    }
-    assert sessions == {(DB, True, True), (APP, True, False), (SCRATCH, False, False)}
+    sessions = {(s["TargetNodeAddress"], s["IsPersistent"]) for s in san.sessions()}
+    assert sessions == {(DB, True), (APP, True), (SCRATCH, False)}
+    # How each reconnects: the persistent logins' MPIO flag (sessions show none).
+    mpio = {(lg["TargetName"], lg["IsMultipathEnabled"]) for lg in san.persistent_logins()}
+    assert mpio == {(DB, True), (APP, False)}
     db_paths = sorted(
         s["Connections"][0]["TargetAddress"]
         for s in san.handle({"op": "get_sessions", "connections": True})["sessions"]

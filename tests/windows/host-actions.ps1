@@ -10,7 +10,8 @@ param(
     [Parameter(Mandatory = $true)]
     [ValidateSet('windows_info', 'connect', 'cleanup', 'login_options', 'target_chap',
         'service', 'service_status', 'module_logging', 'module_logging_restore',
-        'events_4103', 'target_state', 'target_repair')]
+        'events_4103', 'target_state', 'target_repair', 'portal_new', 'persistent_targets',
+        'disk_associations', 'disk_state', 'bind_volumes', 'bound_list')]
     [string]$Action
 )
 
@@ -114,6 +115,9 @@ function Get-WindowsInfo {
 
 function Connect-TestTarget($Arguments) {
     $parameters = @{ NodeAddress = [string]$Arguments.target; IsPersistent = [bool]$Arguments.persistent }
+    if ($Arguments.multipath) {
+        $parameters['IsMultipathEnabled'] = $true
+    }
     if ($Arguments.portal) {
         $parameters['TargetPortalAddress'] = [string]$Arguments.portal
         $parameters['TargetPortalPortNumber'] = [uint16]$Arguments.port
@@ -137,15 +141,24 @@ function Get-LoginOption([string]$Target) {
     @(foreach ($login in Get-TargetLogin $Target) {
             $options = $login.LoginOptions
             $username = ''
+            $usernameHex = ''
             if ($null -ne $options -and $null -ne $options.Username) {
-                $username = [Text.Encoding]::ASCII.GetString([byte[]]$options.Username)
+                # Raw bytes as stored (ANSI? NUL-ended?), and read as the main script reads them.
+                $raw = [byte[]]$options.Username
+                $usernameHex = -join @(foreach ($byte in $raw) { $byte.ToString('x2') })
+                $username = [Text.Encoding]::Default.GetString($raw).TrimEnd([char]0)
             }
             [ordered]@{
                 TargetPortalAddress  = [string]$login.TargetPortal.Address
                 TargetPortalPort     = $login.TargetPortal.Port
+                InitiatorPortNumber  = $login.InitiatorPortNumber
                 AuthType             = $options.AuthType
+                LoginFlags           = $options.LoginFlags
                 InformationSpecified = $options.InformationSpecified
                 Username             = $username
+                UsernameHex          = $usernameHex
+                UsernameLength       = $options.UsernameLength
+                AnsiCodePage         = [Text.Encoding]::Default.CodePage
                 PasswordLength       = Get-Count $options.Password
             }
         })
@@ -296,6 +309,123 @@ function Repair-TestTarget($Arguments) {
     [ordered]@{ before = $before; created_disk = $created; mapped = $mapped; after = Get-TargetState $name }
 }
 
+function Invoke-PortalNew($Arguments) {
+    # MSFT_iSCSITargetPortal.New called directly, as the extension's script calls it, for a
+    # portal that may exist already: does it raise, return non-zero, or succeed?
+    $call = @{
+        Namespace  = 'root/Microsoft/Windows/Storage'
+        ClassName  = 'MSFT_iSCSITargetPortal'
+        MethodName = 'New'
+        Arguments  = @{
+            TargetPortalAddress    = [string]$Arguments.address
+            TargetPortalPortNumber = [uint16]$Arguments.port
+        }
+    }
+    try {
+        $result = Invoke-CimMethod @call -ErrorAction Stop
+        [ordered]@{ raised = $false; return_value = $result.ReturnValue }
+    } catch {
+        [ordered]@{
+            raised       = $true
+            return_value = $null
+            message      = [string]$_.Exception.Message
+            error_id     = [string]$_.FullyQualifiedErrorId
+            category     = $_.CategoryInfo.Category.ToString()
+        }
+    }
+}
+
+function Get-IscsicliPersistentTarget([string]$Target) {
+    # iscsicli's own list, which WMI (TargetName its class's only key) may collapse: how
+    # many entries name the target, and the raw text for people.
+    $iscsicli = Join-Path $env:SystemRoot 'System32\iscsicli.exe'
+    $ErrorActionPreference = 'Continue'
+    $output = @($null | & $iscsicli ListPersistentTargets 2>&1 | ForEach-Object { [string]$_ })
+    $code = $LASTEXITCODE
+    $ErrorActionPreference = 'Stop'
+    $mine = @($output | Where-Object { $_ -match '^\s*Target Name\s*:\s*(\S+)' -and $Matches[1] -eq $Target })
+    [ordered]@{
+        exit_code = $code
+        count     = $mine.Count
+        wmi_count = Get-Count (Get-TargetLogin $Target)
+        lines     = @($output | Select-Object -First 200)
+    }
+}
+
+function Get-DiskNumber([hashtable]$Association) {
+    try {
+        @(Get-Disk @Association | ForEach-Object { [int]$_.Number })
+    } catch {
+        [string]$_.FullyQualifiedErrorId
+    }
+}
+
+function Get-DiskAssociation([string]$Target) {
+    # Which disks Get-Disk finds through each session and each of its connections (MPIO and
+    # clustered disks: does the session association exist?), and the cluster service.
+    $cluster = @(Get-CimInstance -ClassName Win32_Service -Filter "Name='ClusSvc'")
+    [ordered]@{
+        cluster_service = if ($cluster.Count) { [string]$cluster[0].State } else { 'absent' }
+        sessions        = @(foreach ($session in Get-TargetSession $Target) {
+                [ordered]@{
+                    SessionIdentifier = [string]$session.SessionIdentifier
+                    by_session        = @(Get-DiskNumber @{ iSCSISession = $session })
+                    by_connection     = @(foreach ($connection in @(Get-IscsiConnection -IscsiSession $session)) {
+                            Get-DiskNumber @{ iSCSIConnection = $connection }
+                        })
+                    disks             = @(foreach ($disk in @(Get-Disk -iSCSISession $session -ErrorAction SilentlyContinue)) {
+                            [ordered]@{
+                                Number            = [int]$disk.Number
+                                IsOffline         = [bool]$disk.IsOffline
+                                IsClustered       = [bool]$disk.IsClustered
+                                PartitionStyle    = [string]$disk.PartitionStyle
+                                OperationalStatus = [string]$disk.OperationalStatus
+                            }
+                        })
+                }
+            })
+    }
+}
+
+function Set-TestDiskState([string]$Target, [string]$State) {
+    # The test target's disks: 'offline', 'online' (raw) or 'volume' (online, GPT, one NTFS
+    # volume without a drive letter). Only the test target's RAM disk is touched.
+    $numbers = @(foreach ($session in Get-TargetSession $Target) {
+            foreach ($disk in @(Get-Disk -iSCSISession $session -ErrorAction SilentlyContinue)) { [int]$disk.Number }
+        }) | Sort-Object -Unique
+    foreach ($number in $numbers) {
+        if ($State -eq 'offline') {
+            Set-Disk -Number $number -IsOffline $true
+            continue
+        }
+        Set-Disk -Number $number -IsOffline $false
+        Set-Disk -Number $number -IsReadOnly $false
+        if ($State -eq 'volume' -and [string](Get-Disk -Number $number).PartitionStyle -eq 'RAW') {
+            Initialize-Disk -Number $number -PartitionStyle GPT
+            $null = New-Partition -DiskNumber $number -UseMaximumSize |
+                Format-Volume -FileSystem NTFS -Confirm:$false
+        }
+    }
+    Get-DiskAssociation $Target
+}
+
+function Get-BoundList {
+    @(foreach ($device in @(Get-CimInstance -Namespace 'root/wmi' -ClassName 'MSiSCSIInitiator_PersistentDevices')) {
+            [string]$device.DevicePath
+        })
+}
+
+function Invoke-BindVolume {
+    # iscsicli BindPersistentVolumes: every volume of a persistent iSCSI login onto the
+    # bound list (on the test host: the test target's). Its output and the list after.
+    $iscsicli = Join-Path $env:SystemRoot 'System32\iscsicli.exe'
+    $ErrorActionPreference = 'Continue'
+    $output = @($null | & $iscsicli BindPersistentVolumes 2>&1 | ForEach-Object { [string]$_ })
+    $code = $LASTEXITCODE
+    $ErrorActionPreference = 'Stop'
+    [ordered]@{ exit_code = $code; lines = $output; bound = @(Get-BoundList) }
+}
+
 $answer = [ordered]@{ ok = $true; result = $null }
 try {
     $arguments = [pscustomobject]@{}
@@ -317,6 +447,12 @@ try {
         'events_4103' { $answer.result = Find-Event4103 $arguments }
         'target_state' { $answer.result = Get-TargetState ([string]$arguments.target_name) }
         'target_repair' { $answer.result = Repair-TestTarget $arguments }
+        'portal_new' { $answer.result = Invoke-PortalNew $arguments }
+        'persistent_targets' { $answer.result = Get-IscsicliPersistentTarget ([string]$arguments.target) }
+        'disk_associations' { $answer.result = Get-DiskAssociation ([string]$arguments.target) }
+        'disk_state' { $answer.result = Set-TestDiskState ([string]$arguments.target) ([string]$arguments.state) }
+        'bind_volumes' { $answer.result = Invoke-BindVolume }
+        'bound_list' { $answer.result = @(Get-BoundList) }
     }
 } catch {
     $answer = [ordered]@{

@@ -84,9 +84,9 @@ def find_target() -> dict | None:
     return None
 
 
-def connect(target: dict, *, persistent=False, portal=True, chap=None) -> dict:
+def connect(target: dict, *, persistent=False, portal=True, chap=None, multipath=False) -> dict:
     """A new session to the test target (Connect-IscsiTarget); ``chap``: (user, secret)."""
-    arguments = {"target": target["target_iqn"], "persistent": persistent}
+    arguments = {"target": target["target_iqn"], "persistent": persistent, "multipath": multipath}
     if portal:
         arguments.update(portal=target["portal"], port=target["port"])
     if chap:

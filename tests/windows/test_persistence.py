@@ -93,7 +93,13 @@ def test_remove_persistent_login_end_to_end(twin, target, session, recorder, kin
     (switch remove_persistent_removes); then register again."""
     for _ in (1, 2):
         twin.request({"op": "register", "ids": [session], "is_multipath_enabled": True})
+    listed = hostactions.act("persistent_targets", target=target["target_iqn"])
+    recorder.fact("mpio_duplicates_iscsicli_vs_wmi", listed, kind)
+    collapsed = listed["count"] > listed["wmi_count"]
+    recorder.behaviour("wmi_persistent_logins", "one_per_target" if collapsed else "each", kind)
     entries = logins_of(twin, target)
+    if collapsed:
+        pytest.skip(f"WMI lists the two registrations as {len(entries)}: recorded")
     assert len(entries) == 2 and entries[0] == entries[1], entries
 
     def observed(real):
@@ -145,3 +151,66 @@ def test_register_without_chap_on_a_session_that_used_chap(twin, chap_target, re
     options = hostactions.act("login_options", target=target["target_iqn"])
     recorder.fact("register_without_chap_login_options", options, kind)
     assert answer["results"][0]["ok"], answer
+
+
+@pytest.mark.parametrize(
+    ("name", "fields", "secrets"),
+    [
+        ("plain", {"is_multipath_enabled": False}, None),
+        ("mpio", {"is_multipath_enabled": True}, None),
+        (
+            "chap",
+            {"is_multipath_enabled": False, "chap_username": CHAP_USER},
+            {"chap_secret": CHAP_SECRET},
+        ),
+    ],
+)
+def test_what_register_stores(twin, target, session, recorder, kind, name, fields, secrets):
+    """Register with and without CHAP and MPIO: the persistent login's options as WMI keeps
+    them (AuthType, LoginFlags, the user name's raw bytes: switch username_nul_terminated)."""
+    answer = twin.request({"op": "register", "ids": [session], **fields}, secrets, after=False)
+    recorder.fact(f"register_{name}_result", answer["results"], kind)
+    options = hostactions.act("login_options", target=target["target_iqn"])
+    recorder.fact(f"register_{name}_login_options", options, kind)
+    assert CHAP_SECRET not in repr(answer) + repr(options)
+    if name == "chap" and options and options[0]["UsernameHex"]:
+        ended = options[0]["UsernameHex"].endswith("00")
+        recorder.behaviour("username_nul_terminated", "yes" if ended else "no", kind)
+    logins = logins_of(twin, target)
+    recorder.fact(f"register_{name}_logins", logins, kind)
+    assert answer["results"][0]["ok"], answer
+    if name == "chap":
+        # What the main script reads back must be the name it registered (idempotence).
+        assert [lg["ChapUsername"] for lg in logins] == [CHAP_USER], logins
+
+
+def test_what_a_removal_without_portal_takes_with_it(twin, target, recorder, kind):
+    """iscsicli RemovePersistentTarget with a '*' address (a login made without a portal),
+    while the target has another login: does that one go too? (switch
+    remove_without_portal; RemoveIScsiPersistentTargetW documents every portal.) The
+    request goes to the script directly: the module itself refuses such a removal."""
+    connected = hostactions.connect(target, persistent=True, portal=False)
+    sid = connected["SessionIdentifier"]
+    answer = twin.real({"op": "register", "ids": [sid], "is_multipath_enabled": True})
+    recorder.fact("without_portal_second_registration", answer["results"], kind)
+    logins = logins_of(twin, target)
+    recorder.fact("without_portal_logins_before", logins, kind)
+    recorder.fact(
+        "without_portal_iscsicli_before",
+        hostactions.act("persistent_targets", target=target["target_iqn"]),
+        kind,
+    )
+    bare = [lg for lg in logins if not lg["TargetPortalAddress"]]
+    others = [lg for lg in logins if lg["TargetPortalAddress"]]
+    if not (bare and others):
+        pytest.skip(f"no portal-less login beside one with a portal to compare: {logins}")
+
+    def observed(real):
+        left = logins_of(twin, target)
+        recorder.fact("without_portal_remove_result", real["results"], kind)
+        recorder.fact("without_portal_logins_left", left, kind)
+        value = "all_portals" if not left else "portal_less_only"
+        recorder.behaviour("remove_without_portal", value, kind)
+        return {"remove_without_portal": value}
+
+    twin.request({"op": "remove_persistent_logins", "logins": bare[:1]}, behaviour=observed)

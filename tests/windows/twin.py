@@ -16,7 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from saltext_win_iscsi.windows.protocol import PROTOCOL_VERSION
-from tests.support.simhost.model import INITIATOR_INSTANCE, SESSION_FIELDS, SimulatedHost
+from tests.support.simhost.model import (
+    INITIATOR_ADDRESS,
+    INITIATOR_INSTANCE,
+    SESSION_FIELDS,
+    SimulatedHost,
+)
 
 
 def shape(value: Any) -> Any:
@@ -62,9 +67,11 @@ def mirror_state(host: SimulatedHost, sessions: list[dict], logins: list[dict]) 
     """Make ``host`` show exactly ``sessions`` (with Connections) and ``logins``."""
     with host.edit() as state:
         if sessions:
+            connections = sessions[0].get("Connections") or [{}]
             state["initiator"] = {
                 "node_address": sessions[0]["InitiatorNodeAddress"],
                 "instance_name": sessions[0]["InitiatorInstanceName"] or INITIATOR_INSTANCE,
+                "local_address": connections[0].get("InitiatorAddress") or INITIATOR_ADDRESS,
             }
         state["sessions"] = [
             {

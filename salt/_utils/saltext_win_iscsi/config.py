@@ -20,6 +20,7 @@ SdbGet = Callable[[str], Any]
 
 BACKEND = "iscsi.backend"  # windows | open-iscsi; default: what this host has
 POWERSHELL = "iscsi.powershell"  # powershell.exe to run, or 'runspace'
+SCRIPT_PATH = "iscsi.script_path"  # an installed (signed) main.ps1, run with -File
 TIMEOUT = "iscsi.timeout"  # seconds one request (PowerShell or iscsiadm) may take
 ISCSIADM = "iscsi.iscsiadm"  # open-iscsi's iscsiadm; default: found on PATH or in sbin
 NODE_DIRS = "iscsi.node_dirs"  # where open-iscsi keeps its node records
@@ -71,6 +72,7 @@ class Settings:
 
     backend: str | None = None
     powershell: str | None = None
+    script_path: str | None = None
     timeout: float = DEFAULT_TIMEOUT
     iscsiadm: str | None = None
     node_dirs: tuple[str, ...] = DEFAULT_NODE_DIRS
@@ -86,6 +88,7 @@ class Settings:
         return cls(
             backend=_optional_text(BACKEND, config_get(BACKEND, None)),
             powershell=_optional_text(POWERSHELL, config_get(POWERSHELL, None)),
+            script_path=_optional_text(SCRIPT_PATH, config_get(SCRIPT_PATH, None)),
             timeout=_timeout(config_get(TIMEOUT, None)),
             iscsiadm=_optional_text(ISCSIADM, config_get(ISCSIADM, None)),
             node_dirs=_node_dirs(config_get(NODE_DIRS, None)),

@@ -124,11 +124,24 @@ def on_portal(session: dict, portal: Portal | None) -> bool:
         portal.same_as(c.get("TargetAddress"), c.get("TargetPortNumber"))
         and (
             portal.initiator_portal_address is None
-            or str(session.get("InitiatorPortalAddress") or c.get("InitiatorAddress")).lower()
-            == portal.initiator_portal_address.lower()
+            or _initiator_address(session, c) == portal.initiator_portal_address.lower()
         )
         for c in connections
     )
+
+
+# What Windows shows for "no initiator portal": a session made without one reports
+# InitiatorPortalAddress 0.0.0.0, its connection the local address really used.
+_UNSET_ADDRESSES = ("", "0.0.0.0", "::")
+
+
+def _initiator_address(session: dict, connection: dict) -> str:
+    """The local address a session goes out from (lower case; "" if none is shown)."""
+    for value in (session.get("InitiatorPortalAddress"), connection.get("InitiatorAddress")):
+        address = str(value or "").strip().lower()
+        if address not in _UNSET_ADDRESSES:
+            return address
+    return ""
 
 
 def logins_on(logins: list[dict], spec: TargetSpec, portal: Portal | None) -> list[dict]:

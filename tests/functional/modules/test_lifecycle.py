@@ -50,7 +50,9 @@ def test_connect_two_paths_with_mpio_and_see_the_disks(iscsi, san):
     )
     sessions = iscsi.get_sessions(target_node_address=DB, connections=True, disks=True)
     assert [s["Connections"][0]["TargetAddress"] for s in sessions] == ["10.0.1.5", "10.0.2.5"]
-    assert all(s["IsPersistent"] and s["IsMultipathEnabled"] for s in sessions)
+    assert all(s["IsPersistent"] for s in sessions)
+    logins = iscsi.get_persistent_logins(target_node_address=DB)
+    assert len(logins) == 2 and all(lg["IsMultipathEnabled"] for lg in logins)
     # The same disk behind both paths.
     assert [[d["Number"] for d in s["Disks"]] for s in sessions] == [[1], [1]]
     assert set(sessions[0]["Disks"][0]) >= {

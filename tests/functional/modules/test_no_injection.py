@@ -420,7 +420,10 @@ def test_checks_catch_a_pasted_value(recorder, clean):
         {"v": version, "op": "get_sessions", "secret_values": {}}
     ]
 
-    pasted_main = scripts.MAIN.replace("param([string]$Payload)", f"Get-Item '{value}'")
+    pasted_main = scripts.MAIN.replace(
+        "param([string]$Payload, [switch]$Serve)", f"Get-Item '{value}'"
+    )
+    assert pasted_main != scripts.MAIN
     pasted_bootstrap = scripts.BOOTSTRAP + f"Get-Item '{value}'\n"
     bad = [
         {**good, "argv": [*argv, protocol.encode_powershell_command(pasted_bootstrap)]},

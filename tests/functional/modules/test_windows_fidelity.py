@@ -41,6 +41,7 @@ def test_unknown_operation_is_a_script_error_record(seeded):
         "category": "InvalidArgument",
         "error_id": "IscsiUnknownOperation",
         "hresult": None,
+        "status": None,
     }
 
 

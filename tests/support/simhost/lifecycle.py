@@ -27,6 +27,7 @@ import hashlib
 from typing import Any
 
 ERR_CONNECTION_FAILED = ("Connection Failed.", 0xEFFF0003)
+ERR_PORTAL_EXISTS = ("Target Portal Structure Already Exists.", 0xEFFF0032)
 ERR_AUTHENTICATION = ("Authentication Failure.", 0xEFFF0009)
 ERR_ALREADY_LOGGED_IN = ("The target has already been logged in via an iSCSI session.", 0xEFFF003F)
 ERR_DEVICE_IN_USE = (
@@ -95,14 +96,25 @@ class LifecycleMixin:
     def _lifecycle_ops(self) -> dict:
         return {
             "get_target_portals": self._get_target_portals,
-            "add_target_portal": self._add_target_portal,
+            "add_target_portal": self._add_or_refresh_portal,
             "remove_target_portal": self._remove_target_portal,
             "update_target_portal": self._update_target_portal,
             "get_targets": self._get_targets,
-            "connect_target": self._connect_target,
+            "connect_target": self._through("MSFT_iSCSITarget.Connect", self._connect_target),
             "disconnect": self._disconnect,
-            "set_chap_secret": self._set_chap_secret,
+            "set_chap_secret": self._through(
+                "MSFT_iSCSISession.SetCHAPSecret", self._set_chap_secret
+            ),
         }
+
+    def _through(self, method: str, operation):
+        """``operation``, a CIM method the script calls with Invoke-CheckedMethod."""
+
+        def call(state: dict, request: dict, secrets: dict) -> dict:
+            with self._cim_method(state, method):
+                return operation(state, request, secrets)
+
+        return call
 
     def _get_target_portals(self, state: dict, request: dict, secrets: dict) -> dict:
         self._check_service(state, "Get-IscsiTargetPortal")
@@ -130,17 +142,30 @@ class LifecycleMixin:
             if target["NodeAddress"] not in state["discovered"]:
                 state["discovered"].append(target["NodeAddress"])
 
+    def _add_or_refresh_portal(self, state: dict, request: dict, secrets: dict) -> dict:
+        """Add-TargetPortal: New, and Update-IscsiTargetPortal when New says the portal
+        exists already (0xEFFF0032)."""
+        try:
+            with self._cim_method(state, "MSFT_iSCSITargetPortal.New"):
+                return self._add_target_portal(state, request, secrets)
+        except self.WindowsError as err:
+            if err.record["hresult"] != "0xEFFF0032":
+                raise
+        return self._update_target_portal(state, request, secrets)
+
     def _add_target_portal(self, state: dict, request: dict, secrets: dict) -> dict:
         self._check_service(state, self.INVOKE_CIM_METHOD)
         address, port = str(request.get("address")), int(request.get("port") or 3260)
-        self._discover(state, address, port)
         existing = [
             p
             for p in state["portals"]
             if portal_key(p["TargetPortalAddress"], p["TargetPortalPortNumber"])
             == portal_key(address, port)
         ]
-        if not existing:  # GUESS: adding an existing portal again only refreshes discovery
+        if existing and state["behaviour"]["new_existing_portal"] == "error":
+            raise self._iscsi(ERR_PORTAL_EXISTS, self.INVOKE_CIM_METHOD)
+        self._discover(state, address, port)
+        if not existing:  # "refresh" (GUESS): New on an existing portal only discovers again
             state["portals"].append(
                 {
                     "TargetPortalAddress": address,
@@ -228,25 +253,25 @@ class LifecycleMixin:
         ]
         for session in same_target:
             path = session["Connections"][0]
-            same_path = (
-                portal_key(path["TargetAddress"], path["TargetPortNumber"]) == key
-                and (session["InitiatorPortalAddress"] or "") == initiator_portal
+            # The local address the session really uses is its connection's (a session made
+            # without an initiator portal shows 0.0.0.0 as InitiatorPortalAddress).
+            same_path = portal_key(path["TargetAddress"], path["TargetPortNumber"]) == key and (
+                not initiator_portal or path["InitiatorAddress"].lower() == initiator_portal.lower()
             )
-            if same_path or not (multipath and session["IsMultipathEnabled"]):
+            if same_path or not (multipath and session.get("multipath")):
                 raise self._iscsi(ERR_ALREADY_LOGGED_IN, self.INVOKE_CIM_METHOD)
         auth = self._check_chap(state, target, request, secrets)
         session = self._new_session(
             state, target["NodeAddress"], address, int(port), initiator_portal=initiator_portal
         )
-        session.update(AuthenticationType=auth, IsMultipathEnabled=multipath)
+        session.update(AuthenticationType=auth, multipath=multipath)
         session["Disks"] = [self._disk(state, target, i, d) for i, d in enumerate(target["disks"])]
         if request.get("is_persistent"):
             login = self._add_login(state, session, multipath)
             login.update(
-                AuthenticationType=auth,
-                chap_username=request.get("chap_username"),
-                chap_secret_sha256=digest(secrets.get("chap_secret")),
+                AuthenticationType=auth, chap_secret_sha256=digest(secrets.get("chap_secret"))
             )
+            self._store_username(state, login, request.get("chap_username"))
         return {}
 
     @staticmethod

@@ -46,6 +46,7 @@ except ImportError:  # Windows: tests/windows mirrors a real host into a Simulat
     from tests.support.simhost import winlock as fcntl
 
 # What Windows reports (a unit test holds these equal to the library's protocol facts).
+# IsMultipathEnabled is asked for but is no property of the class: it is always null.
 SESSION_FIELDS = (
     "SessionIdentifier",
     "InitiatorSideIdentifier",
@@ -66,6 +67,10 @@ SESSION_FIELDS = (
 
 INITIATOR_NODE = "iqn.1991-05.com.contoso:deepcore.contoso.com"
 INITIATOR_INSTANCE = "ROOT\\ISCSIPRT\\0000_0"
+INITIATOR_ADDRESS = "10.0.0.21"
+# The simulated host's system ANSI code page (a Western European Windows): persistent
+# logins keep the CHAP user name as bytes in it (LoginOptions.Username, uint8[]).
+ANSI_CODE_PAGE = "cp1252"
 SEED_TARGET = "iqn.1991-05.com.contoso:testiscsi-deepcore-target"
 # (InitiatorSideIdentifier, TargetSideIdentifier) of the seed's three sessions, in order.
 SEED_SIDES = [("400001370001", "0200"), ("400001370004", "0100"), ("400001370002", "0300")]
@@ -95,6 +100,28 @@ DEFAULT_BEHAVIOUR = {
     "unregister_non_persistent": "noop",  # on a non-persistent session: "noop" or "error"
     "remove_persistent_removes": "all",  # iscsicli RemovePersistentTarget: "one" or "all" matches
     "misreport_persistent": [],  # session ids whose IsPersistent Windows reports wrongly
+    # How a CIM method (New, Connect, Register, SetCHAPSecret) reports failure: "exception"
+    # (a CimException, as public transcripts of Connect-IscsiTarget show) or "return_value"
+    # (a non-zero ReturnValue, which csi-proxy checks after every call). GUESS.
+    "method_failures": "exception",
+    # MSFT_iSCSITargetPortal.New for a portal already there: "refresh" (discovers again) or
+    # "error" (0xEFFF0032 "Target Portal Structure Already Exists.", iscsierr.h). GUESS.
+    "new_existing_portal": "refresh",
+    # Whether LoginOptions.Username ends with a NUL byte: "no" (its length is strlen, as
+    # documented) or "yes". GUESS; tests/windows records the raw bytes.
+    "username_nul_terminated": "no",
+    # iscsicli RemovePersistentTarget without a portal ('*' address): "all_portals" (every
+    # login of the target, as RemoveIScsiPersistentTargetW documents for an empty portal) or
+    # "portal_less_only" (the first model's GUESS).
+    "remove_without_portal": "all_portals",
+    # What Get-CimInstance MSiSCSIInitiator_PersistentLoginClass lists: "each" login, or
+    # "one_per_target" (TargetName is the class's only key: WMI may collapse MPIO
+    # duplicates and logins on other portals). GUESS; tests/windows records iscsicli's count.
+    "wmi_persistent_logins": "each",
+    # Which associations find a disk the clustered storage subsystem claims: "session"
+    # (both), "connection" (MSFT_iSCSIConnectionToDisk only: Microsoft documents that the
+    # session's "may not be created" on Server 2016+) or "none". GUESS.
+    "clustered_disk_association": "connection",
 }
 DEFAULT_FAULTS: dict[str, Any] = {
     "access_denied": False,  # every cmdlet: Access denied (not elevated)
@@ -104,24 +131,42 @@ DEFAULT_FAULTS: dict[str, Any] = {
     "hang": False,  # the stand-in never answers
     "garbage": False,  # the stand-in prints non-protocol text instead of answering
     "stderr": "",  # the stand-in writes this to stderr after answering
+    "stderr_encoding": "utf-8",  # in this code page (a Windows console's OEM one: "cp850")
     "exit_code": 0,  # the stand-in exits with this code at the end
     "crash": False,  # the stand-in dies while reading a request
     "startup_delay": 0.0,  # seconds: models powershell.exe's start-up cost
+    # powershell.exe stops reading stdin: "start" (a stalled start: AV/AMSI scanning, a hung
+    # provider) or "after_script" (it read the main script, then hangs); "": it reads on.
+    "stops_reading": "",
     "language_mode": "FullLanguage",  # "ConstrainedLanguage": WDAC/AppLocker lockdown
+    # Under that lockdown, whether the policy trusts the signer of an installed, signed
+    # main.ps1 (it then runs with -File in FullLanguage; -EncodedCommand never does).
+    "signer_trusted": True,
     "edition": "Desktop",  # "Core": the process is PowerShell 7 (pwsh)
     "iscsi_module_missing": False,  # Import-Module iSCSI fails (Server Core without it)
+    "storage_module_missing": False,  # Import-Module Storage fails (asked for disks only)
+    # Get-Disk fails with a provider error id: "StorageWMI 40001" (the Storage provider's
+    # Access denied) or "MI RESULT 2" (MI_RESULT_ACCESS_DENIED); message text GUESS.
+    "disk_error": "",
 }
 
 
 def status_from_error_id(error_id: str) -> str | None:
-    """The status the main script reads from an error id (its ConvertTo-ErrorData)."""
-    match = re.match(r"HRESULT 0x([0-9A-Fa-f]{1,8}),", error_id)
+    """The HRESULT the main script reads from an error id (its ConvertTo-ErrorData)."""
+    match = re.match(r"(?:HRESULT|ReturnValue) 0x([0-9A-Fa-f]{1,8}),", error_id)
     if match:
         return "0x" + match.group(1).upper().rjust(8, "0")
     match = re.match(r"Windows System Error (\d+),", error_id)
     if match:
         return f"0x{0x80070000 | int(match.group(1)):08X}"
     return None
+
+
+def status_text(error_id: str) -> str | None:
+    """The status as Windows names it: the HRESULT, or the Storage provider's and the MI
+    layer's own codes ('StorageWMI 40001', 'MI RESULT 2'), which are no HRESULTs."""
+    match = re.match(r"(StorageWMI|MI RESULT) (\d+),", error_id)
+    return f"{match.group(1)} {match.group(2)}" if match else status_from_error_id(error_id)
 
 
 class WindowsError_(Exception):
@@ -134,11 +179,21 @@ class WindowsError_(Exception):
             "category": category,
             "error_id": error_id,
             "hresult": status_from_error_id(error_id),
+            "status": status_text(error_id),
         }
 
 
 # Error ids of CIM failures raised by Invoke-CimMethod (GUESS: not yet observed).
 INVOKE_CIM_METHOD = "Microsoft.Management.Infrastructure.CimCmdlets.InvokeCimMethodCommand"
+
+
+def _as_return_value(err: WindowsError_, method: str) -> WindowsError_:
+    """A CIM method's failure as the script reports a non-zero ReturnValue
+    (Invoke-CheckedMethod): the code, no message of Windows'."""
+    code = err.record["hresult"] or "0x80004005"
+    return WindowsError_(
+        f"{method} returned {code}", "NotSpecified", f"ReturnValue {code},{method}"
+    )
 
 
 def _iscsi_error(text_code: tuple[str, int], cmdlet: str) -> WindowsError_:
@@ -160,6 +215,52 @@ def _not_found(session_id: str, cmdlet: str) -> WindowsError_:
     )
 
 
+def _volume_key(path: str) -> str:
+    """ConvertTo-VolumeKey: case-insensitive, without a trailing backslash."""
+    return str(path).rstrip("\\").lower()
+
+
+def _volume_names(volume: dict) -> list[str]:
+    letter = volume.get("DriveLetter") or ""
+    return [*volume.get("AccessPaths", []), f"{letter}:"]
+
+
+def _with_binding(volume: dict, bound: list[str]) -> dict:
+    """Get-VolumeData: the volume with the bound-list entries that name it."""
+    names = {_volume_key(path) for path in _volume_names(volume)}
+    bound_as = [entry for entry in bound if _volume_key(entry) in names]
+    return {
+        "DriveLetter": volume.get("DriveLetter") or "",
+        "AccessPaths": list(volume.get("AccessPaths", [])),
+        "IsBound": bool(bound_as),
+        "BoundPaths": bound_as,
+    }
+
+
+# What the main script lets reach iscsicli as a volume path ($DevicePathName).
+DEVICE_PATH = re.compile(r"[A-Za-z0-9._:\\?{}$-]+\Z")
+ERR_DEVICE_NOT_FOUND = ("Device was not found.", 0xEFFF005D)
+
+
+def _username_of(login: dict) -> str:
+    """Get-PersistentLoginData's ChapUsername: the raw bytes in the ANSI code page, NULs
+    trimmed (a mirrored or hand-made login gives its name as text)."""
+    if "Username" in login:
+        return bytes(login["Username"]).decode(ANSI_CODE_PAGE, "replace").rstrip("\x00")
+    return login.get("chap_username") or ""
+
+
+def _module_missing(name: str) -> WindowsError_:
+    """Import-Required's error when Import-Module fails (Windows' own text appended)."""
+    return _script_error(
+        f"the {name} PowerShell module cannot be loaded (Server Core without it, or a client "
+        f"edition?): The specified module '{name}' was not loaded because no valid module "
+        "file was found in any module directory.",
+        "IscsiModuleMissing",
+        "NotInstalled",
+    )
+
+
 def _script_error(message: str, error_id: str, category: str) -> WindowsError_:
     """One of the main script's own ErrorRecords (New-ErrorRecord)."""
     return WindowsError_(message, category, error_id)
@@ -174,7 +275,11 @@ def empty_state(observations: Any = None) -> dict:
     from tests.support.simhost.observations import behaviour_defaults
 
     return {
-        "initiator": {"node_address": INITIATOR_NODE, "instance_name": INITIATOR_INSTANCE},
+        "initiator": {
+            "node_address": INITIATOR_NODE,
+            "instance_name": INITIATOR_INSTANCE,
+            "local_address": INITIATOR_ADDRESS,  # where logins without a portal go out from
+        },
         "sessions": [],
         "next_session": 1,
         "persistent_logins": [],
@@ -182,6 +287,10 @@ def empty_state(observations: Any = None) -> dict:
         "discovered": [],  # target IQNs found through the portals
         "network": [],  # what the SAN offers (lifecycle.add_network_target)
         "chap_secret_sha256": None,  # the initiator's mutual-CHAP secret
+        "cluster_service_running": False,  # ClusSvc: a failover cluster node
+        # The initiator's persistently bound volumes (MSiSCSIInitiator_PersistentDevices):
+        # its service waits at start-up until each one is there.
+        "bound_volumes": [],
         "disk_numbers": {},
         "behaviour": behaviour_defaults(observations),
         "faults": copy.deepcopy(DEFAULT_FAULTS),
@@ -302,7 +411,9 @@ class SimulatedHost(LifecycleMixin):
             "TargetSideIdentifier": sides[1] or f"{n % 256:02x}{n // 256 % 256:02x}",
             "NumberOfConnections": 1,
             "TargetNodeAddress": target,
-            "InitiatorPortalAddress": initiator_portal,
+            # Made without an initiator portal: 0.0.0.0 here, the address really used on
+            # the connection (a real transcript; it was the other way round before).
+            "InitiatorPortalAddress": initiator_portal or "0.0.0.0",
             "InitiatorNodeAddress": init["node_address"],
             "InitiatorInstanceName": init["instance_name"],
             "AuthenticationType": "NONE",
@@ -310,11 +421,13 @@ class SimulatedHost(LifecycleMixin):
             "IsDiscovered": True,
             "IsDataDigest": False,
             "IsHeaderDigest": False,
-            "IsMultipathEnabled": False,
+            # What the initiator knows (logged in with the MPIO flag); no property shows it.
+            "multipath": False,
             "Connections": [
                 {
                     "ConnectionIdentifier": f"fffffa800d008430-{n:x}",
-                    "InitiatorAddress": initiator_portal or "0.0.0.0",
+                    "InitiatorAddress": initiator_portal
+                    or init.get("local_address", INITIATOR_ADDRESS),
                     "InitiatorPortNumber": 44000 + n,
                     "TargetAddress": address,
                     "TargetPortNumber": port,
@@ -360,6 +473,35 @@ class SimulatedHost(LifecycleMixin):
             self._add_login(
                 state, self._session(state, session_id, "Register-IscsiSession"), multipath
             )
+
+    def bind_volume(self, path: str) -> None:
+        """What ``iscsicli BindPersistentVolumes`` / AddPersistentDevices leaves: ``path`` (a
+        drive letter ``E:\\``, a mount point, a ``\\\\?\\Volume{...}\\`` name) on the list."""
+        with self.edit() as state:
+            state["bound_volumes"].append(path)
+
+    def bound_volumes(self) -> list[str]:
+        return self.read()["bound_volumes"]
+
+    def boot_waits_for(self) -> list[str]:
+        """Bound volumes no persistent login brings back at boot: the iSCSI service would
+        wait for each of them at every start (until it times out)."""
+        state = self.read()
+        persistent = {lg["TargetName"].lower() for lg in state["persistent_logins"]}
+        reachable = {
+            _volume_key(path)
+            for session in state["sessions"]
+            if session["TargetNodeAddress"].lower() in persistent
+            for disk in session.get("Disks", [])
+            for volume in disk.get("Volumes", [])
+            for path in _volume_names(volume)
+        }
+        return [p for p in state["bound_volumes"] if _volume_key(p) not in reachable]
+
+    def set_cluster_service(self, running: bool) -> None:
+        """The failover cluster service (ClusSvc) runs on this host, or not."""
+        with self.edit() as state:
+            state["cluster_service_running"] = running
 
     def set_fault(self, name: str, value: Any) -> None:
         if name not in DEFAULT_FAULTS:
@@ -410,6 +552,8 @@ class SimulatedHost(LifecycleMixin):
             try:
                 self._check_powershell(state)
                 if op == "get_sessions":
+                    if request.get("disks"):
+                        self._check_storage_module(state)
                     self._check_service(state, "Get-IscsiSession")
                     owners = self._owners(state)
                     connections, disks = (
@@ -425,12 +569,15 @@ class SimulatedHost(LifecycleMixin):
                 lifecycle = self._lifecycle_ops().get(str(op))
                 if lifecycle is not None:
                     return self._ok(**lifecycle(state, request, secrets))
+                if op == "unbind_volumes":
+                    self._check_storage_module(state)
+                    return self._ok(results=self._unbind_volumes(state, request))
                 if op == "digest":
                     return self._ok(**self._digest(state))
                 if op == "get_persistent_logins":
                     self._check_service(state, "Get-CimInstance")
                     return self._ok(
-                        logins=[self._login_view(lg) for lg in state["persistent_logins"]]
+                        logins=[self._login_view(lg) for lg in self._listed_logins(state)]
                     )
                 if op == "remove_persistent_logins":
                     results = []
@@ -466,13 +613,13 @@ class SimulatedHost(LifecycleMixin):
                 "NotImplemented",
             )
         if state["faults"]["iscsi_module_missing"]:
-            raise _script_error(
-                "the iSCSI PowerShell module cannot be loaded (Server Core without it, or a "
-                "client edition?): The specified module 'iSCSI' was not loaded because no "
-                "valid module file was found in any module directory.",
-                "IscsiModuleMissing",
-                "NotInstalled",
-            )
+            raise _module_missing("iSCSI")
+
+    @staticmethod
+    def _check_storage_module(state: dict) -> None:
+        """What the main script imports before it asks for disks (Get-Disk, Get-Partition)."""
+        if state["faults"]["storage_module_missing"]:
+            raise _module_missing("Storage")
 
     def _digest(self, state: dict) -> dict:
         """Get-Digest: every session's persistence and connection state, and the logins."""
@@ -485,12 +632,13 @@ class SimulatedHost(LifecycleMixin):
             lines.append(
                 f"s|{session['SessionIdentifier']}|{is_persistent}|{session['IsConnected']}"
             )
-        for login in state["persistent_logins"]:
+        listed = self._listed_logins(state)
+        for login in listed:
             lines.append("l|" + "|".join(str(v) for v in self._login_view(login).values()))
         text = "\n".join(sorted(lines))
         return {
             "count": persistent,
-            "logins": len(state["persistent_logins"]),
+            "logins": len(listed),
             "digest": hashlib.sha256(text.encode()).hexdigest(),
         }
 
@@ -531,10 +679,11 @@ class SimulatedHost(LifecycleMixin):
         # MSFT_iSCSISession.Register through Invoke-CimMethod.
         self._check_service(state, "Get-IscsiSession")
         session = self._session(state, sid, "Get-IscsiSession")
-        self._injected_failure(state, sid, INVOKE_CIM_METHOD)
+        with self._cim_method(state, "MSFT_iSCSISession.Register"):
+            self._injected_failure(state, sid, INVOKE_CIM_METHOD)
         login = self._add_login(state, session, bool(request.get("is_multipath_enabled")))
         if request.get("chap_username"):
-            login["chap_username"] = request["chap_username"]
+            self._store_username(state, login, request["chap_username"])
         if request.get("chap_username") or secrets.get("chap_secret"):
             login["AuthenticationType"] = "ONEWAYCHAP"  # GUESS: Register with CHAP is one-way
         if secrets.get("chap_secret"):
@@ -543,7 +692,61 @@ class SimulatedHost(LifecycleMixin):
                 secrets["chap_secret"].encode()
             ).hexdigest()
 
+    def _unbind_volumes(self, state: dict, request: dict) -> list[dict]:
+        """Each session's volumes out of the bound list: iscsicli RemovePersistentDevices
+        per entry naming one (GUESS: its exit code is the status, as for
+        RemovePersistentTarget)."""
+        results = []
+        reconnecting = set()
+        if request.get("keep_reconnecting"):
+            reconnecting = {lg["TargetName"].lower() for lg in self._listed_logins(state)}
+        for sid in (request.get("ids") or []) if state["bound_volumes"] else []:
+            try:
+                self._check_service(state, "Get-IscsiSession")
+                view = self._session_view(
+                    state, self._session(state, str(sid), "Get-IscsiSession"), False, disks=True
+                )
+            except WindowsError_ as err:
+                results.append({"id": str(sid), "path": None, "ok": False, "error": err.record})
+                continue
+            if view["TargetNodeAddress"].lower() in reconnecting:
+                continue
+            paths = [p for d in view["Disks"] for v in d["Volumes"] for p in v["BoundPaths"]]
+            for path in paths:
+                item = {"id": str(sid), "path": path, "ok": True}
+                try:
+                    if not request.get("test"):
+                        self._remove_bound_path(state, path)
+                except WindowsError_ as err:
+                    item.update(ok=False, error=err.record)
+                results.append(item)
+        return results
+
+    def _remove_bound_path(self, state: dict, path: str) -> None:
+        if not DEVICE_PATH.match(path):
+            raise _script_error(
+                f"not a plain volume path, iscsicli cannot take it: '{path}'",
+                "IscsiNotPlainName",
+                "InvalidArgument",
+            )
+        self._check_service(state, "iscsicli")
+        if path not in state["bound_volumes"]:
+            raise self._iscsicli_failed(ERR_DEVICE_NOT_FOUND)
+        state["bound_volumes"].remove(path)
+
     # -- internals -----------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _cim_method(self, state: dict, method: str) -> Iterator[None]:
+        """A CIM method call through Invoke-CimMethod: its failures as the switch
+        ``method_failures`` says Windows reports them."""
+        try:
+            yield
+        except WindowsError_ as err:
+            raised_by_method = err.record["error_id"].endswith("," + INVOKE_CIM_METHOD)
+            if raised_by_method and state["behaviour"]["method_failures"] == "return_value":
+                raise _as_return_value(err, method) from None
+            raise
 
     def _check_service(self, state: dict, cmdlet: str) -> None:
         if state["faults"]["service_stopped"]:
@@ -560,13 +763,22 @@ class SimulatedHost(LifecycleMixin):
         if kind == "access_denied":
             raise _access_denied(cmdlet)
 
-    @staticmethod
-    def _session(state: dict, sid: str, cmdlet: str) -> dict:
+    def _session(self, state: dict, sid: str, cmdlet: str) -> dict:
         # CIM key lookup is case-insensitive.
-        for session in state["sessions"]:
-            if session["SessionIdentifier"].lower() == sid.lower():
-                return session
-        raise _not_found(sid, cmdlet)
+        session = self._sessions_by_id(state).get(sid.lower())
+        if session is None:
+            raise _not_found(sid, cmdlet)
+        return session
+
+    def _sessions_by_id(self, state: dict) -> dict[str, dict]:
+        """Sessions by lower-case id, built once per session list and length (a request
+        naming thousands of sessions would otherwise scan the list once per id)."""
+        sessions = state["sessions"]
+        cached = getattr(self, "_index", None)
+        if cached is None or cached[0] is not sessions or cached[1] != len(sessions):
+            index = {s["SessionIdentifier"].lower(): s for s in sessions}
+            cached = self._index = (sessions, len(sessions), index)
+        return cached[2]
 
     @staticmethod
     def _add_login(state: dict, session: dict, multipath: bool) -> dict:
@@ -586,8 +798,33 @@ class SimulatedHost(LifecycleMixin):
         state["next_login"] += 1
         state["persistent_logins"].append(login)
         if multipath:
-            session["IsMultipathEnabled"] = True
+            session["multipath"] = True
         return login
+
+    @staticmethod
+    def _store_username(state: dict, login: dict, name: str | None) -> None:
+        """The CHAP user name as Windows keeps it: ANSI bytes (characters the code page
+        lacks become '?'), NUL-ended if ``behaviour.username_nul_terminated`` says so."""
+        login["chap_username"] = name
+        if not name:
+            login.pop("Username", None)
+            return
+        raw = list(name.encode(ANSI_CODE_PAGE, "replace"))
+        if state["behaviour"]["username_nul_terminated"] == "yes":
+            raw.append(0)
+        login["Username"] = raw
+
+    @staticmethod
+    def _listed_logins(state: dict) -> list[dict]:
+        """What WMI lists of the persistent logins: each one, or (its class's only key is
+        TargetName) one per target (``behaviour.wmi_persistent_logins``)."""
+        logins = state["persistent_logins"]
+        if state["behaviour"]["wmi_persistent_logins"] == "each":
+            return logins
+        first: dict[str, dict] = {}
+        for login in logins:
+            first.setdefault(login["TargetName"].lower(), login)
+        return list(first.values())
 
     @staticmethod
     def _owners(state: dict) -> set:
@@ -611,7 +848,7 @@ class SimulatedHost(LifecycleMixin):
             "TargetPortalPort": login["TargetPortal"]["Port"],
             "IsMultipathEnabled": bool(login.get("IsMultipathEnabled")),
             "AuthenticationType": login.get("AuthenticationType") or "NONE",
-            "ChapUsername": login.get("chap_username") or "",
+            "ChapUsername": _username_of(login),
         }
 
     @staticmethod
@@ -630,8 +867,9 @@ class SimulatedHost(LifecycleMixin):
 
     def _remove_login(self, state: dict, wanted: dict) -> None:
         """Remove-PersistentLogin: iscsicli RemovePersistentTarget <initiator> <target>
-        <port> <address> <socket>, '*' meaning any (GUESS for a '*' address: it removes
-        the entries that have no portal; observe with tests/windows)."""
+        <port> <address> <socket>, '*' meaning any. A '*' port is every initiator port; a '*'
+        address is no portal, which RemoveIScsiPersistentTargetW documents as every portal
+        of the target (``behaviour.remove_without_portal``)."""
         instance = self._iscsicli_argument(wanted.get("InitiatorInstance"), True)
         target = self._iscsicli_argument(wanted.get("TargetName"), False)
         port = wanted.get("InitiatorPortNumber")
@@ -642,19 +880,22 @@ class SimulatedHost(LifecycleMixin):
         if state["faults"]["fail_logins"].get(target.lower()):
             raise self._iscsicli_failed(ERR_PERSISTENT_REMOVE)
 
+        every_portal = state["behaviour"]["remove_without_portal"] == "all_portals"
+
         def same(login: dict) -> bool:
             view = self._login_view(login)
+            if address == "*":  # iscsicli passes no portal
+                on_portal = every_portal or not view["TargetPortalAddress"]
+            else:
+                on_portal = (
+                    view["TargetPortalAddress"].lower() == address.lower()
+                    and str(view["TargetPortalPort"]) == socket
+                )
             return (
                 view["TargetName"].lower() == target.lower()
                 and (instance == "*" or view["InitiatorInstance"].lower() == instance.lower())
                 and (port_arg == "*" or str(view["InitiatorPortNumber"]) == port_arg)
-                and (
-                    (address == "*" and not view["TargetPortalAddress"])
-                    or (
-                        view["TargetPortalAddress"].lower() == address.lower()
-                        and str(view["TargetPortalPort"]) == socket
-                    )
-                )
+                and on_portal
             )
 
         matching = [lg for lg in state["persistent_logins"] if same(lg)]
@@ -685,11 +926,33 @@ class SimulatedHost(LifecycleMixin):
         disks: bool = False,
     ) -> dict:
         view = {field: session.get(field) for field in SESSION_FIELDS}
+        # Not a property of MSFT_iSCSISession (real schemas and transcripts): always null.
+        view["IsMultipathEnabled"] = None
         view["IsPersistent"] = self._is_persistent(state, session, owners)
         if connections:
             view["Connections"] = copy.deepcopy(session["Connections"])
         if disks:
+            if state["faults"]["disk_error"]:
+                code = state["faults"]["disk_error"]
+                raise WindowsError_("Access denied", "PermissionDenied", f"{code},Get-Disk")
             view["Disks"] = [
-                {k: v for k, v in disk.items() if k != "InUse"} for disk in session.get("Disks", [])
+                {
+                    **{k: v for k, v in disk.items() if k not in ("InUse", "Volumes")},
+                    "Volumes": [
+                        _with_binding(v, state["bound_volumes"]) for v in disk.get("Volumes", [])
+                    ],
+                }
+                for disk in session.get("Disks", [])
+                if self._disk_found(state, disk)
             ]
+            view["DisksUnknown"] = state["cluster_service_running"] and not view["Disks"]
         return view
+
+    @staticmethod
+    def _disk_found(state: dict, disk: dict) -> bool:
+        """Get-DiskData asks the session's and the connections' associations: a clustered
+        disk is missed only when neither exists (``behaviour.clustered_disk_association``)."""
+        return (
+            not disk.get("IsClustered")
+            or state["behaviour"]["clustered_disk_association"] != "none"
+        )

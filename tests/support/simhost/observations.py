@@ -35,6 +35,12 @@ CHOICES = {
     "unregister_removes": ("one", "all"),
     "unregister_non_persistent": ("noop", "error"),
     "remove_persistent_removes": ("one", "all"),
+    "method_failures": ("exception", "return_value"),
+    "new_existing_portal": ("refresh", "error"),
+    "username_nul_terminated": ("no", "yes"),
+    "remove_without_portal": ("all_portals", "portal_less_only"),
+    "wmi_persistent_logins": ("each", "one_per_target"),
+    "clustered_disk_association": ("session", "connection", "none"),
 }
 LISTS = {"misreport_persistent"}
 

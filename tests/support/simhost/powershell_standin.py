@@ -2,10 +2,12 @@
 
 Run exactly as the execution module runs powershell.exe:
 ``powershell -NoLogo -NoProfile -NonInteractive -EncodedCommand <bootstrap>``, with the
-main script on the first stdin line and one request per further line. It accepts only the
-pinned bootstrap and main script (``pins.json``), so the module's script cannot change
-without this simulator being reviewed, and answers every request from the host model
-named by ``ISCSI_SIM_STATE``.
+main script on the first stdin line and one request per further line, or
+``powershell -NoLogo -NoProfile -NonInteractive -File <main.ps1> -Serve`` (an installed
+script, ``iscsi.script_path``) with requests only. It accepts only the pinned bootstrap
+and main script (``pins.json``), so the module's script cannot change without this
+simulator being reviewed, and answers every request from the host model named by
+``ISCSI_SIM_STATE``.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ for _path in (str(REPO / "salt" / "_utils"), str(REPO)):
     if _path not in sys.path:
         sys.path.insert(0, _path)
 
+from saltext_win_iscsi.windows.powershell.installed import FILE_ARGS, SERVE, script_text  # noqa: E402
 from saltext_win_iscsi.windows.protocol import (  # noqa: E402
     LANGUAGE_MARKER,
     POWERSHELL_ARGS,
@@ -74,6 +77,54 @@ def parse_request(line: str) -> tuple[dict, dict]:
     return request, secrets
 
 
+def stop_reading_at(faults: dict, point: str) -> None:
+    """The ``stops_reading`` fault: from ``point`` on, never read stdin again."""
+    if faults.get("stops_reading") == point:
+        while True:
+            time.sleep(3600)
+
+
+def refuse_language(mode: str) -> None:
+    """The scripts' first check: plain text, exit 3, before reading stdin."""
+    sys.stdout.write(f"{LANGUAGE_MARKER}{mode}\n")
+    sys.stdout.flush()
+    sys.exit(3)
+
+
+def serve_encoded(argv: list[str], faults: dict) -> None:
+    """-EncodedCommand <bootstrap>, then the main script as the first stdin line."""
+    if argv[:-1] != list(POWERSHELL_ARGS):
+        fail(f"unexpected command line {argv[:-1]!r}")
+    bootstrap = base64.b64decode(argv[-1]).decode("utf-16-le")
+    if sha256(bootstrap) != PINS["bootstrap_sha256"]:
+        fail("the -EncodedCommand is not the pinned bootstrap script")
+    if faults["language_mode"] != "FullLanguage":
+        refuse_language(faults["language_mode"])
+    stop_reading_at(faults, "start")
+    first = sys.stdin.readline()
+    if not first:
+        sys.exit(0)
+    main_script = base64.b64decode(first.strip()).decode("utf-8")
+    if sha256(main_script) != PINS["main_sha256"]:
+        fail("the main script on stdin is not the pinned main script")
+
+
+def serve_installed(path: str, faults: dict) -> None:
+    """-File <installed main.ps1> -Serve: the file must hold the pinned main script. Under a
+    lockdown (``language_mode``) a signed file keeps FullLanguage, as WDAC does for a file
+    whose signer the policy trusts; an unsigned one does not."""
+    try:
+        raw = Path(path).read_bytes()
+    except OSError:
+        fail(f"The argument '{path}' to the -File parameter does not exist.", code=-196608)
+    if sha256(script_text(raw)) != PINS["main_sha256"]:
+        fail("the -File script is not the pinned main script")
+    signed = b"# SIG # Begin signature block" in raw
+    if faults["language_mode"] != "FullLanguage" and not (signed and faults["signer_trusted"]):
+        refuse_language(faults["language_mode"])
+    stop_reading_at(faults, "start")
+
+
 def main(argv: list[str]) -> None:
     host = SimulatedHost(os.environ["ISCSI_SIM_STATE"])
     with host.edit() as state:
@@ -81,22 +132,11 @@ def main(argv: list[str]) -> None:
         faults = dict(state["faults"])
     time.sleep(float(faults.get("startup_delay") or 0))
 
-    if argv[:-1] != list(POWERSHELL_ARGS):
-        fail(f"unexpected command line {argv[:-1]!r}")
-    bootstrap = base64.b64decode(argv[-1]).decode("utf-16-le")
-    if sha256(bootstrap) != PINS["bootstrap_sha256"]:
-        fail("the -EncodedCommand is not the pinned bootstrap script")
-    if faults["language_mode"] != "FullLanguage":
-        # The bootstrap's first check: plain text, exit 3, before reading stdin.
-        sys.stdout.write(f"{LANGUAGE_MARKER}{faults['language_mode']}\n")
-        sys.stdout.flush()
-        sys.exit(3)
-    first = sys.stdin.readline()
-    if not first:
-        return
-    main_script = base64.b64decode(first.strip()).decode("utf-8")
-    if sha256(main_script) != PINS["main_sha256"]:
-        fail("the main script on stdin is not the pinned main script")
+    if argv[:4] == list(FILE_ARGS) and argv[5:] == [SERVE] and len(argv) == 6:
+        serve_installed(argv[4], faults)
+    else:
+        serve_encoded(argv, faults)
+    stop_reading_at(host.read()["faults"], "after_script")
 
     for line in sys.stdin:
         line = line.strip()
@@ -118,7 +158,7 @@ def main(argv: list[str]) -> None:
         sys.stdout.write(RESPONSE_MARKER + payload + "\n")
         sys.stdout.flush()
         if faults["stderr"]:
-            sys.stderr.write(faults["stderr"] + "\n")
+            sys.stderr.buffer.write((faults["stderr"] + "\n").encode(faults["stderr_encoding"]))
             sys.stderr.flush()
     sys.exit(int(faults.get("exit_code") or 0))
 

@@ -5,8 +5,10 @@ Command, Send, Receive, Signal, Delete) over HTTP or HTTPS (a throwaway test CA)
 authentication, and runs each command by mapping its executable name to a local program:
 ``powershell`` → the PowerShell stand-in answering from one simulated initiator. Like
 Windows, a command run through cmd.exe (WINRS_SKIP_CMD_SHELL false) is refused when its
-command line exceeds 8191 characters, and a Receive with no output within the request's
-OperationTimeout is answered with the WS-Management timeout fault (2150858793).
+command line exceeds 8191 characters, a request envelope larger than ``MaxEnvelopeSizekb``
+(500 by default) is refused with HTTP 413 (what WinRM answers: ansible.windows#620; the
+empty body is a GUESS), and a Receive with no output within the request's OperationTimeout
+is answered with the WS-Management timeout fault (2150858793).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ NS = {
 }
 SHELL = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell"
 CMD_LINE_LIMIT = 8191
+MAX_ENVELOPE_SIZE_KB = 500  # WinRM's default MaxEnvelopeSizekb (Server 2012 and newer)
 
 
 class _Command:
@@ -196,6 +199,8 @@ class WinRMEndpoint:
         self.response_delay = 0.0
         self.max_concurrent_commands = 0
         self.requests_seen: list[bytes] = []
+        self.max_envelope_size_kb = MAX_ENVELOPE_SIZE_KB
+        self.refused_envelopes = 0
 
     # -- life cycle ----------------------------------------------------------------------
 
@@ -273,6 +278,11 @@ class WinRMEndpoint:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 if self.headers.get("Authorization") != endpoint._expected_auth:
                     self._reply(401, b"", {"WWW-Authenticate": 'Basic realm="WSMAN"'})
+                    return
+                if len(body) > endpoint.max_envelope_size_kb * 1024:
+                    with endpoint._lock:
+                        endpoint.refused_envelopes += 1
+                    self._reply(413, b"")
                     return
                 if endpoint.response_delay:
                     time.sleep(endpoint.response_delay)

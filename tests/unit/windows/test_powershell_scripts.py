@@ -151,7 +151,9 @@ def test_no_secret_is_a_cmdlet_parameter():
     method's argument hashtable instead."""
     for _, params, text in psparse.commands(scripts.MAIN):
         assert not any("secret" in p.lower().split(" ")[0] for p in params), text
-    assert "Invoke-CimMethod -InputObject $session -MethodName 'Register'" in scripts.MAIN
+    assert "@{ InputObject = $session; MethodName = 'Register'; Arguments = $arguments }" in (
+        scripts.MAIN
+    )
 
 
 def test_iscsicli_gets_no_stdin_and_a_full_path():
@@ -167,7 +169,7 @@ def test_iscsicli_gets_no_stdin_and_a_full_path():
 def test_the_main_script_loads_the_modules_and_checks_the_edition_first():
     main = scripts.MAIN
     switch = main.index("switch ([string]$request.op)")
-    assert main.index("Import-Module -Name 'iSCSI', 'CimCmdlets' -ErrorAction Stop") < switch
+    assert main.index("Import-Required @('iSCSI', 'CimCmdlets')") < switch
     assert main.index("$PSVersionTable.PSEdition -eq 'Core'") < switch
 
 

@@ -38,7 +38,9 @@ class WindowsBackend(Backend):
 
     @classmethod
     def local(cls, settings: Settings) -> WindowsBackend:
-        config = PowerShellConfig.from_settings(settings.powershell, settings.timeout)
+        config = PowerShellConfig.from_settings(
+            settings.powershell, settings.timeout, settings.script_path
+        )
         return cls(
             functools.partial(open_channel, config),
             # The beacon must be able to stop a hung check: a process, never the runspace.
@@ -48,6 +50,7 @@ class WindowsBackend(Backend):
 
     @classmethod
     def remote(cls, settings: Settings, computer: RemoteComputer) -> WindowsBackend:
+        # An installed script is this host's; a remote computer gets the script on stdin.
         config = PowerShellConfig.from_settings(settings.powershell, settings.timeout)
         opener = functools.partial(open_channel, config, computer)
         return cls(opener, lambda timeout: opener(), f"windows over WinRM ({computer.name})")

@@ -21,7 +21,7 @@ from saltext_win_iscsi.spec import (
     path_problems,
     same_target,
 )
-from saltext_win_iscsi.windows import lifecycle
+from saltext_win_iscsi.windows import lifecycle, volumes
 from saltext_win_iscsi.windows.hostcall import HostCall
 from saltext_win_iscsi.windows.persistence import remove_logins
 from saltext_win_iscsi.windows.protocol import describe_windows_error
@@ -189,6 +189,11 @@ def _converge_persistence(
 def _risks(session: dict) -> list[str]:
     """Why disconnecting this session would hurt: boot/system/clustered disks, online volumes."""
     found = []
+    if session.get("DisksUnknown"):
+        found.append(
+            "its disks are unknown (none found, but the cluster service runs: Windows may not "
+            "associate clustered disks with the session)"
+        )
     for disk in session.get("Disks") or []:
         name = f"disk {disk.get('Number')} ({disk.get('FriendlyName')})"
         for flag, what in (
@@ -226,6 +231,7 @@ def ensure_absent(
             "refusing to disconnect (set force: True to do it anyway): " + "; ".join(risks)
         )
         return report.summary(test, "remove", nothing)
+    _unbind_volumes(host, mine, test, report)
     logins = host.logins()
     portals = lifecycle.target_portals(host)
     used = _portals_of(mine, [lg for lg in logins if select.selects_login(lg)])
@@ -271,6 +277,16 @@ def ensure_absent(
                 "persistent login(s) of the target remain"
             )
     return report.summary(test, "remove", nothing)
+
+
+def _unbind_volumes(host: HostCall, sessions: list[dict], test: bool, report: Outcome) -> None:
+    """The sessions' volumes off the persistently bound list: they will not come back at
+    boot, and the iSCSI service would wait for them at every start."""
+    for entry in volumes.unbind_volumes(host, volumes.bound_sessions(sessions), test):
+        if entry["status"] == "failed":
+            report.error(f"cannot take a volume off the bound list: {entry['error']}")
+        else:
+            report.changes[f"bound volume {entry['path']}"] = {"old": "bound", "new": "unbound"}
 
 
 def _portals_of(sessions: list[dict], logins: list[dict]) -> set[tuple[str, int]]:

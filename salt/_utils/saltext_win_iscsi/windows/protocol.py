@@ -20,7 +20,7 @@ import re
 
 from saltext_win_iscsi.errors import ChannelError, safe_text
 
-PROTOCOL_VERSION = 4
+PROTOCOL_VERSION = 5
 RESPONSE_MARKER = "ISCSI1 "
 # Printed instead of an answer when PowerShell runs in constrained language mode.
 LANGUAGE_MARKER = "ISCSI1-LANGUAGE "

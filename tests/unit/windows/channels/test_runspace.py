@@ -46,14 +46,15 @@ class FakePowerShell:
         self.hang = False
         self.end_raises: Exception | None = None
         self.output: str | None = None  # answer with this text instead of the host's
-        self.script = self.argument = None
+        self.script = self.argument = self.use_local_scope = None
         self.begin_stop_called = self.disposed = False
         self.waited_ms = None
         self.Commands = type("Commands", (), {"Clear": lambda _self: None})()
         self.Streams = type("Streams", (), {"ClearStreams": lambda _self: None, "Error": []})()
 
-    def AddScript(self, script: str) -> FakePowerShell:  # noqa: N802
+    def AddScript(self, script: str, use_local_scope: bool = False) -> FakePowerShell:  # noqa: N802
         self.script = script
+        self.use_local_scope = use_local_scope
         return self
 
     def AddArgument(self, argument: str) -> FakePowerShell:  # noqa: N802

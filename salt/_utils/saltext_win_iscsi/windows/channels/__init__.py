@@ -60,10 +60,14 @@ class PowerShellConfig:
 
     executable: str | None = None  # None: Windows PowerShell 5.1; "runspace": in-process
     timeout: float = DEFAULT_TIMEOUT  # iscsi.timeout
+    script_path: str | None = None  # an installed main.ps1, run with -File (powershell.installed)
 
     @classmethod
-    def from_settings(cls, executable: str | None, timeout: float) -> PowerShellConfig:
-        """Checked ``iscsi.powershell``; ``timeout`` is ``iscsi.timeout``, checked already."""
+    def from_settings(
+        cls, executable: str | None, timeout: float, script_path: str | None = None
+    ) -> PowerShellConfig:
+        """Checked ``iscsi.powershell`` and ``iscsi.script_path``; ``timeout`` is
+        ``iscsi.timeout``, checked already."""
         if executable is not None and (not isinstance(executable, str) or not executable.strip()):
             raise IscsiInputError("iscsi.powershell must be a path to powershell.exe or 'runspace'")
         if executable and ntpath.basename(executable).lower() in ("pwsh", "pwsh.exe"):
@@ -73,7 +77,19 @@ class PowerShellConfig:
                 "iscsi.powershell: PowerShell 7 (pwsh) is not supported; use Windows "
                 "PowerShell 5.1 (leave iscsi.powershell unset)"
             )
-        return cls(executable or None, timeout)
+        if script_path is not None and (
+            not isinstance(script_path, str)
+            or not (ntpath.isabs(script_path.strip()) or os.path.isabs(script_path.strip()))
+        ):
+            raise IscsiInputError(
+                "iscsi.script_path must be the absolute path of an installed main.ps1"
+            )
+        if script_path and executable == RUNSPACE:
+            raise IscsiInputError(
+                "iscsi.script_path runs main.ps1 in powershell.exe; it cannot be combined "
+                "with iscsi.powershell: runspace"
+            )
+        return cls(executable or None, timeout, script_path.strip() if script_path else None)
 
 
 def open_channel(
@@ -95,4 +111,4 @@ def open_channel(
     executable = config.executable
     if executable in (None, RUNSPACE):
         executable = default_powershell()
-    return ProcessChannel(executable, timeout)
+    return ProcessChannel(executable, timeout, config.script_path)

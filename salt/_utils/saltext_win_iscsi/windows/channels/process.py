@@ -7,12 +7,14 @@ import logging
 import os
 import queue
 import subprocess
+import sys
 import threading
 import time
 import weakref
 from typing import IO
 
 from saltext_win_iscsi.errors import ChannelError, safe_text
+from saltext_win_iscsi.windows.powershell.installed import check_installed, file_command
 from saltext_win_iscsi.windows.powershell.scripts import BOOTSTRAP, MAIN
 from saltext_win_iscsi.windows.protocol import (
     LANGUAGE_MARKER,
@@ -26,6 +28,13 @@ from saltext_win_iscsi.windows.protocol import (
 )
 
 log = logging.getLogger(__name__)
+
+ON_WINDOWS = sys.platform == "win32"
+
+
+def console_encoding() -> str:
+    """How powershell.exe writes stderr: in the console's OEM code page on Windows."""
+    return "oem" if ON_WINDOWS else "utf-8"
 
 
 def _stop_process(proc: subprocess.Popen, owner: int) -> None:
@@ -44,15 +53,20 @@ def _pipe(stream: IO[bytes] | None) -> IO[bytes]:
 
 
 class ProcessChannel:
-    """powershell.exe with the fixed bootstrap; it can always be killed."""
+    """powershell.exe with the fixed bootstrap, or with an installed main script
+    (``script_path``, run with ``-File``); it can always be killed."""
 
-    def __init__(self, executable: str, timeout: float) -> None:
+    def __init__(self, executable: str, timeout: float, script_path: str | None = None) -> None:
         self.executable = executable
         self.timeout = timeout
-        command = [executable, *POWERSHELL_ARGS, encode_powershell_command(BOOTSTRAP)]
+        if script_path:
+            check_installed(script_path)
+            command = file_command(executable, script_path)
+        else:
+            command = [executable, *POWERSHELL_ARGS, encode_powershell_command(BOOTSTRAP)]
         creationflags = getattr(subprocess, "CREATE_NO_WINDOW", 0)
         try:
-            self._proc = subprocess.Popen(  # pylint: disable=consider-using-with
+            self._proc = subprocess.Popen(
                 command,
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
@@ -78,7 +92,13 @@ class ProcessChannel:
         ]
         for reader in self._readers:
             reader.start()
-        self._write(encode_script(MAIN))
+        if script_path:
+            return  # the installed script reads its requests itself
+        # On Windows a pipe holds about 4 KB: this write blocks until powershell.exe reads
+        # the script, so a stalled start (AV/AMSI scanning, a hung provider) must time out.
+        self._write(
+            encode_script(MAIN), time.monotonic() + timeout, "the extension's script", stalled=True
+        )
 
     def _read_stdout(self) -> None:
         for raw in _pipe(self._proc.stdout):
@@ -90,15 +110,34 @@ class ProcessChannel:
             self._stderr.append(raw)
 
     def _stderr_text(self) -> str:
-        return b"".join(self._stderr).decode("utf-8", "replace").strip()
+        return b"".join(self._stderr).decode(console_encoding(), "replace").strip()
 
-    def _write(self, line: str) -> None:
+    def _write(self, line: str, deadline: float, what: str, stalled: bool = False) -> None:
+        """Write one line; a PowerShell that has not read it by ``deadline`` is stopped."""
+        failures: list[Exception] = []
+        writer = threading.Thread(
+            target=self._write_line, args=(line.encode("ascii") + b"\n", failures), daemon=True
+        )
+        writer.start()
+        writer.join(max(0.0, deadline - time.monotonic()))
+        if writer.is_alive():
+            self.kill()  # the blocked write then fails with a broken pipe and the thread ends
+            writer.join(timeout=5)
+            cause = " (a stalled start: antivirus or AMSI scanning, a hung provider?)"
+            raise ChannelError(
+                f"iSCSI: PowerShell did not read {what} within {self.timeout:g} s"
+                f"{cause if stalled else ''}; the process was stopped"
+            )
+        if failures:
+            raise self._died(f"PowerShell stopped before it read {what}") from failures[0]
+
+    def _write_line(self, data: bytes, failures: list[Exception]) -> None:
         try:
             stdin = _pipe(self._proc.stdin)
-            stdin.write(line.encode("ascii") + b"\n")
+            stdin.write(data)
             stdin.flush()
-        except OSError as exc:
-            raise self._died("PowerShell stopped before it read the request") from exc
+        except (OSError, ValueError) as exc:  # ValueError: stdin closed by kill()
+            failures.append(exc)
 
     def _died(self, what: str) -> ChannelError:
         try:
@@ -118,9 +157,11 @@ class ProcessChannel:
         return ChannelError(f"iSCSI: {what} (exit code {code}){detail}")
 
     def request(self, request: dict, secrets: dict[str, str] | None = None) -> dict:
-        """Send one request and wait for its response."""
-        self._write(encode_request(request, secrets))
+        """Send one request and wait for its response, both within the timeout."""
         deadline = time.monotonic() + self.timeout
+        self._write(
+            encode_request(request, secrets), deadline, f"the '{request.get('op')}' request"
+        )
         while True:
             try:
                 line = self._lines.get(timeout=max(0.0, deadline - time.monotonic()))

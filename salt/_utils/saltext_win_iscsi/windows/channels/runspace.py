@@ -8,7 +8,7 @@ the non-blocking ``BeginStop`` and abandons the runspace instead. Every .NET fai
 
 The .NET surface used is small: ``salt.utils.win_pwsh.PowerShellSession().ps`` (a
 ``System.Management.Automation.PowerShell``) with ``Commands.Clear``,
-``Streams.ClearStreams``, ``AddScript``, ``AddArgument``, ``BeginInvoke``,
+``Streams.ClearStreams``, ``AddScript`` (with ``useLocalScope``), ``AddArgument``, ``BeginInvoke``,
 ``AsyncWaitHandle.WaitOne``, ``EndInvoke``, ``Streams.Error``, ``BeginStop`` and
 ``Dispose``; unit tests use a fake of exactly that.
 """
@@ -69,7 +69,9 @@ class RunspaceChannel:
         try:
             ps.Commands.Clear()
             ps.Streams.ClearStreams()
-            ps.AddScript(MAIN).AddArgument(encode_request(request, secrets))
+            # Local scope: AddScript(text) alone runs in the global scope, where the
+            # request's variables (its decoded CHAP secret) would outlive the call.
+            ps.AddScript(MAIN, True).AddArgument(encode_request(request, secrets))
             handle = ps.BeginInvoke()
             finished = handle.AsyncWaitHandle.WaitOne(int(self.timeout * 1000))
         except Exception as exc:  # pylint: disable=broad-except

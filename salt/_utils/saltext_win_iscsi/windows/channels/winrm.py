@@ -1,15 +1,20 @@
 """The bootstrap run by powershell.exe in a WinRM shell on a remote computer (pywinrm).
 
 The command line holds only the short fixed bootstrap (far below cmd.exe's 8191
-characters); the main script and the requests travel on stdin, so their length does not
-matter. Each channel has its own pywinrm Protocol (they are not thread-safe).
+characters); the main script and the requests travel on stdin. Each stdin write is one
+WS-Management Send, whose envelope the server refuses above ``MaxEnvelopeSizekb`` (500 KB
+by default, 150 KB on older Windows): a line is sent in chunks of ``SEND_CHUNK`` bytes, so a
+request of any length (thousands of session ids) fits. Each channel has its own pywinrm
+Protocol (they are not thread-safe).
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib.metadata
 import logging
 import time
+from collections.abc import Callable
 
 from saltext_win_iscsi.computers import RemoteComputer
 from saltext_win_iscsi.errors import ChannelError, IscsiError, IscsiInputError, safe_text
@@ -33,6 +38,31 @@ except ImportError:  # pragma: no cover - pywinrm is the optional [winrm] extra
     HAS_WINRM = False
 
 log = logging.getLogger(__name__)
+
+# Bytes of stdin per Send: base64 makes 128 KiB of them, which with the envelope stays
+# below the smallest default MaxEnvelopeSizekb (150 KB).
+SEND_CHUNK = 96 * 1024
+
+
+def _pywinrm_version() -> str:
+    try:
+        return importlib.metadata.version("pywinrm")
+    except importlib.metadata.PackageNotFoundError:
+        return "of unknown version"
+
+
+def _receiver(protocol) -> Callable:
+    """pywinrm's one-Receive call: public from 0.5.0 on, ``_raw_get_command_output`` (the
+    same result) before; ChannelError when this pywinrm has neither."""
+    for name in ("get_command_output_raw", "_raw_get_command_output"):
+        receive = getattr(protocol, name, None)
+        if callable(receive):
+            return receive
+    raise ChannelError(
+        f"iSCSI: pywinrm {_pywinrm_version()} cannot read a command's output piece by "
+        "piece (no get_command_output_raw or _raw_get_command_output); install pywinrm "
+        "0.5.0 or newer"
+    )
 
 
 def _protocol(remote: RemoteComputer, timeout: float):
@@ -86,6 +116,8 @@ def _error(remote: RemoteComputer, exc: Exception) -> IscsiError:
         what = "cannot be reached (connection failed)"
     elif isinstance(exc, requests.exceptions.Timeout):
         what = "did not answer in time"
+    elif isinstance(exc, winrm.exceptions.WinRMTransportError) and exc.code == 413:
+        what = "refused a message as too large (HTTP 413: above its MaxEnvelopeSizekb)"
     elif isinstance(exc, winrm.exceptions.WinRMTransportError):
         what = f"answered HTTP {exc.code}"
     elif isinstance(exc, winrm.exceptions.WSManFaultError):
@@ -112,6 +144,7 @@ class WinRMChannel:
         self._where = f"PowerShell on {safe_text(remote.name)}"
         try:
             self._protocol = _protocol(remote, timeout)
+            self._receive_once = _receiver(self._protocol)
             self._shell = self._protocol.open_shell(codepage=65001, noprofile=True)
             self._command = self._protocol.run_command(
                 self._shell,
@@ -120,24 +153,26 @@ class WinRMChannel:
                 console_mode_stdin=False,
             )
             self._send(encode_script(MAIN))
-        except IscsiInputError:
+        except (IscsiInputError, ChannelError):
             raise
         except Exception as exc:  # pylint: disable=broad-except
             self.kill()
             raise _error(remote, exc) from None
 
     def _send(self, line: str, end: bool = False) -> None:
-        self._protocol.send_command_input(
-            self._shell, self._command, (line + "\n").encode("ascii") if line else b"", end
-        )
+        """One line (or, with ``end``, the end of stdin), in Sends of ``SEND_CHUNK`` bytes."""
+        data = (line + "\n").encode("ascii") if line else b""
+        chunks = [data[at : at + SEND_CHUNK] for at in range(0, len(data), SEND_CHUNK)]
+        for chunk in chunks:
+            self._protocol.send_command_input(self._shell, self._command, chunk, False)
+        if end:
+            self._protocol.send_command_input(self._shell, self._command, b"", True)
 
     def _receive(self, deadline: float) -> bool:
         """Read what output there is; False once the command has finished."""
         while True:
             try:
-                stdout, stderr, code, done = self._protocol.get_command_output_raw(
-                    self._shell, self._command
-                )
+                stdout, stderr, code, done = self._receive_once(self._shell, self._command)
             except winrm.exceptions.WinRMOperationTimeoutError:
                 if time.monotonic() >= deadline:
                     raise

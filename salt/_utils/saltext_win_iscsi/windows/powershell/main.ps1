@@ -1,11 +1,13 @@
-# salt iscsi extension: the main script, protocol 4. Windows PowerShell 5.1 only.
+# salt iscsi extension: the main script, protocol 5. Windows PowerShell 5.1 only.
 # In:  $Payload, one request line: base64 of a UTF-8 JSON request, then for each name in the
 #      request's "secrets" list ' ' + base64 of that secret's UTF-8 text. Secrets are
 #      decoded by .NET methods only and reach Windows inside a CIM method's argument
 #      hashtable, so no cmdlet parameter shows them (module logging, event 4103).
 # Out: base64 of a UTF-8 JSON response: v, ok, and the op's fields, or error.
+# -Serve: run as an installed, signable file (iscsi.script_path): requests are read from
+#      stdin, answers written as the bootstrap writes them (docs/security.md).
 # Request values are only ever used as parameter values, never as script text.
-param([string]$Payload)
+param([string]$Payload, [switch]$Serve)
 
 if ($ExecutionContext.SessionState.LanguageMode -ne 'FullLanguage') {
     return 'ISCSI1-LANGUAGE ' + $ExecutionContext.SessionState.LanguageMode
@@ -13,6 +15,9 @@ if ($ExecutionContext.SessionState.LanguageMode -ne 'FullLanguage') {
 $ErrorActionPreference = 'Stop'
 $ProgressPreference = 'SilentlyContinue'
 
+# IsMultipathEnabled is no property of MSFT_iSCSISession (only the docs' examples show
+# it): it is always null, kept so that every answer has the same keys. A persistent login's
+# IsMultipathEnabled (LoginFlags) says how it reconnects.
 $SessionFields = @(
     'SessionIdentifier', 'InitiatorSideIdentifier', 'TargetSideIdentifier',
     'NumberOfConnections', 'TargetNodeAddress', 'InitiatorPortalAddress',
@@ -37,6 +42,8 @@ $StorageNamespace = 'root/Microsoft/Windows/Storage'
 # What iscsicli may receive: iSCSI names, instance names (hardware HBAs carry '&'),
 # addresses (IPv6 with '%zone'). No quote, space or control character.
 $PlainName = '^[A-Za-z0-9._:\\\[\]&%-]+\z'
+# ...and of volume paths: drive letters, mount points, \\?\Volume{GUID}\ names.
+$DevicePathName = '^[A-Za-z0-9._:\\?{}$-]+\z'
 
 function New-ErrorRecord([string]$Message, [string]$ErrorId, [string]$Category) {
     [Management.Automation.ErrorRecord]::new(
@@ -45,20 +52,55 @@ function New-ErrorRecord([string]$Message, [string]$ErrorId, [string]$Category) 
 }
 
 function ConvertTo-ErrorData($Record) {
-    # CimException leaves Exception.HResult at 0x80131500: the iSCSI status is in the error
-    # id, e.g. 'HRESULT 0xefff0029,Connect-IscsiTarget' or 'Windows System Error 5,...'.
+    # CimException leaves Exception.HResult at 0x80131500: the status is in the error id,
+    # e.g. 'HRESULT 0xefff0029,Connect-IscsiTarget', 'Windows System Error 5,...', a CIM
+    # method's 'ReturnValue 0xEFFF003F,...' (Invoke-CheckedMethod), or the Storage
+    # provider's 'StorageWMI 40001,Get-Disk' and the MI layer's 'MI RESULT 2,...', whose
+    # numbers are no HRESULTs: status names them as Windows does, hresult stays null.
     $id = [string]$Record.FullyQualifiedErrorId
     $code = $null
-    if ($id -match '^HRESULT 0x([0-9A-Fa-f]{1,8}),') {
+    $status = $null
+    if ($id -match '^(?:HRESULT|ReturnValue) 0x([0-9A-Fa-f]{1,8}),') {
         $code = '0x' + $Matches[1].ToUpperInvariant().PadLeft(8, '0')
     } elseif ($id -match '^Windows System Error (\d+),') {
         $code = '0x{0:X8}' -f (0x80070000 -bor [int]$Matches[1])
+    } elseif ($id -match '^(StorageWMI|MI RESULT) (\d+),') {
+        $status = $Matches[1] + ' ' + $Matches[2]
+    }
+    if ($null -ne $code) {
+        $status = $code
     }
     [ordered]@{
         message  = [string]$Record.Exception.Message
         category = $Record.CategoryInfo.Category.ToString()
         error_id = $id
         hresult  = $code
+        status   = $status
+    }
+}
+
+function Invoke-CheckedMethod([hashtable]$Call, [string]$What) {
+    # A provider may report failure in ReturnValue instead of raising (csi-proxy checks it
+    # after every call; which one Windows does is recorded by tests/windows).
+    $result = Invoke-CimMethod @Call -ErrorAction Stop
+    $returned = [uint32]$result.ReturnValue
+    if ($returned -ne 0) {
+        $code = '0x{0:X8}' -f $returned
+        throw (New-ErrorRecord "$What returned $code" "ReturnValue $code,$What" 'NotSpecified')
+    }
+}
+
+function Import-Required([string[]]$Names) {
+    # Explicit, never autoloaded: command discovery is slow where there is no
+    # module-analysis cache. Storage (Get-Disk, Get-Partition) only for the ops needing it.
+    foreach ($name in $Names) {
+        try {
+            Import-Module -Name $name -ErrorAction Stop
+        } catch {
+            $message = "the $name PowerShell module cannot be loaded (Server Core without it, " +
+                'or a client edition?): ' + $_.Exception.Message
+            throw (New-ErrorRecord $message 'IscsiModuleMissing' 'NotInstalled')
+        }
     }
 }
 
@@ -70,10 +112,10 @@ function Select-Fields($Object, [string[]]$Fields) {
     $data
 }
 
-function Get-ConnectionData($Session) {
-    # Outputs the session's connections one by one; callers collect them with @().
+function Get-SessionConnection($Session) {
+    # Outputs the session's connection objects one by one; callers collect them with @().
     try {
-        $connections = @(Get-IscsiConnection -IscsiSession $Session -ErrorAction Stop)
+        @(Get-IscsiConnection -IscsiSession $Session -ErrorAction Stop)
     } catch {
         # A session that is reconnecting may have no connection object yet.
         if ([string]$_.FullyQualifiedErrorId -like 'CmdletizationQuery_NotFound*') {
@@ -81,13 +123,31 @@ function Get-ConnectionData($Session) {
         }
         throw
     }
-    foreach ($connection in $connections) {
+}
+
+function Get-ConnectionData($Session) {
+    foreach ($connection in @(Get-SessionConnection $Session)) {
         Select-Fields $connection $ConnectionFields
     }
 }
 
-function Get-VolumeData($Disk) {
-    # Outputs the disk's volumes (drive letter, access paths) one by one.
+function ConvertTo-VolumeKey([string]$Path) {
+    # How a volume path compares: case-insensitive, without a trailing backslash.
+    $Path.TrimEnd('\').ToLowerInvariant()
+}
+
+function Get-BoundPath {
+    # The initiator's persistently bound volumes and devices: its service does not finish
+    # starting until each of them is there (SetupPersistentIScsiDevices).
+    $class = 'MSiSCSIInitiator_PersistentDevices'
+    @(foreach ($device in @(Get-CimInstance -Namespace 'root/wmi' -ClassName $class -ErrorAction Stop)) {
+            [string]$device.DevicePath
+        })
+}
+
+function Get-VolumeData($Disk, [string[]]$Bound) {
+    # Outputs the disk's volumes (drive letter, access paths, the bound-list entries that
+    # name them) one by one.
     try {
         $partitions = @(Get-Partition -DiskNumber $Disk.Number -ErrorAction Stop)
     } catch {
@@ -103,36 +163,75 @@ function Get-VolumeData($Disk) {
         }
         $paths = @(foreach ($path in @($partition.AccessPaths)) { [string]$path })
         if ($letter -or $paths.Count -gt 0) {
-            [ordered]@{ DriveLetter = $letter; AccessPaths = $paths }
+            $names = @(foreach ($path in @($paths) + @("${letter}:")) { ConvertTo-VolumeKey $path })
+            $boundAs = @(foreach ($entry in $Bound) {
+                    if ($names -contains (ConvertTo-VolumeKey $entry)) { $entry }
+                })
+            [ordered]@{
+                DriveLetter = $letter
+                AccessPaths = $paths
+                IsBound     = $boundAs.Count -gt 0
+                BoundPaths  = $boundAs
+            }
         }
     }
 }
 
-function Get-DiskData($Session) {
-    # Outputs the disks behind a session, each with its volumes, one by one.
+function Find-Disk([hashtable]$Association) {
+    # Outputs the disks Get-Disk finds through one association; none is no error.
     try {
-        $disks = @(Get-Disk -IscsiSession $Session -ErrorAction Stop)
+        @(Get-Disk @Association -ErrorAction Stop)
     } catch {
         if ([string]$_.FullyQualifiedErrorId -like 'CmdletizationQuery_NotFound*') {
             return
         }
         throw
     }
-    foreach ($disk in $disks) {
+}
+
+function Get-DiskData($Session, [string[]]$Bound) {
+    # Outputs the disks behind a session, each with its volumes, one by one. On Server
+    # 2016+ the session-to-disk association "may not be created when the clustered storage
+    # subsystem claims the disks": the connections' disks are asked too.
+    $disks = [ordered]@{}
+    $found = @(Find-Disk @{ IscsiSession = $Session })
+    foreach ($connection in @(Get-SessionConnection $Session)) {
+        $found += @(Find-Disk @{ IscsiConnection = $connection })
+    }
+    foreach ($disk in $found) {
+        if (-not $disks.Contains([string]$disk.Number)) {
+            $disks[[string]$disk.Number] = $disk
+        }
+    }
+    foreach ($disk in $disks.Values) {
         $data = Select-Fields $disk $DiskFields
-        $data['Volumes'] = @(Get-VolumeData $disk)
+        $data['Volumes'] = @(Get-VolumeData $disk $Bound)
         $data
     }
 }
 
+function Test-ClusterService {
+    # Whether the failover cluster service runs (its storage may hide a session's disks).
+    $filter = "Name='ClusSvc'"
+    $service = @(Get-CimInstance -ClassName 'Win32_Service' -Filter $filter -ErrorAction Stop)
+    $service.Count -gt 0 -and [string]$service[0].State -eq 'Running'
+}
+
 function Get-SessionData([bool]$WithConnections, [bool]$WithDisks) {
+    $cluster = $WithDisks -and (Test-ClusterService)
+    $bound = @()
+    if ($WithDisks) {
+        $bound = @(Get-BoundPath)
+    }
     foreach ($session in @(Get-IscsiSession -ErrorAction Stop)) {
         $data = Select-Fields $session $SessionFields
         if ($WithConnections) {
             $data['Connections'] = @(Get-ConnectionData $session)
         }
         if ($WithDisks) {
-            $data['Disks'] = @(Get-DiskData $session)
+            $data['Disks'] = @(Get-DiskData $session $bound)
+            # No disk found either way on a cluster node: they may exist, unseen.
+            $data['DisksUnknown'] = $cluster -and $data['Disks'].Count -eq 0
         }
         $data
     }
@@ -158,8 +257,24 @@ function Add-TargetPortal($Request, [hashtable]$Secret) {
     Add-Optional $arguments 'AuthenticationType' $Request.authentication_type
     Add-Optional $arguments 'ChapUsername' $Request.chap_username
     Add-Optional $arguments 'ChapSecret' $Secret['chap_secret']
-    $null = Invoke-CimMethod -Namespace $StorageNamespace -ClassName 'MSFT_iSCSITargetPortal' `
-        -MethodName 'New' -Arguments $arguments -ErrorAction Stop
+    $call = @{
+        Namespace = $StorageNamespace; ClassName = 'MSFT_iSCSITargetPortal'
+        MethodName = 'New'; Arguments = $arguments
+    }
+    try {
+        Invoke-CheckedMethod $call 'MSFT_iSCSITargetPortal.New'
+    } catch {
+        # A portal already there may fail with ISDSC_TARGET_PORTAL_ALREADY_EXISTS (what New
+        # does is recorded by tests/windows): discover through it again, as New would.
+        if ((ConvertTo-ErrorData $_).hresult -ne '0xEFFF0032') {
+            throw
+        }
+        $portal = @{
+            TargetPortalAddress    = [string]$Request.address
+            TargetPortalPortNumber = [uint16]$Request.port
+        }
+        $null = Update-IscsiTargetPortal @portal -ErrorAction Stop
+    }
 }
 
 function Connect-Target($Request, [hashtable]$Secret) {
@@ -178,8 +293,11 @@ function Connect-Target($Request, [hashtable]$Secret) {
     Add-Optional $arguments 'AuthenticationType' $Request.authentication_type
     Add-Optional $arguments 'ChapUsername' $Request.chap_username
     Add-Optional $arguments 'ChapSecret' $Secret['chap_secret']
-    $null = Invoke-CimMethod -Namespace $StorageNamespace -ClassName 'MSFT_iSCSITarget' `
-        -MethodName 'Connect' -Arguments $arguments -ErrorAction Stop
+    $call = @{
+        Namespace = $StorageNamespace; ClassName = 'MSFT_iSCSITarget'
+        MethodName = 'Connect'; Arguments = $arguments
+    }
+    Invoke-CheckedMethod $call 'MSFT_iSCSITarget.Connect'
 }
 
 function Invoke-PerItem([object[]]$Items, [scriptblock]$Action) {
@@ -206,13 +324,8 @@ function Register-Session([string]$Id, $Request, [hashtable]$Secret) {
     if ($Secret.ContainsKey('chap_secret')) {
         $arguments['ChapSecret'] = $Secret['chap_secret']
     }
-    $result = Invoke-CimMethod -InputObject $session -MethodName 'Register' `
-        -Arguments $arguments -ErrorAction Stop
-    # Observed failures arrive as CimException; a non-zero return value is checked too.
-    if ($result.ReturnValue) {
-        $message = "MSFT_iSCSISession.Register returned $($result.ReturnValue)"
-        throw (New-ErrorRecord $message 'IscsiRegisterFailed' 'NotSpecified')
-    }
+    $call = @{ InputObject = $session; MethodName = 'Register'; Arguments = $arguments }
+    Invoke-CheckedMethod $call 'MSFT_iSCSISession.Register'
 }
 
 function Get-PersistentLoginData {
@@ -239,7 +352,10 @@ function Get-PersistentLoginData {
                 $authentication = 'MUTUALCHAP'
             }
             if ($null -ne $options.Username) {
-                $user = [Text.Encoding]::UTF8.GetString([byte[]]@($options.Username))
+                # ANSI bytes (the system code page: Encoding.Default in .NET Framework),
+                # maybe NUL-ended: read otherwise, a name never equals the one asked for.
+                $raw = [byte[]]@($options.Username)
+                $user = [Text.Encoding]::Default.GetString($raw).TrimEnd([char]0)
             }
         }
         [ordered]@{
@@ -268,6 +384,45 @@ function Get-IscsicliArgument([string]$Value, [bool]$AnyWhenEmpty) {
     $Value
 }
 
+function Invoke-Iscsicli([string[]]$Arguments) {
+    $iscsicli = $env:SystemRoot + '\System32\iscsicli.exe'
+    # Nothing on stdin: iscsicli would otherwise read commands from the protocol's stdin.
+    # 'Continue' here: in 5.1 a native stderr line under 'Stop' ends the script.
+    $ErrorActionPreference = 'Continue'
+    $output = @($null | & $iscsicli @Arguments 2>&1)
+    $exitCode = $LASTEXITCODE
+    $ErrorActionPreference = 'Stop'
+    if ($exitCode -ne 0) {
+        $lines = @(foreach ($line in $output) { if ("$line".Trim()) { "$line".Trim() } })
+        $text = 'iscsicli ' + $Arguments[0] + ' failed'
+        if ($lines.Count -gt 0) {
+            $text = $lines[$lines.Count - 1]
+        }
+        $status = '0x{0:X8}' -f [int]$exitCode
+        throw (New-ErrorRecord "$text (iscsicli status $status)" 'IscsicliFailed' 'InvalidOperation')
+    }
+}
+
+function Remove-BoundPath([string]$Path) {
+    # iscsicli RemovePersistentDevices <volume or device path> (RemovePersistentIScsiDevice).
+    # The path as the bound list names it; never one with a space or a quote (5.1 quotes
+    # native arguments without escaping, and a trailing backslash would eat the quote).
+    if ($Path -notmatch $DevicePathName) {
+        $message = "not a plain volume path, iscsicli cannot take it: '$Path'"
+        throw (New-ErrorRecord $message 'IscsiNotPlainName' 'InvalidArgument')
+    }
+    Invoke-Iscsicli @('RemovePersistentDevices', $Path)
+}
+
+function Get-SessionBoundPath($Session, [string[]]$Bound) {
+    # Outputs the bound-list entries that name a volume of the session's disks.
+    foreach ($disk in @(Get-DiskData $Session $Bound)) {
+        foreach ($volume in @($disk['Volumes'])) {
+            foreach ($path in @($volume['BoundPaths'])) { $path }
+        }
+    }
+}
+
 function Remove-PersistentLogin($Login) {
     # iscsicli RemovePersistentTarget <initiator> <target> <port> <address> <socket> is the
     # initiator's documented interface for this; '*' means any.
@@ -288,22 +443,7 @@ function Remove-PersistentLogin($Login) {
         (Get-IscsicliArgument $address $true),
         $socket
     )
-    $iscsicli = $env:SystemRoot + '\System32\iscsicli.exe'
-    # Nothing on stdin: iscsicli would otherwise read commands from the protocol's stdin.
-    # 'Continue' here: in 5.1 a native stderr line under 'Stop' ends the script.
-    $ErrorActionPreference = 'Continue'
-    $output = @($null | & $iscsicli @arguments 2>&1)
-    $exitCode = $LASTEXITCODE
-    $ErrorActionPreference = 'Stop'
-    if ($exitCode -ne 0) {
-        $lines = @(foreach ($line in $output) { if ("$line".Trim()) { "$line".Trim() } })
-        $text = 'iscsicli RemovePersistentTarget failed'
-        if ($lines.Count -gt 0) {
-            $text = $lines[$lines.Count - 1]
-        }
-        $status = '0x{0:X8}' -f [int]$exitCode
-        throw (New-ErrorRecord "$text (iscsicli status $status)" 'IscsicliFailed' 'InvalidOperation')
-    }
+    Invoke-Iscsicli $arguments
 }
 
 function Get-Digest {
@@ -334,143 +474,204 @@ function Get-Digest {
     }
 }
 
-$response = [ordered]@{ v = 4; ok = $true }
-try {
-    $parts = $Payload.Split(' ')
-    $requestJson = [Text.Encoding]::UTF8.GetString([Convert]::FromBase64String($parts[0]))
-    $request = ConvertFrom-Json -InputObject $requestJson -ErrorAction Stop
+function Invoke-Request([string]$Payload) {
+    # One request line in, base64 of the JSON answer out.
+    $response = [ordered]@{ v = 5; ok = $true }
     $secret = @{}
-    $names = @()
-    if ($null -ne $request.secrets) {
-        $names = @($request.secrets)
-    }
-    for ($i = 0; $i -lt $names.Count; $i++) {
-        $bytes = [Convert]::FromBase64String($parts[$i + 1])
-        $secret[[string]$names[$i]] = [Text.Encoding]::UTF8.GetString($bytes)
-    }
-    if ($PSVersionTable.PSEdition -eq 'Core') {
-        # pwsh loads the iSCSI module through implicit remoting: objects come back
-        # deserialized and -IscsiSession cannot bind. Windows PowerShell 5.1 only.
-        $message = 'PowerShell 7 (pwsh) is not supported; use Windows PowerShell 5.1'
-        throw (New-ErrorRecord $message 'IscsiUnsupportedEdition' 'NotImplemented')
-    }
     try {
-        # Explicit: command discovery is slow where there is no module-analysis cache.
-        Import-Module -Name 'iSCSI', 'CimCmdlets' -ErrorAction Stop
+        $parts = $Payload.Split(' ')
+        $requestJson = [Text.Encoding]::UTF8.GetString([Convert]::FromBase64String($parts[0]))
+        $request = ConvertFrom-Json -InputObject $requestJson -ErrorAction Stop
+        $names = @()
+        if ($null -ne $request.secrets) {
+            $names = @($request.secrets)
+        }
+        for ($i = 0; $i -lt $names.Count; $i++) {
+            $bytes = [Convert]::FromBase64String($parts[$i + 1])
+            $secret[[string]$names[$i]] = [Text.Encoding]::UTF8.GetString($bytes)
+        }
+        if ($PSVersionTable.PSEdition -eq 'Core') {
+            # pwsh loads the iSCSI module through implicit remoting: objects come back
+            # deserialized and -IscsiSession cannot bind. Windows PowerShell 5.1 only.
+            $message = 'PowerShell 7 (pwsh) is not supported; use Windows PowerShell 5.1'
+            throw (New-ErrorRecord $message 'IscsiUnsupportedEdition' 'NotImplemented')
+        }
+        Import-Required @('iSCSI', 'CimCmdlets')
+        switch ([string]$request.op) {
+            'get_sessions' {
+                $withConnections = [bool]$request.connections
+                if ($request.disks) {
+                    Import-Required @('Storage')
+                }
+                $response['sessions'] = @(Get-SessionData $withConnections ([bool]$request.disks))
+            }
+            'digest' {
+                $digest = Get-Digest
+                foreach ($key in $digest.Keys) {
+                    $response[$key] = $digest[$key]
+                }
+            }
+            'unbind_volumes' {
+                # Each session's volumes out of the bound list (test: only which ones).
+                Import-Required @('Storage')
+                # keep_reconnecting: not the volumes of a target a persistent login brings back.
+                $bound = @(Get-BoundPath)
+                $ids = @($request.ids)
+                $reconnecting = @()
+                if ($bound.Count -eq 0) {
+                    $ids = @()  # an empty list is the usual case: no disk query at all
+                } elseif ($request.keep_reconnecting) {
+                    $reconnecting = @(foreach ($login in @(Get-PersistentLoginData)) {
+                            ([string]$login.TargetName).ToLowerInvariant()
+                        })
+                }
+                $response['results'] = @(
+                    foreach ($id in $ids) {
+                        try {
+                            $session = Get-IscsiSession -SessionIdentifier ([string]$id) -ErrorAction Stop
+                            $paths = @()
+                            if ($reconnecting -notcontains ([string]$session.TargetNodeAddress).ToLowerInvariant()) {
+                                $paths = @(Get-SessionBoundPath $session $bound)
+                            }
+                        } catch {
+                            [ordered]@{ id = [string]$id; path = $null; ok = $false; error = (ConvertTo-ErrorData $_) }
+                            continue
+                        }
+                        foreach ($path in $paths) {
+                            $item = [ordered]@{ id = [string]$id; path = $path; ok = $true }
+                            try {
+                                if (-not $request.test) {
+                                    Remove-BoundPath $path
+                                }
+                            } catch {
+                                $item['ok'] = $false
+                                $item['error'] = ConvertTo-ErrorData $_
+                            }
+                            $item
+                        }
+                    }
+                )
+            }
+            'get_persistent_logins' {
+                $response['logins'] = @(Get-PersistentLoginData)
+            }
+            'remove_persistent_logins' {
+                $response['results'] = @(
+                    foreach ($login in @($request.logins)) {
+                        $item = [ordered]@{ ok = $true }
+                        try {
+                            Remove-PersistentLogin $login
+                        } catch {
+                            $item['ok'] = $false
+                            $item['error'] = ConvertTo-ErrorData $_
+                        }
+                        $item
+                    }
+                )
+            }
+            'unregister' {
+                $response['results'] = @(
+                    Invoke-PerItem @($request.ids) {
+                        param($Id)
+                        Unregister-IscsiSession -SessionIdentifier $Id -ErrorAction Stop
+                    }
+                )
+            }
+            'register' {
+                $response['results'] = @(
+                    Invoke-PerItem @($request.ids) {
+                        param($Id)
+                        Register-Session $Id $request $secret
+                    }
+                )
+            }
+            'get_target_portals' {
+                $response['portals'] = @(
+                    foreach ($portal in @(Get-IscsiTargetPortal -ErrorAction Stop)) {
+                        Select-Fields $portal $PortalFields
+                    }
+                )
+            }
+            'add_target_portal' {
+                Add-TargetPortal $request $secret
+            }
+            'remove_target_portal' {
+                $options = @{
+                    TargetPortalAddress    = [string]$request.address
+                    TargetPortalPortNumber = [uint16]$request.port
+                }
+                Add-Optional $options 'InitiatorPortalAddress' $request.initiator_portal_address
+                Remove-IscsiTargetPortal @options -Confirm:$false -ErrorAction Stop
+            }
+            'update_target_portal' {
+                $options = @{
+                    TargetPortalAddress    = [string]$request.address
+                    TargetPortalPortNumber = [uint16]$request.port
+                }
+                $null = Update-IscsiTargetPortal @options -ErrorAction Stop
+            }
+            'get_targets' {
+                $response['targets'] = @(
+                    foreach ($target in @(Get-IscsiTarget -ErrorAction Stop)) {
+                        Select-Fields $target $TargetFields
+                    }
+                )
+            }
+            'connect_target' {
+                Connect-Target $request $secret
+            }
+            'disconnect' {
+                # Each item names its target: Disconnect-IscsiTarget selects targets by node
+                # address and calls Disconnect(SessionIdentifier) on each one selected.
+                $response['results'] = @(
+                    foreach ($item in @($request.sessions)) {
+                        $result = [ordered]@{ id = [string]$item.id; ok = $true }
+                        try {
+                            Disconnect-IscsiTarget -NodeAddress ([string]$item.node_address) `
+                                -SessionIdentifier ([string]$item.id) -Confirm:$false -ErrorAction Stop
+                        } catch {
+                            $result['ok'] = $false
+                            $result['error'] = ConvertTo-ErrorData $_
+                        }
+                        $result
+                    }
+                )
+            }
+            'set_chap_secret' {
+                # The initiator's mutual-CHAP secret, through the CIM method (no logged parameter).
+                $call = @{
+                    Namespace = $StorageNamespace; ClassName = 'MSFT_iSCSISession'
+                    MethodName = 'SetCHAPSecret'; Arguments = @{ ChapSecret = $secret['chap_secret'] }
+                }
+                Invoke-CheckedMethod $call 'MSFT_iSCSISession.SetCHAPSecret'
+            }
+            default {
+                $message = 'unknown operation: ' + [string]$request.op
+                throw (New-ErrorRecord $message 'IscsiUnknownOperation' 'InvalidArgument')
+            }
+        }
     } catch {
-        $message = 'the iSCSI PowerShell module cannot be loaded (Server Core without it, ' +
-            'or a client edition?): ' + $_.Exception.Message
-        throw (New-ErrorRecord $message 'IscsiModuleMissing' 'NotInstalled')
+        $response = [ordered]@{ v = 5; ok = $false; error = (ConvertTo-ErrorData $_) }
+    } finally {
+        # Nothing decoded from the request outlives it (an in-process runspace lives on).
+        $secret.Clear()
+        $Payload = $null
+        $parts = $null
+        $bytes = $null
     }
-    switch ([string]$request.op) {
-        'get_sessions' {
-            $withConnections = [bool]$request.connections
-            $response['sessions'] = @(Get-SessionData $withConnections ([bool]$request.disks))
-        }
-        'digest' {
-            $digest = Get-Digest
-            foreach ($key in $digest.Keys) {
-                $response[$key] = $digest[$key]
-            }
-        }
-        'get_persistent_logins' {
-            $response['logins'] = @(Get-PersistentLoginData)
-        }
-        'remove_persistent_logins' {
-            $response['results'] = @(
-                foreach ($login in @($request.logins)) {
-                    $item = [ordered]@{ ok = $true }
-                    try {
-                        Remove-PersistentLogin $login
-                    } catch {
-                        $item['ok'] = $false
-                        $item['error'] = ConvertTo-ErrorData $_
-                    }
-                    $item
-                }
-            )
-        }
-        'unregister' {
-            $response['results'] = @(
-                Invoke-PerItem @($request.ids) {
-                    param($Id)
-                    Unregister-IscsiSession -SessionIdentifier $Id -ErrorAction Stop
-                }
-            )
-        }
-        'register' {
-            $response['results'] = @(
-                Invoke-PerItem @($request.ids) {
-                    param($Id)
-                    Register-Session $Id $request $secret
-                }
-            )
-        }
-        'get_target_portals' {
-            $response['portals'] = @(
-                foreach ($portal in @(Get-IscsiTargetPortal -ErrorAction Stop)) {
-                    Select-Fields $portal $PortalFields
-                }
-            )
-        }
-        'add_target_portal' {
-            Add-TargetPortal $request $secret
-        }
-        'remove_target_portal' {
-            $options = @{
-                TargetPortalAddress    = [string]$request.address
-                TargetPortalPortNumber = [uint16]$request.port
-            }
-            Add-Optional $options 'InitiatorPortalAddress' $request.initiator_portal_address
-            Remove-IscsiTargetPortal @options -Confirm:$false -ErrorAction Stop
-        }
-        'update_target_portal' {
-            $options = @{
-                TargetPortalAddress    = [string]$request.address
-                TargetPortalPortNumber = [uint16]$request.port
-            }
-            $null = Update-IscsiTargetPortal @options -ErrorAction Stop
-        }
-        'get_targets' {
-            $response['targets'] = @(
-                foreach ($target in @(Get-IscsiTarget -ErrorAction Stop)) {
-                    Select-Fields $target $TargetFields
-                }
-            )
-        }
-        'connect_target' {
-            Connect-Target $request $secret
-        }
-        'disconnect' {
-            # Each item names its target: Disconnect-IscsiTarget selects targets by node
-            # address and calls Disconnect(SessionIdentifier) on each one selected.
-            $response['results'] = @(
-                foreach ($item in @($request.sessions)) {
-                    $result = [ordered]@{ id = [string]$item.id; ok = $true }
-                    try {
-                        Disconnect-IscsiTarget -NodeAddress ([string]$item.node_address) `
-                            -SessionIdentifier ([string]$item.id) -Confirm:$false -ErrorAction Stop
-                    } catch {
-                        $result['ok'] = $false
-                        $result['error'] = ConvertTo-ErrorData $_
-                    }
-                    $result
-                }
-            )
-        }
-        'set_chap_secret' {
-            # The initiator's mutual-CHAP secret, through the CIM method (no logged parameter).
-            $arguments = @{ ChapSecret = $secret['chap_secret'] }
-            $null = Invoke-CimMethod -Namespace $StorageNamespace -ClassName 'MSFT_iSCSISession' `
-                -MethodName 'SetCHAPSecret' -Arguments $arguments -ErrorAction Stop
-        }
-        default {
-            $message = 'unknown operation: ' + [string]$request.op
-            throw (New-ErrorRecord $message 'IscsiUnknownOperation' 'InvalidArgument')
-        }
-    }
-} catch {
-    $response = [ordered]@{ v = 4; ok = $false; error = (ConvertTo-ErrorData $_) }
+    $responseJson = ConvertTo-Json -InputObject $response -Depth 8 -Compress -ErrorAction Stop
+    [Convert]::ToBase64String([Text.Encoding]::UTF8.GetBytes($responseJson))
 }
-$responseJson = ConvertTo-Json -InputObject $response -Depth 8 -Compress -ErrorAction Stop
-[Convert]::ToBase64String([Text.Encoding]::UTF8.GetBytes($responseJson))
+
+if ($Serve) {
+    # Run as an installed file (powershell.exe -File main.ps1 -Serve): it reads the
+    # requests from stdin itself, as the bootstrap does for the -EncodedCommand mode.
+    while ($null -ne ($line = [Console]::In.ReadLine())) {
+        if ($line.Length -gt 0) {
+            [Console]::Out.WriteLine('ISCSI1 ' + (Invoke-Request $line))
+            [Console]::Out.Flush()
+        }
+    }
+} else {
+    Invoke-Request $Payload
+}
