@@ -79,9 +79,22 @@ def test_misreported_is_persistent_is_still_caught_by_the_list(iscsi, seeded):
 
 
 def test_the_beacons_check_sees_a_new_entry(checker, seeded):
-    digest, _, _ = checker.look(None, Scope(sessions=False), 10)
-    assert checker.look(digest, Scope(sessions=False), 10) == (digest, None, None)
+    digest, _ = checker.look(None, Scope(sessions=False), 10)
+    assert checker.look(digest, Scope(sessions=False), 10) == (digest, None)
     seeded.add_persistent_login(DOWN)
-    again, sessions, logins = checker.look(digest, Scope(sessions=False), 10)
-    assert again != digest and len(sessions) == 3
-    assert [lg["TargetName"] for lg in logins] == [SEED_TARGET] * 3 + [DOWN]
+    again, snapshot = checker.look(digest, Scope(sessions=False), 10)
+    assert again != digest and len(snapshot.sessions) == 3
+    assert [lg["TargetName"] for lg in snapshot.logins] == [SEED_TARGET] * 3 + [DOWN]
+
+
+def test_a_logins_only_check_does_not_enumerate_the_sessions(checker, seeded):
+    """With rules on persistence alone the digest is the persistent-login list's: a new
+    non-persistent session leaves it as it was."""
+    logins_only, with_sessions = Scope(sessions=False), Scope(sessions=True)
+    digest, _ = checker.look(None, logins_only, 10)
+    full, _ = checker.look(None, with_sessions, 10)
+    seeded.add_session(DOWN)
+    assert checker.look(digest, logins_only, 10) == (digest, None)
+    assert checker.look(full, with_sessions, 10)[0] != full
+    seeded.add_persistent_login(DOWN)
+    assert checker.look(digest, logins_only, 10)[0] != digest

@@ -294,9 +294,12 @@ def empty_state(observations: Any = None) -> dict:
         "disk_numbers": {},
         "behaviour": behaviour_defaults(observations),
         "faults": copy.deepcopy(DEFAULT_FAULTS),
-        "stats": {"processes": 0, "requests": {}},
         "next_login": 1,
     }
+
+
+# Requests that change nothing on the host: answered without saving the state.
+READ_ONLY_OPS = frozenset({"get_sessions", "digest", "get_persistent_logins"})
 
 
 class SimulatedHost(LifecycleMixin):
@@ -317,27 +320,74 @@ class SimulatedHost(LifecycleMixin):
         self.observations = observations  # a document, a path, None: $ISCSI_SIM_OBSERVATIONS
 
     # -- storage -----------------------------------------------------------------------
+    # The state is parsed once per process while the file is unchanged (a version token
+    # beside it changes with every save) and read-only requests save nothing, so a kept
+    # PowerShell's idle request costs what it would on Windows, not a parse of a host of
+    # thousands of sessions. The counters live in their own small file.
 
     @contextlib.contextmanager
-    def edit(self) -> Iterator[dict]:
-        """Lock, load, yield the state for changes, save."""
+    def _locked(self) -> Iterator[None]:
         lock_path = self.path.with_name(self.path.name + ".lock")
         with open(lock_path, "a+") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
-                state = self._load()
-                yield state
-                tmp = self.path.with_name(self.path.name + ".tmp")
-                # Indented for people; compact (C encoder, much faster) for big hosts.
-                big = len(state["sessions"]) + len(state["persistent_logins"]) > 200
-                tmp.write_text(json.dumps(state, indent=None if big else 1))
-                os.replace(tmp, self.path)
+                yield
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
+    @contextlib.contextmanager
+    def edit(self) -> Iterator[dict]:
+        """Lock, load, yield the state for changes, save."""
+        with self._locked():
+            state = self._cached()
+            try:
+                yield state
+            except BaseException:
+                self._cache = None  # changed half-way, not saved
+                raise
+            self._save(state)
+
+    @contextlib.contextmanager
+    def view(self) -> Iterator[dict]:
+        """Lock, load, yield the state to read (not to change: it is the cached copy)."""
+        with self._locked():
+            yield self._cached()
+
     def read(self) -> dict:
-        with self.edit() as state:
+        with self.view() as state:
             return copy.deepcopy(state)
+
+    def faults(self) -> dict:
+        with self.view() as state:
+            return copy.deepcopy(state["faults"])
+
+    def _version(self) -> tuple | None:
+        try:
+            token = self.path.with_name(self.path.name + ".version").read_text()
+            stat = self.path.stat()
+        except OSError:
+            return None
+        return token, stat.st_ino, stat.st_mtime_ns, stat.st_size
+
+    def _cached(self) -> dict:
+        version = self._version()
+        cache = getattr(self, "_cache", None)
+        if version is not None and cache is not None and cache[0] == version:
+            return cache[1]
+        state = self._load()
+        self._cache = (version, state) if version is not None else None
+        return state
+
+    def _save(self, state: dict) -> None:
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        # Indented for people; compact (C encoder, much faster) for big hosts.
+        big = len(state["sessions"]) + len(state["persistent_logins"]) > 200
+        tmp.write_text(json.dumps(state, indent=None if big else 1))
+        os.replace(tmp, self.path)
+        version = self.path.with_name(self.path.name + ".version")
+        version.with_suffix(".vtmp").write_text(os.urandom(8).hex())
+        os.replace(version.with_suffix(".vtmp"), version)
+        self._cache = (self._version(), state)
 
     def _load(self) -> dict:
         if not self.path.exists():
@@ -349,6 +399,29 @@ class SimulatedHost(LifecycleMixin):
             state["faults"].setdefault(key, value)
         return state
 
+    def _stats_path(self) -> Path:
+        return self.path.with_name(self.path.name + ".stats")
+
+    def _bump(self, process: bool = False, request: str | None = None) -> None:
+        """Count a process start or a request (under the lock)."""
+        stats = self._read_stats()
+        if process:
+            stats["processes"] += 1
+        if request is not None:
+            stats["requests"][request] = stats["requests"].get(request, 0) + 1
+        self._stats_path().write_text(json.dumps(stats))
+
+    def _read_stats(self) -> dict:
+        try:
+            return json.loads(self._stats_path().read_text())
+        except (OSError, ValueError):
+            return {"processes": 0, "requests": {}}
+
+    def count_process(self) -> None:
+        """What the PowerShell stand-in calls as it starts."""
+        with self._locked():
+            self._bump(process=True)
+
     # -- set-up helpers for tests and people -----------------------------------------
 
     def reset(self, sessions: int = 0) -> SimulatedHost:
@@ -356,6 +429,7 @@ class SimulatedHost(LifecycleMixin):
         with self.edit() as state:
             state.clear()
             state.update(empty_state(self.observations))
+            self._stats_path().unlink(missing_ok=True)
         for n in range(sessions):
             sides = SEED_SIDES[n] if n < len(SEED_SIDES) else (None, None)
             self.add_session(SEED_TARGET, persistent=True, sides=sides)
@@ -533,11 +607,13 @@ class SimulatedHost(LifecycleMixin):
         return self.read()["persistent_logins"]
 
     def stats(self) -> dict:
-        return self.read()["stats"]
+        """PowerShell processes started and requests answered, by operation."""
+        with self._locked():
+            return self._read_stats()
 
     def reset_stats(self) -> None:
-        with self.edit() as state:
-            state["stats"] = {"processes": 0, "requests": {}}
+        with self._locked():
+            self._stats_path().unlink(missing_ok=True)
 
     # -- the main script's operations (what Windows does) -------------------------------
 
@@ -546,9 +622,8 @@ class SimulatedHost(LifecycleMixin):
         the protocol version). ``secrets``: the request's secrets, by name."""
         op = request.get("op")
         secrets = secrets or {}
-        with self.edit() as state:
-            counts = state["stats"]["requests"]
-            counts[str(op)] = counts.get(str(op), 0) + 1
+        with self.view() if op in READ_ONLY_OPS else self.edit() as state:
+            self._bump(request=str(op))
             try:
                 self._check_powershell(state)
                 if op == "get_sessions":
@@ -573,7 +648,7 @@ class SimulatedHost(LifecycleMixin):
                     self._check_storage_module(state)
                     return self._ok(results=self._unbind_volumes(state, request))
                 if op == "digest":
-                    return self._ok(**self._digest(state))
+                    return self._ok(**self._digest(state, request.get("sessions") is not False))
                 if op == "get_persistent_logins":
                     self._check_service(state, "Get-CimInstance")
                     return self._ok(
@@ -621,17 +696,21 @@ class SimulatedHost(LifecycleMixin):
         if state["faults"]["storage_module_missing"]:
             raise _module_missing("Storage")
 
-    def _digest(self, state: dict) -> dict:
-        """Get-Digest: every session's persistence and connection state, and the logins."""
+    def _digest(self, state: dict, with_sessions: bool) -> dict:
+        """Get-Digest: the logins and, ``with_sessions``, every session's persistence and
+        connection state."""
         self._check_service(state, "Get-IscsiSession")
-        owners = self._owners(state)
-        lines, persistent = [], 0
-        for session in state["sessions"]:
-            is_persistent = self._is_persistent(state, session, owners)
-            persistent += is_persistent
-            lines.append(
-                f"s|{session['SessionIdentifier']}|{is_persistent}|{session['IsConnected']}"
-            )
+        lines: list[str] = []
+        persistent = None
+        if with_sessions:
+            owners = self._owners(state)
+            persistent = 0
+            for session in state["sessions"]:
+                is_persistent = self._is_persistent(state, session, owners)
+                persistent += is_persistent
+                lines.append(
+                    f"s|{session['SessionIdentifier']}|{is_persistent}|{session['IsConnected']}"
+                )
         listed = self._listed_logins(state)
         for login in listed:
             lines.append("l|" + "|".join(str(v) for v in self._login_view(login).values()))

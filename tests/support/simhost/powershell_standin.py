@@ -127,22 +127,21 @@ def serve_installed(path: str, faults: dict) -> None:
 
 def main(argv: list[str]) -> None:
     host = SimulatedHost(os.environ["ISCSI_SIM_STATE"])
-    with host.edit() as state:
-        state["stats"]["processes"] += 1
-        faults = dict(state["faults"])
+    host.count_process()
+    faults = host.faults()
     time.sleep(float(faults.get("startup_delay") or 0))
 
     if argv[:4] == list(FILE_ARGS) and argv[5:] == [SERVE] and len(argv) == 6:
         serve_installed(argv[4], faults)
     else:
         serve_encoded(argv, faults)
-    stop_reading_at(host.read()["faults"], "after_script")
+    stop_reading_at(host.faults(), "after_script")
 
     for line in sys.stdin:
         line = line.strip()
         if not line:
             continue
-        faults = host.read()["faults"]
+        faults = host.faults()
         if faults["crash"]:
             fail("simulated crash", code=255)
         if faults["hang"]:

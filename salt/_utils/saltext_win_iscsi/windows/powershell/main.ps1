@@ -446,16 +446,21 @@ function Remove-PersistentLogin($Login) {
     Invoke-Iscsicli $arguments
 }
 
-function Get-Digest {
-    # What the beacon compares between ticks: every session's persistence and connection
-    # state, and the persistent-login list. Ordinal sort: the same text for the same state.
+function Get-Digest([bool]$WithSessions) {
+    # What the beacon compares between ticks: the persistent-login list and, when the policy
+    # has rules on sessions as such, every session's persistence and connection state (a
+    # policy of not_persistent rules alone is decided by the logins: the sessions are not
+    # enumerated). Ordinal sort: the same text for the same state.
     $lines = [Collections.Generic.List[string]]::new()
-    $persistent = 0
-    foreach ($session in @(Get-IscsiSession -ErrorAction Stop)) {
-        $state = [string]$session.IsPersistent + '|' + [string]$session.IsConnected
-        $lines.Add('s|' + [string]$session.SessionIdentifier + '|' + $state)
-        if ($session.IsPersistent) {
-            $persistent++
+    $persistent = $null
+    if ($WithSessions) {
+        $persistent = 0
+        foreach ($session in @(Get-IscsiSession -ErrorAction Stop)) {
+            $state = [string]$session.IsPersistent + '|' + [string]$session.IsConnected
+            $lines.Add('s|' + [string]$session.SessionIdentifier + '|' + $state)
+            if ($session.IsPersistent) {
+                $persistent++
+            }
         }
     }
     $logins = 0
@@ -506,7 +511,7 @@ function Invoke-Request([string]$Payload) {
                 $response['sessions'] = @(Get-SessionData $withConnections ([bool]$request.disks))
             }
             'digest' {
-                $digest = Get-Digest
+                $digest = Get-Digest ($request.sessions -ne $false)
                 foreach ($key in $digest.Keys) {
                     $response[$key] = $digest[$key]
                 }
