@@ -33,6 +33,13 @@ Minion configuration (minion config or pillar, read with ``config.get``):
     iscsi.node_dirs: [/etc/iscsi/nodes, /var/lib/iscsi/nodes]
     # which initiator this minion manages: windows or open-iscsi (default: what it has)
     iscsi.backend: windows
+    # Windows under WDAC/AppLocker: an installed, signed copy of this version's main.ps1,
+    # run with -File (checked against the shipped script before every start)
+    iscsi.script_path: C:\\ProgramData\\saltext-iscsi\\main.ps1
+    # Linux: lsblk (mounted disks, for iscsi.absent; default: found on PATH) and iscsid.conf
+    # (the defaults of new node records)
+    iscsi.lsblk: /usr/bin/lsblk
+    iscsi.iscsid_conf: /etc/iscsi/iscsid.conf
 
 Mapping of ``Unregister-IscsiSession``'s parameters:
 
@@ -218,7 +225,11 @@ def get_sessions(
     disks
         Add each session's disks (``Disks``: ``Get-Disk -IscsiSession``: Number,
         FriendlyName, SerialNumber, Size, IsBoot, IsSystem, IsClustered, IsOffline) with
-        their ``Volumes`` (DriveLetter, AccessPaths: mount points).
+        their ``Volumes`` (DriveLetter, AccessPaths: mount points; ``IsBound`` and
+        ``BoundPaths``: on the initiator's persistently bound list, which the iSCSI service
+        waits for at start-up). ``DisksUnknown`` is true where no disk could be associated
+        on a failover-cluster node (Windows may not link clustered disks to the session).
+        On Linux the disks are always in ``AttachedDisks``.
 
     computer_name
         Act on these remote Windows computers over WinRM instead of this minion
@@ -298,6 +309,10 @@ def unregister_session(
     Returns a dict keyed by session id, each with ``status``: ``unregistered``,
     ``not_persistent`` (nothing to do), ``not_found``, ``would_unregister`` (test) or
     ``failed`` with ``error``, the Windows error. Any failure sets the exit code to 1.
+    Windows: once a target has no persistent login left, its volumes leave the bound
+    list (``volumes_unbound``). Linux: ``warning`` says when iscsid.conf's default
+    ``node.startup = automatic`` would make the record persistent again at the next
+    plain rediscovery (policy ``defaults``, state ``iscsi.initiator_defaults``).
 
     CLI Example:
 
@@ -470,7 +485,11 @@ def remove_persistent_login(
 
     Returns one entry per distinct login (``entries`` counts duplicates, e.g. MPIO
     registrations), each with ``status``: ``removed``, ``would_remove`` or ``failed`` with
-    ``error``. Any failure sets the exit code to 1.
+    ``error``. Any failure sets the exit code to 1. Windows removes a login without a
+    portal on every portal of its target: removing such a login alone while the target
+    has other logins is refused (``failed``, changing nothing), and a login that vanished
+    with the chosen ones without being selected is reported ``failed`` (register it again
+    if it is wanted).
 
     CLI Example:
 

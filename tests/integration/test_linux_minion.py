@@ -39,7 +39,7 @@ def test_the_module_loads_and_says_what_it_found(salt_cli, linux_minion, nodes):
     ret = salt_cli.run("iscsi.get_sessions", minion_tgt=linux_minion.id)
     assert ret.returncode == 0 and ret.data == [], ret  # no iscsi_tcp here: no sessions
     ret = salt_cli.run("iscsi.get_target_portals", minion_tgt=linux_minion.id)
-    assert "target portals cannot be managed on open-iscsi hosts" in ret.stdout, ret
+    assert ret.returncode == 0 and ret.data == [], ret  # no discovery record yet
 
 
 def test_one_policy_run_enforces_on_linux_and_windows(

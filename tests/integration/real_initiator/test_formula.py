@@ -58,3 +58,38 @@ def test_highstate_makes_the_target_go_away_at_the_next_boot(
     again = call(salt_cli, vm_minion, "state.highstate")
     assert (again[STATE]["result"], again[STATE]["changes"]) == (True, {}), again
     assert admin.startup(vm, FORBIDDEN) == ("manual", "manual")
+
+
+REDISCOVERED = "iqn.2003-01.org.example:testiscsi-rediscovered"
+DEFAULTS_STATE = "iscsi_|-iscsi-policy-defaults_|-iscsi-policy-defaults_|-initiator_defaults"
+
+
+def test_with_the_default_managed_a_rediscovery_does_not_bring_the_target_back(
+    salt_cli, vm_minion, set_pillar, vm
+):
+    """open-iscsi#58: a plain rediscovery rewrites node.startup to iscsid.conf's default.
+    With ``defaults: {node_startup: manual}`` in the policy the highstate makes that default
+    manual, so after the rediscovery and a real reboot the target stays away."""
+    fresh(vm, [Target(REDISCOVERED), Target(ALLOWED)], default_startup="automatic")
+    admin.discover(vm)
+    vm.iscsiadm("-m", "node", "--loginall=all")
+    assert admin.startup(vm, REDISCOVERED)[0] == "automatic"
+    set_pillar(
+        {"iscsi": {"policy": {**POLICY["iscsi"]["policy"], "defaults": {"node_startup": "manual"}}}}
+    )
+
+    run = call(salt_cli, vm_minion, "state.highstate")
+    assert run[DEFAULTS_STATE]["result"] is True, run
+    conf = vm.etc / "iscsid.conf"
+    assert run[DEFAULTS_STATE]["changes"] == {
+        f"{conf}: node.startup": {"old": "automatic", "new": "manual"}
+    }
+    assert "node.startup = manual" in conf.read_text().splitlines()
+    assert admin.startup(vm, REDISCOVERED) == ("manual", "manual")
+
+    admin.discover(vm)  # as an admin would, without -o new
+    assert admin.startup(vm, REDISCOVERED)[0] == "manual"
+    vm.reboot()
+    assert (REDISCOVERED, PORTAL) not in admin.sessions(vm)
+    again = call(salt_cli, vm_minion, "state.highstate")
+    assert all(r["changes"] == {} for r in again.values()), again

@@ -5,11 +5,13 @@ guest's RAM, so the targets are written again at every boot, before the initiato
 service logs in. A spec is plain data::
 
     {"targets": [{"iqn": "iqn.2003-01.org.example:a", "portals": ["127.0.0.1:3260"],
-                  "luns": 1, "chap": {"userid": "u", "password": "p"} or None}]}
+                  "luns": 1, "chap": {"userid": "u", "password": "p"} or None,
+                  "mutual": {"userid": "t", "password": "q"} or None}]}
 
 Each LUN is a sparse file on the guest's tmpfs (fileio backstore). Any initiator may log
 in (demo mode: generated ACLs, write enabled); with ``chap`` the target demands one-way
-CHAP with the TPG's credentials.
+CHAP with the TPG's credentials, and with ``mutual`` answers the initiator's challenge
+with those (mutual CHAP).
 """
 
 from __future__ import annotations
@@ -56,6 +58,10 @@ def _target(index: int, spec: dict) -> None:
     if chap:
         _write(tpg / "auth" / "userid", chap["userid"])
         _write(tpg / "auth" / "password", chap["password"])
+    mutual = spec.get("mutual")
+    if mutual:
+        _write(tpg / "auth" / "userid_mutual", mutual["userid"])
+        _write(tpg / "auth" / "password_mutual", mutual["password"])
     _write(attrib / "authentication", "1" if chap else "0")
     _write(tpg / "enable", "1")
 

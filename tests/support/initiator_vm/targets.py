@@ -16,12 +16,17 @@ class Chap:
 @dataclass(frozen=True)
 class Target:
     """A target, its portals (``address:port``; several for multipath-shaped tests), its
-    LUNs (one disk each) and CHAP."""
+    LUNs (one disk each), CHAP, and in mutual CHAP the credentials it answers with."""
 
     iqn: str
     portals: tuple[str, ...] = ("127.0.0.1:3260",)
     luns: int = 1
     chap: Chap | None = None
+    mutual: Chap | None = None
+
+
+def _credentials(chap: Chap | None) -> dict | None:
+    return {"userid": chap.userid, "password": chap.secret} if chap else None
 
 
 def spec(targets: list[Target]) -> dict:
@@ -32,7 +37,8 @@ def spec(targets: list[Target]) -> dict:
                 "iqn": t.iqn,
                 "portals": list(t.portals),
                 "luns": t.luns,
-                "chap": {"userid": t.chap.userid, "password": t.chap.secret} if t.chap else None,
+                "chap": _credentials(t.chap),
+                "mutual": _credentials(t.mutual),
             }
             for t in targets
         ]
