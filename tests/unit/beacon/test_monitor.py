@@ -211,3 +211,20 @@ def test_an_idle_tick_asks_for_a_digest_only(world):
         settle(monitor)
     assert set(host.stats()["requests"]) == {"digest"}
     assert world["opened"] == [SETTINGS.timeout]  # one channel, kept open
+
+
+def test_a_registration_right_after_a_remediation_is_seen(world):
+    """Unregistering one session and registering another of the same target leaves the
+    login list as it was: while violating, the check covers the sessions too."""
+    host = world["host"]
+    first, second = host.add_session(WATCHED), host.add_session(WATCHED)
+    monitor = world["make"]()
+    settle(monitor)
+    host.register_by_hand(first)
+    registered = [e["SessionIdentifier"] for e in settle(monitor) if e["tag"] == "registered"]
+    assert registered == [first]
+    host.handle({"op": "unregister", "ids": [first]})  # the remediation, then a new one,
+    host.register_by_hand(second)  # both between two checks
+    registered = [e["SessionIdentifier"] for e in settle(monitor) if e["tag"] == "registered"]
+    assert registered == [second]
+    assert [v["session"] for v in monitor.violations(POLICY)] == [second]

@@ -189,6 +189,11 @@ class Monitor:
 
     def _start_check(self, settings: MonitorSettings, policy: Policy) -> threading.Thread:
         scope = Scope.of(policy)
+        if self.violations(policy) and not scope.sessions:
+            # While violating, every session's state is in the digest: a remediation and a
+            # new registration of the same target between two checks leave the login list
+            # as it was, and would otherwise go unseen (a stale snapshot, a lost event).
+            scope = Scope(sessions=True, connections=scope.connections)
         # Re-read everything when the digest is unknown or connections are newly needed.
         digest = self._digest if (self._with_connections or not scope.connections) else None
         self._worker = threading.Thread(
