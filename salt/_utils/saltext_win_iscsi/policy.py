@@ -35,14 +35,14 @@ Rules that contradict each other (a target both connected and matched by a
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import salt.utils.data
 
 from saltext_win_iscsi.errors import IscsiInputError
-from saltext_win_iscsi.model import Portal, authentication, login_portal
+from saltext_win_iscsi.model import Portal, authentication, login_portal, session_portals
 from saltext_win_iscsi.selection import Selector, as_list, glob, login_selector
-from saltext_win_iscsi.spec import TargetSpec, path_problems
+from saltext_win_iscsi.spec import TargetSpec, missing_paths, path_problems
 
 try:  # Salt 3008 wraps pillar in MaskedDict/MaskedList: plain values, masked repr
     from salt.utils.secret import expose
@@ -208,7 +208,9 @@ class Policy:
 
     @property
     def needs_connections(self) -> bool:
-        return any(rule.portal or rule.kind == "connected" for rule in self.rules)
+        """Whether sessions are read with their connections: every rule needs them, to
+        match portals or to name the portal of a session it reports."""
+        return bool(self.rules)
 
     def of_kind(self, kind: str) -> list[Rule]:
         return [rule for rule in self.rules if rule.kind == kind]
@@ -335,18 +337,37 @@ class Policy:
         found = self._default_violations(defaults or {})
         for rule in self.rules:
             if rule.kind == "connected":
-                found += [
-                    {
-                        "rule": rule.state_id,
-                        "kind": "connection",
-                        "target": rule.target[0],
-                        "problem": p,
-                    }
-                    for p in path_problems(rule.spec(), sessions, logins)
-                ]
+                found += _connected(rule, sessions, logins)
             else:
                 found += _forbidden(rule, sessions, logins)
         return found
+
+
+def _connected(rule: Rule, sessions: list[dict], logins: list[dict]) -> list[dict]:
+    """A connected rule: a ``path`` violation per wanted portal without a live session
+    (naming it), then a ``connection`` violation per other difference (persistence, MPIO
+    flag, authentication; "not connected" where the rule names no portals)."""
+    spec = rule.spec()
+    missing = missing_paths(spec, sessions)
+    live = len(spec.portals) - len(missing)
+    found = [
+        {
+            "rule": rule.state_id,
+            "kind": "path",
+            "target": spec.node_address,
+            "portal": portal.label,
+            "problem": f"{live} of {len(spec.portals)} paths live: none via {portal.label}",
+        }
+        for portal in missing
+    ]
+    if missing and not live:
+        return found  # nothing else can be judged on paths that are not there
+    present = replace(spec, portals=tuple(p for p in spec.portals if p not in missing))
+    found += [
+        {"rule": rule.state_id, "kind": "connection", "target": spec.node_address, "problem": p}
+        for p in path_problems(present, sessions, logins)
+    ]
+    return found
 
 
 def _forbidden(rule: Rule, sessions: list[dict], logins: list[dict]) -> list[dict]:
@@ -366,6 +387,7 @@ def _forbidden(rule: Rule, sessions: list[dict], logins: list[dict]) -> list[dic
                     "kind": "session",
                     "target": target,
                     "session": session.get("SessionIdentifier"),
+                    "portal": session_portals(session),
                 }
             )
     logins_of_rule = rule.logins()

@@ -156,6 +156,17 @@ def logins_on(logins: list[dict], spec: TargetSpec, portal: Portal | None) -> li
     ]
 
 
+def missing_paths(spec: TargetSpec, sessions: list[dict]) -> list[Portal]:
+    """The wanted portals with no live session of the target (a session that is
+    reconnecting, ``IsConnected`` False, is no live path)."""
+    live = [
+        s
+        for s in sessions
+        if same_target(s, spec.node_address) and s.get("IsConnected") is not False
+    ]
+    return [p for p in spec.portals if not any(on_portal(s, p) for s in live)]
+
+
 def path_problems(spec: TargetSpec, sessions: list[dict], logins: list[dict]) -> list[str]:
     """What still differs from ``spec`` (used to verify, and by the policy's violations)."""
     problems = []

@@ -12,10 +12,8 @@ Nothing here talks to Salt: the answers come in as plain data.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
-
-from saltext_win_iscsi.model import portal_label
 
 # What a host can be, worst first for people reading the report.
 COMPLIANT, VIOLATING, ERROR, NO_ANSWER = "compliant", "violating", "error", "no answer"
@@ -181,15 +179,6 @@ def error_text(value: Any) -> str:
     return text
 
 
-def _portals(session: dict) -> str:
-    found = []
-    for conn in session.get("Connections") or []:
-        portal = portal_label(conn.get("TargetAddress"), conn.get("TargetPortNumber"))
-        if portal not in found:
-            found.append(portal)
-    return ", ".join(found)
-
-
 def _violation(raw: dict) -> Violation:
     kind = str(raw.get("kind", ""))
     if kind == "persistent_login":
@@ -220,16 +209,11 @@ def read_check(host: HostReport, answer: Any) -> list[str]:
 
 
 def read_sessions(host: HostReport, answer: Any) -> list[str]:
-    """``iscsi.get_sessions is_persistent=True connections=True``: how many sessions
-    reconnect at boot, and the portals of the violating ones."""
+    """``iscsi.get_sessions is_persistent=True``: how many sessions reconnect at boot.
+    (Violations name their portals themselves, as the policy check found them.)"""
     if not isinstance(answer, list):
         return [error_text(answer) or "the session list returned nothing"]
     host.persistent_sessions = len(answer)
-    portals = {str(s.get("SessionIdentifier")): _portals(s) for s in answer if isinstance(s, dict)}
-    host.violations = [
-        replace(v, portal=portals[v.session]) if not v.portal and v.session in portals else v
-        for v in host.violations
-    ]
     return []
 
 
