@@ -199,6 +199,11 @@ class Policy:
             "rules": self.rule_count,
             "violations": violations,
             "risks": self.risks(defaults),
+            # The initiator names the sessions go out as: the fleet report flags names
+            # several minions share (cloned hosts break the targets' ACLs).
+            "initiators": sorted(
+                {str(s["InitiatorNodeAddress"]) for s in sessions if s.get("InitiatorNodeAddress")}
+            ),
         }
 
     @property

@@ -54,6 +54,7 @@ class HostReport:
     persistent_sessions: int | None = None
     persistent_logins: int | None = None
     risks: list[str] = field(default_factory=list)  # what may break the policy later
+    initiators: list[str] = field(default_factory=list)  # the IQNs its sessions go out as
 
     @property
     def compliant(self) -> bool:
@@ -103,6 +104,19 @@ class FleetReport:
         counts["hosts remediated"] = len({r.minion for r in self.remediation if r.changes})
         return counts
 
+    @property
+    def duplicate_initiators(self) -> list[tuple[str, list[str]]]:
+        """``(IQN, minions)`` for each initiator name several minions report (IQNs compare
+        case-insensitively, RFC 3722), most minions first."""
+        seen: dict[str, tuple[str, list[str]]] = {}
+        for host in sorted(self.hosts, key=lambda h: h.minion):
+            for name in host.initiators:
+                minions = seen.setdefault(name.lower(), (name, []))[1]
+                if host.minion not in minions:
+                    minions.append(host.minion)
+        shared = [entry for entry in seen.values() if len(entry[1]) > 1]
+        return sorted(shared, key=lambda e: (-len(e[1]), e[0].lower()))
+
     def remediation_of(self, minion: str) -> list[Remediation]:
         return [r for r in self.remediation if r.minion == minion]
 
@@ -143,6 +157,12 @@ class FleetReport:
         risks = [{"minion": h.minion, "risk": r} for h in self.hosts for r in h.risks]
         if risks:
             ret["risks"] = risks
+        duplicates = self.duplicate_initiators
+        if duplicates:
+            ret["duplicate initiators"] = [
+                {"initiator": name, "minions": ", ".join(minions), "count": len(minions)}
+                for name, minions in duplicates
+            ]
         if self.notes:
             ret["notes"] = list(self.notes)
         return ret
@@ -202,6 +222,7 @@ def read_check(host: HostReport, answer: Any) -> list[str]:
         return [error_text(answer) or "the policy check returned nothing"]
     host.violations = [_violation(v) for v in answer["violations"] if isinstance(v, dict)]
     host.risks = [str(r.get("detail")) for r in answer.get("risks") or [] if isinstance(r, dict)]
+    host.initiators = [str(name) for name in answer.get("initiators") or [] if name]
     for v in host.violations:
         if v.rule and v.rule not in host.rules:
             host.rules.append(v.rule)
