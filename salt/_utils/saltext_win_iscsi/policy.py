@@ -12,7 +12,8 @@ this one parser and the same selectors, so they cannot disagree about what a rul
           - target: 'iqn.1991-05.com.contoso:db-01'
             portals: ['10.0.1.5', '10.0.2.5']   # one session per path
             persistent: True
-            multipath: True
+            multipath: True          # refused where MPIO does not claim iSCSI disks, unless
+            allow_unclaimed_multipath: False  # True: connect with MPIO all the same
             authentication: one-way  # none | one-way | mutual
             chap_username: host1
             chap_secret: sdb://vault/iscsi/db-01
@@ -65,6 +66,7 @@ RULE_KEYS = {
         "chap_username",
         "chap_secret",
         "initiator_chap_secret",
+        "allow_unclaimed_multipath",
     },
     "not_persistent": {"target", "portal", "initiator"},
     "absent": {"target", "force"},
@@ -454,6 +456,10 @@ def _connected_options(item: dict, where: str) -> dict:
         "persistent": _flag(item, "persistent", True, where),
         "multipath": _flag(item, "multipath", False, where),
     }
+    if item.get("allow_unclaimed_multipath") is not None:
+        options["allow_unclaimed_multipath"] = _flag(
+            item, "allow_unclaimed_multipath", False, where
+        )
     portals = item.get("portals")
     if portals is not None:
         if isinstance(portals, (str, dict)):
