@@ -223,3 +223,13 @@ def test_a_path_is_live_only_while_its_session_is_connected():
     # Without portals a rule means "any path": not connected is a connection violation.
     anyway = Policy.parse({"connected": [{"target": "iqn.x:db-01", "persistent": False}]})
     assert [v["kind"] for v in anyway.violations([], [])] == ["connection"]
+
+
+def test_a_connected_rule_may_allow_unclaimed_multipath():
+    rule = {"target": "iqn.x:db-01", "multipath": True, "allow_unclaimed_multipath": True}
+    (connected,) = Policy.parse({"connected": [rule]}).rules
+    assert connected.state_args["allow_unclaimed_multipath"] is True
+    (plain,) = Policy.parse({"connected": [{"target": "iqn.x:db-01"}]}).rules
+    assert "allow_unclaimed_multipath" not in plain.state_args
+    with pytest.raises(PolicyError, match="allow_unclaimed_multipath must be True or False"):
+        Policy.parse({"connected": [{**rule, "allow_unclaimed_multipath": "yes"}]})
