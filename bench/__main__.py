@@ -1,7 +1,7 @@
 """The benchmark suite: ``./dev bench`` (or ``python -m bench``). Not part of the tests.
 
-Prints, for each figure, our number, the naive alternative measured in the same run, and
-their ratio; writes the same to bench/results.json. The Windows side is the simulated
+Prints, for each figure, our number, the naive alternative measured in the same run (for
+the fleet report: linear growth from its smallest fleet), and their ratio; writes the same to bench/results.json. The Windows side is the simulated
 host; powershell.exe's start-up cost is modelled by the stand-in (``--ps-startup``).
 """
 
@@ -11,7 +11,7 @@ import argparse
 import json
 from pathlib import Path
 
-from bench import fanout, latency, processes, remediation, scale, tick
+from bench import fanout, latency, processes, remediation, report, scale, tick
 from bench.common import SIMULATED
 
 
@@ -144,6 +144,22 @@ def main() -> None:
             r["sequential_s"],
             r["throttled_s"] / r["sequential_s"],
             r["speedup"] >= 5,
+        )
+    )
+
+    print("\n7. The fleet report from recorded answers: build, rows, JUnit, HTML")
+    results["report"] = report.run()
+    report.show(results["report"])
+    first, last = results["report"][0], results["report"][-1]
+    scale_up = last["minions"] / first["minions"]
+    linear_s = first["total_s"] * scale_up  # the largest fleet at the smallest's cost per minion
+    rows.append(
+        (
+            f"report, {last['minions']} minions (s)",
+            last["total_s"],
+            linear_s,
+            last["total_s"] / linear_s,
+            report.growth(results["report"]) <= scale_up,
         )
     )
 

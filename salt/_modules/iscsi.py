@@ -69,7 +69,7 @@ try:
     from saltext_win_iscsi.model import Portal, authentication, checked_name
     from saltext_win_iscsi.policy import Policy, PolicyError
     from saltext_win_iscsi.selection import Selector, as_list, login_selector
-    from saltext_win_iscsi.spec import PersistenceSpec, PortalSpec, TargetSpec
+    from saltext_win_iscsi.spec import DISK_TIMEOUT, PersistenceSpec, PortalSpec, TargetSpec
 
     LIBRARY_ERROR = None
 except ImportError as exc:  # the library was not synced (salt/_utils) or installed
@@ -136,6 +136,15 @@ def _user(chap_username):
     if chap_username is not None and not isinstance(chap_username, str):
         raise IscsiInputError("chap_username must be a string")
     return chap_username or None
+
+
+def _seconds(value, name, default):
+    """A number of seconds (0 or more); ``default`` when not given."""
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        raise IscsiInputError(f"{name} must be a number of seconds (0 or more), not {value!r}")
+    return float(value)
 
 
 def _portal(address, port, initiator_portal_address=None):
@@ -355,6 +364,7 @@ def register_session(
     chap_username=None,
     chap_secret=None,
     force=False,
+    allow_unclaimed_multipath=False,
     passthru=False,
     test=None,
     computer_name=None,
@@ -379,6 +389,11 @@ def register_session(
     force
         Register a session that is already persistent again. Each registration adds a
         persistent login that reconnects at restart (what MPIO set-ups do on purpose).
+
+    allow_unclaimed_multipath
+        With the MPIO flag, go on although the host's MPIO does not claim iSCSI disks
+        (Windows; otherwise refused before anything changes: each path would show the LUN
+        as a disk of its own, which can corrupt data). Default ``False``.
 
     passthru, test, computer_name, profile, throttle_limit
         As for ``iscsi.unregister_session``.
@@ -409,6 +424,7 @@ def register_session(
         multipath=bool(is_multipath_enabled),
         chap_username=_user(chap_username),
         chap_secret=_settings().secret(chap_secret),
+        allow_unclaimed_multipath=bool(allow_unclaimed_multipath),
     )
     test, passthru = _test(test), bool(passthru)
     return _run(
@@ -522,6 +538,7 @@ def ensure_persistence(
     is_multipath_enabled=False,
     chap_username=None,
     chap_secret=None,
+    allow_unclaimed_multipath=False,
     test=None,
     computer_name=None,
     profile=None,
@@ -544,7 +561,7 @@ def ensure_persistence(
         would reconnect at the next boot); needs ``target_node_address`` or
         ``target_portal``. Default ``True``.
 
-    is_multipath_enabled, chap_username, chap_secret
+    is_multipath_enabled, chap_username, chap_secret, allow_unclaimed_multipath
         How a registration reconnects, as for ``iscsi.register_session``.
 
     Returns ``{"changes", "comments", "errors"}``; after making sessions non-persistent the
@@ -572,6 +589,7 @@ def ensure_persistence(
         multipath=bool(is_multipath_enabled),
         chap_username=_user(chap_username),
         chap_secret=_settings().secret(chap_secret),
+        allow_unclaimed_multipath=bool(allow_unclaimed_multipath),
         logins=login_selector(
             target_node_address or "*", target_portal, exclude_target_node_address
         )
@@ -868,6 +886,7 @@ def _target_spec(
     chap_username,
     chap_secret,
     initiator_chap_secret=None,
+    allow_unclaimed_multipath=False,
 ):
     """A TargetSpec from arguments; secrets resolved from sdb:// URIs, length-checked."""
     settings = _settings()
@@ -881,6 +900,7 @@ def _target_spec(
         chap_username=_user(chap_username),
         chap_secret=settings.secret(chap_secret),
         initiator_chap_secret=settings.secret(initiator_chap_secret, "initiator_chap_secret"),
+        allow_unclaimed_multipath=bool(allow_unclaimed_multipath),
     )
 
 
@@ -894,6 +914,7 @@ def connect_target(
     authentication_type=None,
     chap_username=None,
     chap_secret=None,
+    allow_unclaimed_multipath=False,
     test=None,
     computer_name=None,
     profile=None,
@@ -919,6 +940,11 @@ def connect_target(
         ``none``, ``one-way`` or ``mutual`` CHAP (mutual also needs the initiator's
         secret, ``iscsi.set_initiator_chap_secret``).
 
+    allow_unclaimed_multipath
+        With the MPIO flag, go on although the host's MPIO does not claim iSCSI disks
+        (Windows; otherwise refused before anything changes: each path would show the LUN
+        as a disk of its own, which can corrupt data). Default ``False``.
+
     Returns ``{"target", "portal", "status"}``: ``connected`` or ``would_connect``.
 
     CLI Example:
@@ -938,6 +964,7 @@ def connect_target(
         authentication_type,
         chap_username,
         chap_secret,
+        allow_unclaimed_multipath=allow_unclaimed_multipath,
     )
     test = _test(test)
     return _run(
@@ -981,6 +1008,27 @@ def disconnect_target(
     )
 
 
+def rescan(computer_name=None, profile=None, throttle_limit=0):
+    """
+    Ask the host to look again for LUNs and disks, e.g. after the array mapped a new LUN
+    to a connected target: ``Update-HostStorageCache`` on Windows (one PowerShell process),
+    ``iscsiadm -m session -R`` (every session) on Linux.
+
+    computer_name, profile, throttle_limit
+        Remote Windows computers over WinRM, as for ``iscsi.get_sessions``.
+
+    Returns ``{"status": "rescanned"}``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' iscsi.rescan
+        salt linux-mgmt iscsi.rescan computer_name=win01,win02
+    """
+    return _run(lambda host: host.rescan(), computer_name, profile, throttle_limit)
+
+
 def set_initiator_chap_secret(chap_secret, computer_name=None, profile=None, throttle_limit=0):
     """
     Set the initiator's own CHAP secret, which targets check in mutual CHAP
@@ -1009,6 +1057,8 @@ def ensure_connected(
     chap_username=None,
     chap_secret=None,
     initiator_chap_secret=None,
+    allow_unclaimed_multipath=False,
+    disk_timeout=None,
     test=None,
     computer_name=None,
     profile=None,
@@ -1028,6 +1078,13 @@ def ensure_connected(
     persistent, multipath, authentication, chap_username, chap_secret, initiator_chap_secret
         How it must reconnect; ``authentication``: ``none``, ``one-way`` or ``mutual``.
 
+    allow_unclaimed_multipath
+        As for ``iscsi.connect_target``.
+
+    disk_timeout
+        Seconds to wait for the disks of a session this call made (default 30); if none
+        appears, "session up, no disk" is an error.
+
     Returns ``{"changes", "comments", "errors"}``.
 
     CLI Example:
@@ -1045,11 +1102,12 @@ def ensure_connected(
         chap_username,
         chap_secret,
         initiator_chap_secret,
+        allow_unclaimed_multipath,
     )
     spec.check_credentials()
-    test = _test(test)
+    test, wait = _test(test), _seconds(disk_timeout, "disk_timeout", DISK_TIMEOUT)
     return _run(
-        lambda host: host.ensure_connected(spec, test),
+        lambda host: host.ensure_connected(spec, test, wait),
         computer_name,
         profile,
         throttle_limit,

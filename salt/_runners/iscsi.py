@@ -140,7 +140,7 @@ def report(tgt="*", tgt_type="glob", timeout=None, days=7, junit=None, html=None
     inventory
         ``True``: also list each minion's persistent sessions and persistent logins
         (``iscsi.get_sessions is_persistent=True``, ``iscsi.get_persistent_logins``): two
-        more jobs, the counts in ``hosts`` and the portals of violating sessions.
+        more jobs, their counts in ``hosts`` (violations name their portals either way).
 
     Returns lists of rows (for ``--out=yaml``, ``json`` or ``table``): ``hosts`` (one per
     minion, most violations first: ``status`` compliant, violating, error or no answer;

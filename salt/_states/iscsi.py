@@ -146,15 +146,18 @@ def persistent(
     is_multipath_enabled=False,
     chap_username=None,
     chap_secret=None,
+    allow_unclaimed_multipath=False,
 ):
     """
     Ensure that the selected iSCSI sessions are persistent: they reconnect at restart
     (``Register-IscsiSession`` where needed). Sessions are selected as for
     ``iscsi.not_persistent``.
 
-    is_multipath_enabled, chap_username, chap_secret
+    is_multipath_enabled, chap_username, chap_secret, allow_unclaimed_multipath
         As for ``iscsi.register_session``. Take the secret from pillar (or an ``sdb://``
-        URI); it never appears in the state's return or the logs.
+        URI); it never appears in the state's return or the logs. With the MPIO flag the
+        state fails, changing nothing, where MPIO does not claim iSCSI disks, unless
+        ``allow_unclaimed_multipath: True``.
 
     .. code-block:: yaml
 
@@ -179,6 +182,7 @@ def persistent(
         is_multipath_enabled=is_multipath_enabled,
         chap_username=chap_username,
         chap_secret=chap_secret,
+        allow_unclaimed_multipath=allow_unclaimed_multipath,
     )
 
 
@@ -269,6 +273,8 @@ def connected(
     chap_username=None,
     chap_secret=None,
     initiator_chap_secret=None,
+    allow_unclaimed_multipath=False,
+    disk_timeout=None,
 ):
     """
     Ensure a target is connected over the given portals (one session per path), with the
@@ -288,7 +294,13 @@ def connected(
         Reconnect at boot (default ``True``).
 
     multipath
-        MPIO: one session per path (``IsMultipathEnabled``).
+        MPIO: one session per path (``IsMultipathEnabled``). Refused (the state fails,
+        changing nothing) where MPIO does not claim iSCSI disks (Windows: MSDSM's automatic
+        claim or supported hardware), unless ``allow_unclaimed_multipath: True``.
+
+    disk_timeout
+        Seconds to wait for the disks of a session the state made (default 30): a session
+        up with no disk fails the state ("session up, no disk").
 
     authentication, chap_username, chap_secret, initiator_chap_secret
         ``none``, ``one-way`` or ``mutual`` CHAP; mutual also needs the initiator's own
@@ -319,6 +331,8 @@ def connected(
         chap_username=chap_username,
         chap_secret=chap_secret,
         initiator_chap_secret=initiator_chap_secret,
+        allow_unclaimed_multipath=allow_unclaimed_multipath,
+        disk_timeout=disk_timeout,
     )
 
 

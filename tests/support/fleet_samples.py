@@ -25,8 +25,14 @@ def check(*violations: dict) -> dict:
     return {"compliant": not violations, "rules": 2, "violations": list(violations)}
 
 
-def session_violation(n: int, rule: str = NP, target: str = T) -> dict:
-    return {"rule": rule, "kind": "session", "target": target, "session": SID.format(n)}
+def session_violation(n: int, rule: str = NP, target: str = T, portal: str = "10.0.0.5") -> dict:
+    return {
+        "rule": rule,
+        "kind": "session",
+        "target": target,
+        "session": SID.format(n),
+        "portal": f"{portal}:3260",
+    }
 
 
 def login_violation(target: str, portal: str = "10.0.9.9:3260", entries: int = 1) -> dict:

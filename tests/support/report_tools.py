@@ -103,6 +103,9 @@ class Browser:
         return target
 
 
+_VOID = {"area", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "wbr"}
+
+
 class _PageReader(HTMLParser):
     """The rows of ``table#hosts`` and the text of elements with an id, from a DOM dump."""
 
@@ -127,7 +130,7 @@ class _PageReader(HTMLParser):
             self._cell = []
         if tag == "tbody":
             self._in_body = True
-        if attrs.get("id"):
+        if attrs.get("id") and tag not in _VOID:  # a void element has no text, no end tag
             self._open_ids.append((tag, attrs["id"], []))
 
     def handle_endtag(self, tag):

@@ -84,7 +84,13 @@ def test_violations_are_persistent_sessions_and_logins_the_rules_forbid():
     stale = "iqn.1991-05.com.contoso:backup-down"
     logins = [login(), login(stale), login(stale), login("iqn.1991-05.com.contoso:db-1")]
     assert policy.violations(sessions, logins) == [
-        {"rule": "iscsi-policy-not-persistent-1", "kind": "session", "target": T, "session": "s1"},
+        {
+            "rule": "iscsi-policy-not-persistent-1",
+            "kind": "session",
+            "target": T,
+            "session": "s1",
+            "portal": "10.0.9.1:3260",
+        },
         {
             "rule": "iscsi-policy-not-persistent-1",
             "kind": "persistent_login",
@@ -193,7 +199,37 @@ def test_connected_and_absent_violations():
     db = session("s1", target="iqn.x:db-01", portal="10.0.1.5")
     old = session("s2", target="iqn.x:old-1", persistent=False)
     found = policy.violations([db, old], [login("iqn.x:db-01", "10.0.1.5")])
-    assert [(v["kind"], v.get("problem") or v.get("session")) for v in found] == [
-        ("connection", "iqn.x:db-01 is not connected via 10.0.2.5:3260"),
-        ("session", "s2"),
+    assert [(v["kind"], v.get("problem") or v.get("session"), v["portal"]) for v in found] == [
+        ("path", "1 of 2 paths live: none via 10.0.2.5:3260", "10.0.2.5:3260"),
+        ("session", "s2", "10.0.9.1:3260"),  # not persistent, yet its portal is named
     ]
+
+
+def test_a_path_is_live_only_while_its_session_is_connected():
+    policy = Policy.parse(
+        {"connected": [{"target": "iqn.x:db-01", "portals": ["10.0.1.5", "10.0.2.5"]}]}
+    )
+    one = session("s1", target="iqn.x:db-01", portal="10.0.1.5")
+    two = {**session("s2", target="iqn.x:db-01", portal="10.0.2.5"), "IsConnected": False}
+    logins = [login("iqn.x:db-01", "10.0.1.5"), login("iqn.x:db-01", "10.0.2.5")]
+    (path,) = policy.violations([one, two], logins)
+    assert (path["kind"], path["portal"]) == ("path", "10.0.2.5:3260")
+    assert policy.violations([one, {**two, "IsConnected": True}], logins) == []
+    # No path at all: one path violation per portal, nothing else to judge.
+    assert [(v["kind"], v["problem"]) for v in policy.violations([], logins)] == [
+        ("path", "0 of 2 paths live: none via 10.0.1.5:3260"),
+        ("path", "0 of 2 paths live: none via 10.0.2.5:3260"),
+    ]
+    # Without portals a rule means "any path": not connected is a connection violation.
+    anyway = Policy.parse({"connected": [{"target": "iqn.x:db-01", "persistent": False}]})
+    assert [v["kind"] for v in anyway.violations([], [])] == ["connection"]
+
+
+def test_a_connected_rule_may_allow_unclaimed_multipath():
+    rule = {"target": "iqn.x:db-01", "multipath": True, "allow_unclaimed_multipath": True}
+    (connected,) = Policy.parse({"connected": [rule]}).rules
+    assert connected.state_args["allow_unclaimed_multipath"] is True
+    (plain,) = Policy.parse({"connected": [{"target": "iqn.x:db-01"}]}).rules
+    assert "allow_unclaimed_multipath" not in plain.state_args
+    with pytest.raises(PolicyError, match="allow_unclaimed_multipath must be True or False"):
+        Policy.parse({"connected": [{**rule, "allow_unclaimed_multipath": "yes"}]})

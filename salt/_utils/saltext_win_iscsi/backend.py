@@ -159,8 +159,15 @@ class Backend(abc.ABC):
     def set_initiator_chap_secret(self, secret: str) -> dict:
         raise self.unsupported("the initiator's CHAP secret")
 
-    def ensure_connected(self, spec: TargetSpec, test: bool) -> dict:
+    def ensure_connected(self, spec: TargetSpec, test: bool, disk_timeout: float) -> dict:
+        """Connect as ``spec`` wants; then wait up to ``disk_timeout`` seconds for the disks
+        of a session it made ("session up, no disk" is an error). With ``multipath``,
+        refused where MPIO does not claim iSCSI disks unless the spec allows it."""
         raise self.unsupported("connections")
+
+    def rescan(self) -> dict:
+        """Ask the host to look for new LUNs and disks: ``{"status": "rescanned"}``."""
+        raise self.unsupported("rescans")
 
     def ensure_absent(
         self, targets: list[str], force: bool, keep_portals: list[Portal], test: bool

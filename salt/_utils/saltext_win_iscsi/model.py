@@ -73,6 +73,17 @@ def portal_label(address: object, port: object) -> str:
     return f"[{text}]:{port}" if ":" in text else f"{text}:{port}"
 
 
+def session_portals(session: dict) -> str:
+    """The labels of the portals a session's connections go to, comma-separated ("" for
+    a session listed without its connections)."""
+    found: list[str] = []
+    for conn in session.get("Connections") or []:
+        portal = portal_label(conn.get("TargetAddress"), conn.get("TargetPortNumber"))
+        if portal not in found:
+            found.append(portal)
+    return ", ".join(found)
+
+
 def login_portal(login: dict) -> str:
     """The label of a persistent login's portal."""
     return portal_label(login.get("TargetPortalAddress"), login.get("TargetPortalPort"))

@@ -12,7 +12,8 @@ this one parser and the same selectors, so they cannot disagree about what a rul
           - target: 'iqn.1991-05.com.contoso:db-01'
             portals: ['10.0.1.5', '10.0.2.5']   # one session per path
             persistent: True
-            multipath: True
+            multipath: True          # refused where MPIO does not claim iSCSI disks, unless
+            allow_unclaimed_multipath: False  # True: connect with MPIO all the same
             authentication: one-way  # none | one-way | mutual
             chap_username: host1
             chap_secret: sdb://vault/iscsi/db-01
@@ -35,14 +36,14 @@ Rules that contradict each other (a target both connected and matched by a
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import salt.utils.data
 
 from saltext_win_iscsi.errors import IscsiInputError
-from saltext_win_iscsi.model import Portal, authentication, login_portal
+from saltext_win_iscsi.model import Portal, authentication, login_portal, session_portals
 from saltext_win_iscsi.selection import Selector, as_list, glob, login_selector
-from saltext_win_iscsi.spec import TargetSpec, path_problems
+from saltext_win_iscsi.spec import TargetSpec, missing_paths, path_problems
 
 try:  # Salt 3008 wraps pillar in MaskedDict/MaskedList: plain values, masked repr
     from salt.utils.secret import expose
@@ -65,6 +66,7 @@ RULE_KEYS = {
         "chap_username",
         "chap_secret",
         "initiator_chap_secret",
+        "allow_unclaimed_multipath",
     },
     "not_persistent": {"target", "portal", "initiator"},
     "absent": {"target", "force"},
@@ -199,6 +201,11 @@ class Policy:
             "rules": self.rule_count,
             "violations": violations,
             "risks": self.risks(defaults),
+            # The initiator names the sessions go out as: the fleet report flags names
+            # several minions share (cloned hosts break the targets' ACLs).
+            "initiators": sorted(
+                {str(s["InitiatorNodeAddress"]) for s in sessions if s.get("InitiatorNodeAddress")}
+            ),
         }
 
     @property
@@ -208,7 +215,9 @@ class Policy:
 
     @property
     def needs_connections(self) -> bool:
-        return any(rule.portal or rule.kind == "connected" for rule in self.rules)
+        """Whether sessions are read with their connections: every rule needs them, to
+        match portals or to name the portal of a session it reports."""
+        return bool(self.rules)
 
     def of_kind(self, kind: str) -> list[Rule]:
         return [rule for rule in self.rules if rule.kind == kind]
@@ -335,18 +344,37 @@ class Policy:
         found = self._default_violations(defaults or {})
         for rule in self.rules:
             if rule.kind == "connected":
-                found += [
-                    {
-                        "rule": rule.state_id,
-                        "kind": "connection",
-                        "target": rule.target[0],
-                        "problem": p,
-                    }
-                    for p in path_problems(rule.spec(), sessions, logins)
-                ]
+                found += _connected(rule, sessions, logins)
             else:
                 found += _forbidden(rule, sessions, logins)
         return found
+
+
+def _connected(rule: Rule, sessions: list[dict], logins: list[dict]) -> list[dict]:
+    """A connected rule: a ``path`` violation per wanted portal without a live session
+    (naming it), then a ``connection`` violation per other difference (persistence, MPIO
+    flag, authentication; "not connected" where the rule names no portals)."""
+    spec = rule.spec()
+    missing = missing_paths(spec, sessions)
+    live = len(spec.portals) - len(missing)
+    found = [
+        {
+            "rule": rule.state_id,
+            "kind": "path",
+            "target": spec.node_address,
+            "portal": portal.label,
+            "problem": f"{live} of {len(spec.portals)} paths live: none via {portal.label}",
+        }
+        for portal in missing
+    ]
+    if missing and not live:
+        return found  # nothing else can be judged on paths that are not there
+    present = replace(spec, portals=tuple(p for p in spec.portals if p not in missing))
+    found += [
+        {"rule": rule.state_id, "kind": "connection", "target": spec.node_address, "problem": p}
+        for p in path_problems(present, sessions, logins)
+    ]
+    return found
 
 
 def _forbidden(rule: Rule, sessions: list[dict], logins: list[dict]) -> list[dict]:
@@ -366,6 +394,7 @@ def _forbidden(rule: Rule, sessions: list[dict], logins: list[dict]) -> list[dic
                     "kind": "session",
                     "target": target,
                     "session": session.get("SessionIdentifier"),
+                    "portal": session_portals(session),
                 }
             )
     logins_of_rule = rule.logins()
@@ -427,6 +456,10 @@ def _connected_options(item: dict, where: str) -> dict:
         "persistent": _flag(item, "persistent", True, where),
         "multipath": _flag(item, "multipath", False, where),
     }
+    if item.get("allow_unclaimed_multipath") is not None:
+        options["allow_unclaimed_multipath"] = _flag(
+            item, "allow_unclaimed_multipath", False, where
+        )
     portals = item.get("portals")
     if portals is not None:
         if isinstance(portals, (str, dict)):

@@ -12,6 +12,9 @@ from saltext_win_iscsi.errors import IscsiInputError
 from saltext_win_iscsi.model import Portal
 from saltext_win_iscsi.selection import Selector
 
+# Seconds ``iscsi.connected`` waits for the disks of a session it made (LUN availability).
+DISK_TIMEOUT = 30.0
+
 
 @dataclass(frozen=True)
 class PersistenceSpec:
@@ -24,6 +27,8 @@ class PersistenceSpec:
     multipath: bool = False
     chap_username: str | None = None
     chap_secret: str | None = field(default=None, repr=False)
+    # Register with MPIO although the host's MPIO does not claim iSCSI disks.
+    allow_unclaimed_multipath: bool = False
     # The states only: also the persistent logins this selects that no persistent session
     # stands for (targets down today that would reconnect at the next boot).
     logins: Selector | None = None
@@ -84,6 +89,8 @@ class TargetSpec:
     chap_username: str | None = None
     chap_secret: str | None = field(default=None, repr=False)
     initiator_chap_secret: str | None = field(default=None, repr=False)
+    # Connect with MPIO although the host's MPIO does not claim iSCSI disks.
+    allow_unclaimed_multipath: bool = False
 
     @property
     def secrets(self) -> dict[str, str] | None:
@@ -109,6 +116,18 @@ class TargetSpec:
             and (login.get("AuthenticationType") or "NONE") == self.authentication
             and (self.chap_username is None or login.get("ChapUsername") == self.chap_username)
         )
+
+
+def refuse_unclaimed_multipath(why: str) -> IscsiInputError:
+    """The refusal of the MPIO flag on a host whose MPIO does not claim iSCSI disks (``why``
+    says what the host shows): each path would then show the LUN as a disk of its own,
+    which "can cause data corruption" (os-win)."""
+    return IscsiInputError(
+        f"iscsi: refusing multipath: {why}, so each path would show the LUN as a separate "
+        "disk, which can corrupt data. Claim iSCSI disks for MPIO first "
+        "(Enable-MSDSMAutomaticClaim -BusType iSCSI, then restart) or, knowing the risk, "
+        "pass allow_unclaimed_multipath=True"
+    )
 
 
 def same_target(session_or_login: dict, node_address: str) -> bool:
@@ -154,6 +173,17 @@ def logins_on(logins: list[dict], spec: TargetSpec, portal: Portal | None) -> li
             or portal.same_as(lg.get("TargetPortalAddress"), lg.get("TargetPortalPort"))
         )
     ]
+
+
+def missing_paths(spec: TargetSpec, sessions: list[dict]) -> list[Portal]:
+    """The wanted portals with no live session of the target (a session that is
+    reconnecting, ``IsConnected`` False, is no live path)."""
+    live = [
+        s
+        for s in sessions
+        if same_target(s, spec.node_address) and s.get("IsConnected") is not False
+    ]
+    return [p for p in spec.portals if not any(on_portal(s, p) for s in live)]
 
 
 def path_problems(spec: TargetSpec, sessions: list[dict], logins: list[dict]) -> list[str]:

@@ -169,9 +169,10 @@ def test_report_shows_every_host(
     ]
     seed = sorted(hosts["violating"].persistent_ids())
     assert violations == [
-        *[(RULES[0], "session", SEED_TARGET, sid, "", "") for sid in seed],
+        *[(RULES[0], "session", SEED_TARGET, sid, "10.0.0.5:3260", "") for sid in seed],
         (RULES[0], "persistent_login", OFFLINE, "", "10.0.9.9:3260", "1 entry"),
-        (RULES[1], "session", ABSENT_TARGET, violations[4][3], "", ""),
+        # Not persistent, so never in the inventory: its portal comes from the check itself.
+        (RULES[1], "session", ABSENT_TARGET, violations[4][3], "10.0.7.1:3260", ""),
     ]
     totals = ret["totals"][0]
     assert {k: totals[k] for k in ("hosts", "compliant", "violating", "error", "no answer")} == {

@@ -17,13 +17,20 @@ observes it:
 - ``IsPersistent`` at connect adds a persistent login; disconnecting leaves the persistent
   logins in place (the target comes back at boot); a session whose disk is in use cannot
   be logged out (0xEFFF0040);
-- each session shows the target's disks (the same disk behind every path).
+- each session shows the target's disks (the same disk behind every path); a target's
+  disks may show late (``disks_after`` seconds after the login: a LUN the array maps or
+  presents late; GUESS how long Windows takes), only after a rescan (``"rescan"``:
+  Update-HostStorageCache, as for a LUN mapped after the login, community.general#3763),
+  or never (None: no LUN mapped to this initiator);
+- MPIO's claim of iSCSI disks as Get-MSDSMAutomaticClaimSettings and Get-MSDSMSupportedHW
+  show it (``set_mpio``), read by the main script's ``mpio_claim``.
 """
 
 from __future__ import annotations
 
 import copy
 import hashlib
+import time
 from typing import Any
 
 ERR_CONNECTION_FAILED = ("Connection Failed.", 0xEFFF0003)
@@ -59,9 +66,12 @@ class LifecycleMixin:
         chap: tuple[str, str] | None = None,
         mutual_secret: str | None = None,
         disks: list[dict] | None = None,
+        disks_after: float | str | None = 0.0,
     ) -> None:
         """A target the SAN offers on ``portals`` ("address:port"), optionally requiring
-        CHAP (user, secret) and, for mutual CHAP, the initiator's secret."""
+        CHAP (user, secret) and, for mutual CHAP, the initiator's secret. ``disks_after``:
+        seconds after a login until its disks show, ``"rescan"`` (after the next rescan)
+        or None (never)."""
         with self.edit() as state:
             state["network"].append(
                 {
@@ -73,6 +83,7 @@ class LifecycleMixin:
                     "disks": disks
                     if disks is not None
                     else [{"FriendlyName": "SIM LUN", "Size": 1 << 30}],
+                    "disks_after": disks_after,
                 }
             )
 
@@ -102,6 +113,8 @@ class LifecycleMixin:
             "get_targets": self._get_targets,
             "connect_target": self._through("MSFT_iSCSITarget.Connect", self._connect_target),
             "disconnect": self._disconnect,
+            "mpio_claim": self._mpio_claim,
+            "rescan": self._rescan,
             "set_chap_secret": self._through(
                 "MSFT_iSCSISession.SetCHAPSecret", self._set_chap_secret
             ),
@@ -266,6 +279,8 @@ class LifecycleMixin:
         )
         session.update(AuthenticationType=auth, multipath=multipath)
         session["Disks"] = [self._disk(state, target, i, d) for i, d in enumerate(target["disks"])]
+        delay = target.get("disks_after", 0.0)
+        session["disks_at"] = time.time() + delay if isinstance(delay, (int, float)) else delay
         if request.get("is_persistent"):
             login = self._add_login(state, session, multipath)
             login.update(
@@ -295,6 +310,28 @@ class LifecycleMixin:
         }
         disk.update(copy.deepcopy(spec))
         return disk
+
+    def _mpio_claim(self, state: dict, request: dict, secrets: dict) -> dict:
+        """Get-MsdsmClaim: what the MPIO module's cmdlets show (nothing without it)."""
+        mpio = state["mpio"]
+        if not mpio["installed"]:
+            return {"claim": {"mpio": False, "automatic": False, "hardware": False}}
+        return {
+            "claim": {
+                "mpio": True,
+                "automatic": mpio["automatic"].get("iSCSI") is True,
+                "hardware": "MSFT2005iSCSIBusType_0x9" in mpio["supported_hw"],
+            }
+        }
+
+    def _rescan(self, state: dict, request: dict, secrets: dict) -> dict:
+        """Update-HostStorageCache: disks waiting for a rescan show from now on."""
+        self._check_storage_module(state)
+        state["rescans"] += 1
+        for session in state["sessions"]:
+            if session.get("disks_at") == "rescan":
+                session["disks_at"] = 0.0
+        return {}
 
     def _disconnect(self, state: dict, request: dict, secrets: dict) -> dict:
         results = []

@@ -34,6 +34,7 @@ import hashlib
 import json
 import os
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -122,6 +123,18 @@ DEFAULT_BEHAVIOUR = {
     # (both), "connection" (MSFT_iSCSIConnectionToDisk only: Microsoft documents that the
     # session's "may not be created" on Server 2016+) or "none". GUESS.
     "clustered_disk_association": "connection",
+}
+# MPIO and its Microsoft DSM (the MPIO module: Get-MSDSMAutomaticClaimSettings,
+# Get-MSDSMSupportedHW, learn.microsoft.com/powershell/module/mpio). "installed": the
+# Multipath-IO feature (without it the module and its cmdlets are absent); "automatic":
+# the automatic-claim setting per bus type (Enable-MSDSMAutomaticClaim -BusType iSCSI;
+# that the cmdlet answers a hashtable keyed by bus type is a GUESS); "supported_hw": the
+# MSDSM's supported hardware as VendorId + ProductId (mpclaim -i -d MSFT2005iSCSIBusType_0x9
+# adds the iSCSI bus's id). Default: a host with MPIO installed that claims iSCSI.
+DEFAULT_MPIO: dict[str, Any] = {
+    "installed": True,
+    "automatic": {"iSCSI": True, "SAS": False},
+    "supported_hw": ["MSFT2005iSCSIBusType_0x9"],
 }
 DEFAULT_FAULTS: dict[str, Any] = {
     "access_denied": False,  # every cmdlet: Access denied (not elevated)
@@ -288,6 +301,8 @@ def empty_state(observations: Any = None) -> dict:
         "network": [],  # what the SAN offers (lifecycle.add_network_target)
         "chap_secret_sha256": None,  # the initiator's mutual-CHAP secret
         "cluster_service_running": False,  # ClusSvc: a failover cluster node
+        "mpio": copy.deepcopy(DEFAULT_MPIO),  # set_mpio: the Multipath-IO feature, MSDSM
+        "rescans": 0,  # Update-HostStorageCache runs
         # The initiator's persistently bound volumes (MSiSCSIInitiator_PersistentDevices):
         # its service waits at start-up until each one is there.
         "bound_volumes": [],
@@ -576,6 +591,16 @@ class SimulatedHost(LifecycleMixin):
         """The failover cluster service (ClusSvc) runs on this host, or not."""
         with self.edit() as state:
             state["cluster_service_running"] = running
+
+    def set_mpio(self, installed: bool = True, claims_iscsi: bool = True) -> None:
+        """MPIO installed or not; its DSM claiming iSCSI disks (automatic claim and the
+        supported-hardware entry) or not."""
+        with self.edit() as state:
+            state["mpio"] = {
+                "installed": installed,
+                "automatic": {"iSCSI": claims_iscsi, "SAS": False},
+                "supported_hw": ["MSFT2005iSCSIBusType_0x9"] if claims_iscsi else [],
+            }
 
     def set_fault(self, name: str, value: Any) -> None:
         if name not in DEFAULT_FAULTS:
@@ -1022,10 +1047,16 @@ class SimulatedHost(LifecycleMixin):
                     ],
                 }
                 for disk in session.get("Disks", [])
-                if self._disk_found(state, disk)
+                if self._disk_found(state, disk) and self._disks_arrived(session)
             ]
             view["DisksUnknown"] = state["cluster_service_running"] and not view["Disks"]
         return view
+
+    @staticmethod
+    def _disks_arrived(session: dict) -> bool:
+        """Whether a session's disks show yet (``add_network_target(disks_after=...)``)."""
+        at = session.get("disks_at", 0.0)
+        return isinstance(at, (int, float)) and time.time() >= at
 
     @staticmethod
     def _disk_found(state: dict, disk: dict) -> bool:

@@ -123,6 +123,8 @@ def test_html_in_a_browser(tmp_path, browser):
         "5 hosts rendered: 2 violating, 1 error, 1 no answer, 1 compliant"
     )
     assert read.texts["filters"].startswith("All hostsviolating (2)error (1)")
+    (box,) = re.findall(r"<input[^>]*>", dom)  # the name filter, shown once the script ran
+    assert 'id="search"' in box and "hidden" not in box
     # ...and nothing from the data became markup or ran.
     assert "img" not in read.tags
     assert read.tags.count("script") == 1

@@ -29,7 +29,7 @@ class Question:
 # functions as a string: saltstack/salt#59141, still so in 3008.4), and the reactor's
 # remediation may start at any time.
 CHECK = Question("check", "iscsi.check_policy", [])
-SESSIONS = Question("sessions", "iscsi.get_sessions", ["is_persistent=True", "connections=True"])
+SESSIONS = Question("sessions", "iscsi.get_sessions", ["is_persistent=True"])
 LOGINS = Question("logins", "iscsi.get_persistent_logins", [])
 # The policy formula in test mode: the rules and what enforcing them would change. Queued
 # behind a state run in progress (the reactor's, say) instead of failing.

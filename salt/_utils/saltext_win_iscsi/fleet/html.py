@@ -5,7 +5,9 @@ No external assets (styles and the small script are inline). Every value from th
 (minion ids, IQNs, portals, error texts) is data and goes through ``html.escape``; on top
 of that the page's Content-Security-Policy allows no script but its own (by hash), so even
 a value that slipped through could not run code. The page reads fully without JavaScript;
-the script only adds the status filter and a count of the rows the browser rendered.
+the script only adds the filters (by status, and a box filtering hosts by name) and a count
+of the rows the browser rendered. At fleet scale (10,000 hosts) the page stays one static
+file: the summary, any duplicate initiator names and the filters come first.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ th{background:#e9edf3;font-size:13px}td.num{text-align:right}
 .badge{display:inline-block;white-space:nowrap;border-left:4px solid;padding:0 6px;background:#f4f6f9;border-radius:3px}
 details{background:#fff;border-radius:8px;box-shadow:0 1px 2px #0002;margin:10px 0;padding:8px 14px}
 summary{cursor:pointer;font-weight:600}.error-text{white-space:pre-wrap;color:#8d3b00}
+#search{margin:0 10px 10px 0;padding:4px 10px;border:1px solid #c3cad6;border-radius:14px;min-width:220px}
 #filters button{margin:0 6px 10px 0;padding:4px 10px;border:1px solid #c3cad6;border-radius:14px;background:#fff;cursor:pointer}
 #rendered{color:#5b6575;font-size:13px}footer{color:#5b6575;font-size:13px;margin-top:24px}
 """.strip()
@@ -56,16 +59,24 @@ SCRIPT = """
   var out = document.getElementById("rendered");
   out.textContent = rows.length + " hosts rendered: " +
     order.map(function (s) { return (counts[s] || 0) + " " + s; }).join(", ");
-  var nav = document.getElementById("filters");
+  var nav = document.getElementById("filters"), box = document.getElementById("search");
+  var status = "all";
+  function apply() {
+    var wanted = box.value.trim().toLowerCase();
+    rows.forEach(function (r) {
+      r.hidden = (status !== "all" && r.dataset.status !== status) ||
+        (wanted !== "" && r.cells[0].textContent.toLowerCase().indexOf(wanted) < 0);
+    });
+  }
   ["all"].concat(order).forEach(function (s) {
     var b = document.createElement("button");
     b.type = "button";
     b.textContent = s === "all" ? "All hosts" : s + " (" + (counts[s] || 0) + ")";
-    b.addEventListener("click", function () {
-      rows.forEach(function (r) { r.hidden = s !== "all" && r.dataset.status !== s; });
-    });
+    b.addEventListener("click", function () { status = s; apply(); });
     nav.appendChild(b);
   });
+  box.hidden = false;
+  box.addEventListener("input", apply);
 })();
 """.strip()
 
@@ -106,6 +117,26 @@ def _cards(report: FleetReport) -> str:
     return "".join(
         f'<div class="card {css}"><b>{count}</b><span>{_e(label)}</span></div>'
         for label, count, css in cards
+    )
+
+
+def _duplicates(report: FleetReport) -> str:
+    """The initiator names several minions share: cloned hosts the targets' ACLs cannot
+    tell apart."""
+    duplicates = report.duplicate_initiators
+    if not duplicates:
+        return ""
+    table = _table(
+        ["initiator name", "minions", "shared by"],
+        [
+            [f"<code>{_e(name)}</code>", _e(", ".join(minions)), str(len(minions))]
+            for name, minions in duplicates
+        ],
+    )
+    return (
+        '<section id="duplicates"><h2>Duplicate initiator names</h2><p>Several minions '
+        "log in with the same initiator IQN: a target's ACL cannot tell them apart (give "
+        f"each host its own name).</p>{table}</section>"
     )
 
 
@@ -240,7 +271,8 @@ def render(report: FleetReport) -> str:
 <p class="meta">Target <code>{_e(report.target)}</code> · generated {_e(report.generated)} · remediation history: last {report.days:g} days</p>
 <section class="cards">{_cards(report)}</section>
 {_verdict(report)}
-<nav id="filters"></nav>
+{_duplicates(report)}
+<nav id="filters"><input id="search" type="search" placeholder="Filter hosts by name" aria-label="Filter hosts by name" hidden></nav>
 {table}
 <p id="rendered"></p>
 <h2>Hosts</h2>

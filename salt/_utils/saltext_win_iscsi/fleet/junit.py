@@ -3,7 +3,9 @@
 One ``testsuite`` per minion, one ``testcase`` per minion and rule: a violation of the
 rule is a ``failure``; a host that could not be checked (PowerShell failed, the policy is
 malformed, the minion did not answer) gives an ``error``. A host with no rules, or one
-that could not say which rules it has, gets one test case named ``policy``. Valid against
+that could not say which rules it has, gets one test case named ``policy``. Initiator
+names several minions share make one more suite, ``duplicate initiator names``: a failing
+test case per name, listing the minions. Valid against
 the common JUnit schema (``junit-10.xsd``, as pytest's own tests use).
 """
 
@@ -13,6 +15,8 @@ import re
 import xml.etree.ElementTree as ET
 
 from saltext_win_iscsi.fleet.report import ERROR, NO_ANSWER, FleetReport, HostReport, Violation
+
+DUPLICATES_SUITE = "duplicate initiator names"
 
 # Characters XML 1.0 cannot carry at all (not even escaped): written as \xNN instead.
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
@@ -98,6 +102,25 @@ def render(report: FleetReport, elapsed: float = 0.0) -> str:
                 for r in runs
             ]
             _element(suite, "system-out", "Remediation runs:\n" + "\n".join(lines))
+    duplicates = report.duplicate_initiators
+    if duplicates:
+        suite = _element(
+            root,
+            "testsuite",
+            name=DUPLICATES_SUITE,
+            skipped=0,
+            timestamp=report.generated,
+            hostname="master",
+            tests=len(duplicates),
+            failures=len(duplicates),
+            errors=0,
+        )
+        for name, minions in duplicates:
+            case = _element(suite, "testcase", name=name, classname=DUPLICATES_SUITE)
+            message = f"{len(minions)} minions share this initiator name"
+            _element(case, "failure", "\n".join(minions), message=message, type="failure")
+        totals["tests"] += len(duplicates)
+        totals["failures"] += len(duplicates)
     for key, value in totals.items():
         root.set(key, str(value))
     root.set("time", f"{elapsed:.3f}")

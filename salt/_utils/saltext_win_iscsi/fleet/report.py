@@ -12,10 +12,8 @@ Nothing here talks to Salt: the answers come in as plain data.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
-
-from saltext_win_iscsi.model import portal_label
 
 # What a host can be, worst first for people reading the report.
 COMPLIANT, VIOLATING, ERROR, NO_ANSWER = "compliant", "violating", "error", "no answer"
@@ -56,6 +54,7 @@ class HostReport:
     persistent_sessions: int | None = None
     persistent_logins: int | None = None
     risks: list[str] = field(default_factory=list)  # what may break the policy later
+    initiators: list[str] = field(default_factory=list)  # the IQNs its sessions go out as
 
     @property
     def compliant(self) -> bool:
@@ -105,6 +104,19 @@ class FleetReport:
         counts["hosts remediated"] = len({r.minion for r in self.remediation if r.changes})
         return counts
 
+    @property
+    def duplicate_initiators(self) -> list[tuple[str, list[str]]]:
+        """``(IQN, minions)`` for each initiator name several minions report (IQNs compare
+        case-insensitively, RFC 3722), most minions first."""
+        seen: dict[str, tuple[str, list[str]]] = {}
+        for host in sorted(self.hosts, key=lambda h: h.minion):
+            for name in host.initiators:
+                minions = seen.setdefault(name.lower(), (name, []))[1]
+                if host.minion not in minions:
+                    minions.append(host.minion)
+        shared = [entry for entry in seen.values() if len(entry[1]) > 1]
+        return sorted(shared, key=lambda e: (-len(e[1]), e[0].lower()))
+
     def remediation_of(self, minion: str) -> list[Remediation]:
         return [r for r in self.remediation if r.minion == minion]
 
@@ -145,6 +157,12 @@ class FleetReport:
         risks = [{"minion": h.minion, "risk": r} for h in self.hosts for r in h.risks]
         if risks:
             ret["risks"] = risks
+        duplicates = self.duplicate_initiators
+        if duplicates:
+            ret["duplicate initiators"] = [
+                {"initiator": name, "minions": ", ".join(minions), "count": len(minions)}
+                for name, minions in duplicates
+            ]
         if self.notes:
             ret["notes"] = list(self.notes)
         return ret
@@ -181,15 +199,6 @@ def error_text(value: Any) -> str:
     return text
 
 
-def _portals(session: dict) -> str:
-    found = []
-    for conn in session.get("Connections") or []:
-        portal = portal_label(conn.get("TargetAddress"), conn.get("TargetPortNumber"))
-        if portal not in found:
-            found.append(portal)
-    return ", ".join(found)
-
-
 def _violation(raw: dict) -> Violation:
     kind = str(raw.get("kind", ""))
     if kind == "persistent_login":
@@ -213,6 +222,7 @@ def read_check(host: HostReport, answer: Any) -> list[str]:
         return [error_text(answer) or "the policy check returned nothing"]
     host.violations = [_violation(v) for v in answer["violations"] if isinstance(v, dict)]
     host.risks = [str(r.get("detail")) for r in answer.get("risks") or [] if isinstance(r, dict)]
+    host.initiators = [str(name) for name in answer.get("initiators") or [] if name]
     for v in host.violations:
         if v.rule and v.rule not in host.rules:
             host.rules.append(v.rule)
@@ -220,16 +230,11 @@ def read_check(host: HostReport, answer: Any) -> list[str]:
 
 
 def read_sessions(host: HostReport, answer: Any) -> list[str]:
-    """``iscsi.get_sessions is_persistent=True connections=True``: how many sessions
-    reconnect at boot, and the portals of the violating ones."""
+    """``iscsi.get_sessions is_persistent=True``: how many sessions reconnect at boot.
+    (Violations name their portals themselves, as the policy check found them.)"""
     if not isinstance(answer, list):
         return [error_text(answer) or "the session list returned nothing"]
     host.persistent_sessions = len(answer)
-    portals = {str(s.get("SessionIdentifier")): _portals(s) for s in answer if isinstance(s, dict)}
-    host.violations = [
-        replace(v, portal=portals[v.session]) if not v.portal and v.session in portals else v
-        for v in host.violations
-    ]
     return []
 
 

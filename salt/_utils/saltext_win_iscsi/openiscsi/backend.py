@@ -120,8 +120,15 @@ class OpenIscsiBackend(Backend):
             "initiator_chap_secret to iscsi.connected (or iscsi.ensure_connected)"
         )
 
-    def ensure_connected(self, spec: TargetSpec, test: bool) -> dict:
-        return desired.ensure_connected(self._host, spec, test)
+    def ensure_connected(self, spec: TargetSpec, test: bool, disk_timeout: float) -> dict:
+        # No MPIO claim to check: open-iscsi logs in the same with or without multipath;
+        # dm-multipath claims disks by its own configuration, which this extension leaves
+        # alone (docs/linux.md).
+        return desired.ensure_connected(self._host, spec, test, disk_timeout)
+
+    def rescan(self) -> dict:
+        self._adm.rescan()
+        return {"status": "rescanned"}
 
     def ensure_absent(
         self, targets: list[str], force: bool, keep_portals: list[Portal], test: bool

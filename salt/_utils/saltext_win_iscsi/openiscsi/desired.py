@@ -6,6 +6,7 @@ reports. The outcome is ``{"changes", "comments", "errors"}`` (``outcome.Outcome
 
 from __future__ import annotations
 
+from saltext_win_iscsi import luns
 from saltext_win_iscsi.errors import IscsiError
 from saltext_win_iscsi.model import Portal
 from saltext_win_iscsi.openiscsi import lifecycle, records
@@ -61,10 +62,11 @@ def ensure_portal(host: Host, spec: PortalSpec, present: bool, test: bool) -> di
     return report.result()
 
 
-def ensure_connected(host: Host, spec: TargetSpec, test: bool) -> dict:
+def ensure_connected(host: Host, spec: TargetSpec, test: bool, disk_timeout: float) -> dict:
     """Discover through missing portals, log in over each missing path, fix the startup
     mode and CHAP of each path's record where they differ; then read again and report what
-    still differs as errors."""
+    still differs as errors, and wait up to ``disk_timeout`` seconds for the disks of a
+    session it made."""
     report = Outcome(spec.secrets)
     nothing = f"{spec.node_address} is connected as wanted."
     known = lifecycle.portals(host)
@@ -98,6 +100,8 @@ def ensure_connected(host: Host, spec: TargetSpec, test: bool) -> dict:
         now = read_records(host.adm)
         for problem in path_problems(spec, read_sessions(host.adm, now), logins_of(now)):
             report.error(f"after the changes, {problem}")
+        if not report.errors and luns.made_a_session(report):
+            luns.wait_for_disks(lambda: read_sessions(host.adm), spec, disk_timeout, report)
     return report.summary(test, "connect", nothing)
 
 

@@ -196,6 +196,10 @@ class Iscsiadm:
         """``iscsiadm -m session``: a line per session (``""`` when there is none)."""
         return self.run(["-m", "session"], empty_ok=True)
 
+    def rescan(self) -> None:
+        """``iscsiadm -m session -R``: every session rescans for new LUNs (none: a no-op)."""
+        self.run(["-m", "session", "-R"], empty_ok=True)
+
     def node_records(self) -> str:
         """``iscsiadm -m node -o show``: every node record (``""`` when there is none)."""
         return self.run(["-m", "node", "-o", "show"], empty_ok=True)

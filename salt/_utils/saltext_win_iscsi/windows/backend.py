@@ -93,6 +93,7 @@ class WindowsBackend(Backend):
 
     def change_persistence(self, spec: PersistenceSpec, test: bool, passthru: bool) -> Any:
         with self._host() as host:
+            lifecycle.check_multipath_claim(host, _mpio_asked(spec))
             return persistence.change_persistence(host, spec, test, passthru)
 
     def remove_persistent_logins(self, select: Selector, test: bool) -> list[dict]:
@@ -130,6 +131,7 @@ class WindowsBackend(Backend):
 
     def connect_target(self, spec: TargetSpec, test: bool) -> dict:
         with self._host() as host:
+            lifecycle.check_multipath_claim(host, _mpio_asked(spec))
             return lifecycle.connect_target(host, spec, test)
 
     def disconnect_target(self, select: Selector, test: bool) -> dict:
@@ -140,12 +142,23 @@ class WindowsBackend(Backend):
         with self._host() as host:
             return lifecycle.set_initiator_chap_secret(host, secret)
 
-    def ensure_connected(self, spec: TargetSpec, test: bool) -> dict:
+    def ensure_connected(self, spec: TargetSpec, test: bool, disk_timeout: float) -> dict:
         with self._host() as host:
-            return desired.ensure_connected(host, spec, test)
+            lifecycle.check_multipath_claim(host, _mpio_asked(spec))
+            return desired.ensure_connected(host, spec, test, disk_timeout)
+
+    def rescan(self) -> dict:
+        with self._host() as host:
+            return lifecycle.rescan(host)
 
     def ensure_absent(
         self, targets: list[str], force: bool, keep_portals: list[Portal], test: bool
     ) -> dict:
         with self._host() as host:
             return desired.ensure_absent(host, targets, force, keep_portals, test)
+
+
+def _mpio_asked(spec: PersistenceSpec | TargetSpec) -> bool:
+    """Whether the MPIO flag is asked for without the override (registering or connecting)."""
+    registers = not isinstance(spec, PersistenceSpec) or spec.persistent
+    return registers and spec.multipath and not spec.allow_unclaimed_multipath

@@ -9,6 +9,7 @@ return, the module returns it as is.
 
 from __future__ import annotations
 
+from saltext_win_iscsi import luns
 from saltext_win_iscsi.errors import IscsiError
 from saltext_win_iscsi.model import Portal, login_portal
 from saltext_win_iscsi.outcome import Outcome
@@ -55,9 +56,10 @@ def ensure_portal(host: HostCall, spec: PortalSpec, present: bool, test: bool) -
     return report.result()
 
 
-def ensure_connected(host: HostCall, spec: TargetSpec, test: bool) -> dict:
+def ensure_connected(host: HostCall, spec: TargetSpec, test: bool, disk_timeout: float) -> dict:
     """Add missing portals, discover, connect each missing path, fix persistence where it
-    differs; then read again and report what still differs as errors."""
+    differs; then read again and report what still differs as errors, and wait up to
+    ``disk_timeout`` seconds for the disks of a session it made."""
     report = Outcome(spec.secrets)
     nothing = f"{spec.node_address} is connected as wanted."
     portals = lifecycle.target_portals(host)
@@ -83,6 +85,8 @@ def ensure_connected(host: HostCall, spec: TargetSpec, test: bool) -> dict:
         after_sessions = host.sessions(connections=True)
         for problem in path_problems(spec, after_sessions, host.logins()):
             report.error(f"after the changes, {problem}")
+        if not report.errors and luns.made_a_session(report):
+            luns.wait_for_disks(lambda: host.sessions(disks=True), spec, disk_timeout, report)
     return report.summary(test, "connect", nothing)
 
 

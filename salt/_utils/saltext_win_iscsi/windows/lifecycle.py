@@ -13,7 +13,7 @@ from saltext_win_iscsi.errors import IscsiError
 from saltext_win_iscsi.model import Portal
 from saltext_win_iscsi.outcome import scrub
 from saltext_win_iscsi.selection import Selector
-from saltext_win_iscsi.spec import PortalSpec, TargetSpec
+from saltext_win_iscsi.spec import PortalSpec, TargetSpec, refuse_unclaimed_multipath
 from saltext_win_iscsi.windows.hostcall import HostCall
 from saltext_win_iscsi.windows.protocol import describe_windows_error
 
@@ -158,6 +158,27 @@ def disconnect_target(host: HostCall, select: Selector, test: bool) -> dict:
         if error is not None:
             report[sid]["error"] = describe_windows_error(error)
     return report
+
+
+def check_multipath_claim(host: HostCall, multipath: bool) -> None:
+    """Refuse the MPIO flag (before anything changes) unless MPIO's DSM claims iSCSI disks:
+    ``mpio_claim`` reads the MPIO module's settings in this host call."""
+    if not multipath:
+        return
+    claim = host.request("mpio_claim")["claim"]
+    if not claim["mpio"]:
+        raise refuse_unclaimed_multipath("the Multipath-IO feature is not installed")
+    if not (claim["automatic"] or claim["hardware"]):
+        raise refuse_unclaimed_multipath(
+            "MPIO's Microsoft DSM does not claim iSCSI disks (no automatic claim for iSCSI, "
+            "MSFT2005iSCSIBusType_0x9 not among its supported hardware)"
+        )
+
+
+def rescan(host: HostCall) -> dict:
+    """Update-HostStorageCache: look again for disks (a LUN mapped after the login)."""
+    _done(host, "rescan", "rescan the storage")
+    return {"status": "rescanned"}
 
 
 def set_initiator_chap_secret(host: HostCall, secret: str) -> dict:

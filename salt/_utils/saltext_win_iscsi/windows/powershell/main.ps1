@@ -446,6 +446,29 @@ function Remove-PersistentLogin($Login) {
     Invoke-Iscsicli $arguments
 }
 
+function Get-MsdsmClaim {
+    # Whether MPIO's Microsoft DSM claims iSCSI disks: iSCSI among its automatic-claim bus
+    # types (Get-MSDSMAutomaticClaimSettings; Enable-MSDSMAutomaticClaim -BusType iSCSI) or
+    # the iSCSI bus's hardware id MSFT2005iSCSIBusType_0x9 in its supported hardware
+    # (Get-MSDSMSupportedHW: VendorId MSFT2005, ProductId iSCSIBusType_0x9; what
+    # mpclaim -i -d MSFT2005iSCSIBusType_0x9 adds). Without the Multipath-IO feature the
+    # MPIO module is not there: nothing claims anything.
+    $claim = [ordered]@{ mpio = $false; automatic = $false; hardware = $false }
+    if (@(Get-Module -ListAvailable -Name 'MPIO' -ErrorAction Stop).Count -eq 0) {
+        return $claim
+    }
+    Import-Required @('MPIO')
+    $claim['mpio'] = $true
+    $settings = Get-MSDSMAutomaticClaimSettings -ErrorAction Stop
+    $claim['automatic'] = ($null -ne $settings) -and ($settings.iSCSI -eq $true)
+    foreach ($item in @(Get-MSDSMSupportedHW -ErrorAction Stop)) {
+        if (([string]$item.VendorId + [string]$item.ProductId) -eq 'MSFT2005iSCSIBusType_0x9') {
+            $claim['hardware'] = $true
+        }
+    }
+    $claim
+}
+
 function Get-Digest([bool]$WithSessions) {
     # What the beacon compares between ticks: the persistent-login list and, when the policy
     # has rules on sessions as such, every session's persistence and connection state (a
@@ -649,6 +672,14 @@ function Invoke-Request([string]$Payload) {
                     MethodName = 'SetCHAPSecret'; Arguments = @{ ChapSecret = $secret['chap_secret'] }
                 }
                 Invoke-CheckedMethod $call 'MSFT_iSCSISession.SetCHAPSecret'
+            }
+            'mpio_claim' {
+                $response['claim'] = Get-MsdsmClaim
+            }
+            'rescan' {
+                # Update-HostStorageCache: the Storage module's rescan (new LUNs, new disks).
+                Import-Required @('Storage')
+                Update-HostStorageCache -ErrorAction Stop
             }
             default {
                 $message = 'unknown operation: ' + [string]$request.op
