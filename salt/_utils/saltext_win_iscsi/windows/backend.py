@@ -8,14 +8,16 @@ import functools
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from saltext_win_iscsi import diagnosis
 from saltext_win_iscsi.backend import WINDOWS, Backend
 from saltext_win_iscsi.computers import RemoteComputer
 from saltext_win_iscsi.config import Settings
+from saltext_win_iscsi.errors import IscsiError, LanguageModeError
 from saltext_win_iscsi.model import Portal
 from saltext_win_iscsi.policy import Policy
 from saltext_win_iscsi.selection import Selector
 from saltext_win_iscsi.spec import PersistenceSpec, PortalSpec, TargetSpec
-from saltext_win_iscsi.windows import desired, lifecycle, persistence
+from saltext_win_iscsi.windows import desired, lifecycle, persistence, readiness
 from saltext_win_iscsi.windows.channels import Channel, PowerShellConfig, open_channel
 from saltext_win_iscsi.windows.checker import WindowsChecker
 from saltext_win_iscsi.windows.hostcall import HostCall
@@ -76,6 +78,20 @@ class WindowsBackend(Backend):
     def describe(self) -> str:
         return self._where
 
+    def diagnose(self) -> dict:
+        try:
+            with self._host() as host:
+                facts = host.request("diagnose")["facts"]
+        except LanguageModeError as exc:
+            return diagnosis.windows_unreachable(str(exc), exc.mode).result()
+        except IscsiError as exc:
+            return diagnosis.windows_unreachable(f"the script did not answer: {exc}").result()
+        return diagnosis.windows(facts).result()
+
+    def ensure_ready(self, wanted: dict, test: bool) -> dict:
+        with self._host() as host:
+            return readiness.ensure_ready(host, wanted, test)
+
     def get_sessions(
         self, select: Selector, connections: bool = False, disks: bool = False
     ) -> list[dict]:
@@ -89,7 +105,8 @@ class WindowsBackend(Backend):
 
     def check_policy(self, policy: Policy) -> dict:
         with self._host() as host:
-            return persistence.check_policy(host, policy)
+            readiness = self.diagnose()["items"] if policy.readiness else None
+            return persistence.check_policy(host, policy, readiness)
 
     def change_persistence(self, spec: PersistenceSpec, test: bool, passthru: bool) -> Any:
         with self._host() as host:
