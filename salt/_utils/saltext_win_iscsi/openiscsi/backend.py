@@ -97,7 +97,7 @@ class OpenIscsiBackend(Backend):
         return defaults.ensure_defaults(self._iscsid_conf, wanted, test)
 
     def checker(self) -> OpenIscsiChecker:
-        return OpenIscsiChecker(self._adm, self._node_dirs, self._iscsid_conf)
+        return OpenIscsiChecker(self._adm, self._node_dirs, self._iscsid_conf, self._programs)
 
     # -- the initiator's lifecycle -------------------------------------------------------
 
