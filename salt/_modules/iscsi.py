@@ -569,7 +569,7 @@ def ensure_persistence(
     )
 
 
-def diagnose(computer_name=None, profile=None, throttle_limit=0):
+def diagnose(observations=False, computer_name=None, profile=None, throttle_limit=0):
     """
     Say whether this host is ready for iSCSI, changing nothing: each fact with its value
     and a verdict (``ok``, ``warn``, ``fail``, ``unknown``) and, unless ``ok``, why.
@@ -584,6 +584,13 @@ def diagnose(computer_name=None, profile=None, throttle_limit=0):
     multipathd. A fact that cannot be read is ``unknown`` and says why; the call itself
     does not fail for it.
 
+    observations
+        True: also return ``observations``, the read-only observations the project's
+        simulated Windows host loads (``ISCSI_SIM_OBSERVATIONS``): which session fields are
+        null, the addresses sessions and connections show, WMI's persistent logins against
+        ``iscsicli ListPersistentTargets``, the shape of a not-found error. Nothing is
+        changed on the host; attach it to bug reports.
+
     computer_name, profile, throttle_limit
         Diagnose remote Windows computers over WinRM instead, as for ``iscsi.get_sessions``.
 
@@ -595,9 +602,11 @@ def diagnose(computer_name=None, profile=None, throttle_limit=0):
     .. code-block:: bash
 
         salt-call iscsi.diagnose
-        salt '*' iscsi.diagnose --out=json
+        salt-call iscsi.diagnose observations=True --out=json > iscsi-observations.json
     """
-    return _run(lambda host: host.diagnose(), computer_name, profile, throttle_limit)
+    if not isinstance(observations, bool):
+        raise IscsiInputError("observations must be True or False")
+    return _run(lambda host: host.diagnose(observations), computer_name, profile, throttle_limit)
 
 
 def ensure_ready(

@@ -65,10 +65,11 @@ class Backend(abc.ABC):
         """``{"compliant", "rules", "violations"}`` of ``policy`` on the host now."""
 
     @abc.abstractmethod
-    def diagnose(self) -> dict:
+    def diagnose(self, observations: bool = False) -> dict:
         """``{"platform", "verdicts", "items"}``: the host's readiness facts, each with a
         verdict (``diagnosis.py``); an unreadable fact is an ``unknown`` item, never an
-        error of the whole call."""
+        error of the whole call. ``observations``: also the read-only observations the
+        simulated host loads (Windows; ``windows/observations.py``)."""
 
     # -- persistence ---------------------------------------------------------------------
 

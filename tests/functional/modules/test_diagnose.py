@@ -87,3 +87,35 @@ def test_a_locked_down_host_names_its_language_mode(iscsi, seeded):
     assert items["powershell.language_mode"]["verdict"] == "fail"
     assert items["service.state"]["verdict"] == "unknown"
     assert "language mode" in items["service.state"]["why"]
+
+
+def test_observations_load_into_the_simulated_host(iscsi, seeded, tmp_path):
+    """What an admin's host says settles the simulator's guess: here WMI lists an MPIO
+    target's two logins as one, which iscsicli's list shows."""
+    from tests.support.simhost.model import SimulatedHost
+    from tests.support.simhost.observations import behaviour_defaults, dump_observations
+
+    seeded.set_behaviour("wmi_persistent_logins", "one_per_target")
+    before = seeded.read()
+    result = iscsi.diagnose(observations=True)
+    document = result["observations"]
+    assert document["behaviour"] == {"wmi_persistent_logins": "one_per_target"}
+    facts = document["facts"]
+    assert facts["sessions"]["null_fields"] == {"IsMultipathEnabled": 3}
+    assert facts["sessions"]["initiator_portal_address"] == ["0.0.0.0"]
+    assert facts["persistent_logins"] == {
+        "wmi_instances": 1,
+        "wmi_distinct_targets": 1,
+        "iscsicli_entries": 3,
+    }
+    assert facts["not_found_error"]["category"] == "ObjectNotFound"
+    assert facts["not_found_error"]["error_id"].startswith("CmdletizationQuery_NotFound")
+    after = seeded.read()
+    assert after["sessions"] == before["sessions"]
+    assert after["persistent_logins"] == before["persistent_logins"]
+
+    path = tmp_path / "observations.json"
+    dump_observations(path, document)  # checks it as the simulator does
+    assert behaviour_defaults(path)["wmi_persistent_logins"] == "one_per_target"
+    loaded = SimulatedHost(tmp_path / "other.json", observations=path).reset()
+    assert loaded.read()["behaviour"]["wmi_persistent_logins"] == "one_per_target"

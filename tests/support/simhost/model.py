@@ -303,7 +303,9 @@ def empty_state(observations: Any = None) -> dict:
 
 
 # Requests that change nothing on the host: answered without saving the state.
-READ_ONLY_OPS = frozenset({"get_sessions", "digest", "get_persistent_logins", "diagnose"})
+READ_ONLY_OPS = frozenset(
+    {"get_sessions", "digest", "get_persistent_logins", "diagnose", "observe"}
+)
 
 
 class SimulatedHost(LifecycleMixin, ReadinessMixin):
@@ -315,6 +317,7 @@ class SimulatedHost(LifecycleMixin, ReadinessMixin):
     WindowsError = WindowsError_
     _iscsi = staticmethod(_iscsi_error)
     _module_missing = staticmethod(_module_missing)
+    _not_found = staticmethod(_not_found)
 
     @staticmethod
     def _error(message: str, category: str, error_id: str) -> WindowsError_:
@@ -635,6 +638,8 @@ class SimulatedHost(LifecycleMixin, ReadinessMixin):
                 self._check_powershell(state)
                 if op == "ready":
                     return self._ok(**self._ready(state, request))
+                if op == "observe":
+                    return self._ok(**self._observe(state))
                 if op == "get_sessions":
                     if request.get("disks"):
                         self._check_storage_module(state)

@@ -19,7 +19,10 @@ Modelled facts and their sources (GUESS where no source says it):
 - registry values: the initiator driver's timers present with their documented defaults
   (GUESS that they are written at install rather than absent), the disk class driver's
   TimeOutValue 60 (GUESS), MPIO's PDORemovePeriod 20 once the feature is installed (GUESS);
-- fault ``unreadable_facts``: fact names whose read fails with Access denied.
+- fault ``unreadable_facts``: fact names whose read fails with Access denied;
+- ``observe`` (read-only observations): the host's Windows version (GUESS: Server 2022,
+  build 20348.2762) and iscsicli's ListPersistentTargets, one entry per persistent login
+  whatever WMI lists (``behaviour.wmi_persistent_logins``).
 
 Drift with ``set_readiness(...)`` / ``set_registry(...)`` / ``set_fault(...)``.
 """
@@ -134,6 +137,60 @@ class ReadinessMixin:
             fact(f"timer.{timer}", lambda t=timer: self._registry(state, ADAPTER_KEY, t))
         fact("disk.timeout", lambda: self._registry(state, DISK_KEY, "TimeOutValue"))
         fact("mpio.pdo_remove_period", lambda: self._registry(state, MPIO_KEY, "PDORemovePeriod"))
+        return {"facts": facts}
+
+    def _observe(self, state: dict) -> dict:
+        facts: dict[str, dict] = {}
+
+        def fact(name: str, read) -> None:
+            try:
+                facts[name] = {"value": read()}
+            except self.WindowsError as err:  # type: ignore[attr-defined]
+                facts[name] = {"error": err.record}
+
+        def sessions() -> dict:
+            self._check_service(state, "Get-IscsiSession")  # type: ignore[attr-defined]
+            views = [self._session_view(state, s, True) for s in state["sessions"]]  # type: ignore[attr-defined]
+            nulls: dict[str, int] = {}
+            for view in views:
+                for field, value in view.items():
+                    if value is None:
+                        nulls[field] = nulls.get(field, 0) + 1
+            connections = {
+                f"{c['InitiatorAddress']} -> {c['TargetAddress']}"
+                for view in views
+                for c in view["Connections"]
+            }
+            return {
+                "count": len(views),
+                "null_fields": nulls,
+                "initiator_portal_address": sorted({v["InitiatorPortalAddress"] for v in views}),
+                "connection_addresses": sorted(connections),
+            }
+
+        def logins() -> dict:
+            self._check_service(state, "Get-CimInstance")  # type: ignore[attr-defined]
+            listed = [lg["TargetName"] for lg in self._listed_logins(state)]  # type: ignore[attr-defined]
+            return {
+                "wmi_instances": len(listed),
+                "wmi_distinct_targets": len(set(listed)),
+                "iscsicli_entries": len(state["persistent_logins"]),
+            }
+
+        def not_found() -> dict:
+            return self._not_found("saltext-iscsi-probe", "Get-IscsiSession").record  # type: ignore[attr-defined]
+
+        fact(
+            "windows",
+            lambda: {
+                "Caption": "Microsoft Windows Server 2022 Datacenter",
+                "Version": "10.0.20348",
+                "UBR": 2762,
+            },
+        )
+        fact("sessions", sessions)
+        fact("persistent_logins", logins)
+        fact("not_found_error", not_found)
         return {"facts": facts}
 
     def _registry(self, state: dict, key: str, name: str) -> Any:

@@ -51,8 +51,11 @@ class OpenIscsiBackend(Backend):
     def describe(self) -> str:
         return f"{OPEN_ISCSI} ({self._adm.executable})"
 
-    def diagnose(self) -> dict:
-        return diagnosis.linux(readiness.facts(self._iscsid_conf, self._programs)).result()
+    def diagnose(self, observations: bool = False) -> dict:
+        result = diagnosis.linux(readiness.facts(self._iscsid_conf, self._programs)).result()
+        if observations:
+            result["observations"] = "only Windows hosts have observations for the simulator"
+        return result
 
     def ensure_ready(self, wanted: dict, test: bool) -> dict:
         return readiness.ensure_ready(self._iscsid_conf, self._programs, wanted, test)

@@ -12,7 +12,7 @@ from saltext_win_iscsi import diagnosis
 from saltext_win_iscsi.backend import WINDOWS, Backend
 from saltext_win_iscsi.computers import RemoteComputer
 from saltext_win_iscsi.config import Settings
-from saltext_win_iscsi.errors import IscsiError, LanguageModeError
+from saltext_win_iscsi.errors import ChannelError, IscsiError, LanguageModeError
 from saltext_win_iscsi.model import Portal
 from saltext_win_iscsi.policy import Policy
 from saltext_win_iscsi.selection import Selector
@@ -21,6 +21,7 @@ from saltext_win_iscsi.windows import desired, lifecycle, persistence, readiness
 from saltext_win_iscsi.windows.channels import Channel, PowerShellConfig, open_channel
 from saltext_win_iscsi.windows.checker import WindowsChecker
 from saltext_win_iscsi.windows.hostcall import HostCall
+from saltext_win_iscsi.windows.observations import observe
 
 
 class WindowsBackend(Backend):
@@ -78,15 +79,24 @@ class WindowsBackend(Backend):
     def describe(self) -> str:
         return self._where
 
-    def diagnose(self) -> dict:
+    def diagnose(self, observations: bool = False) -> dict:
         try:
             with self._host() as host:
-                facts = host.request("diagnose")["facts"]
+                result = diagnosis.windows(host.request("diagnose")["facts"]).result()
+                if observations:
+                    result["observations"] = self._observations(host)
         except LanguageModeError as exc:
             return diagnosis.windows_unreachable(str(exc), exc.mode).result()
-        except IscsiError as exc:
+        except ChannelError as exc:
             return diagnosis.windows_unreachable(f"the script did not answer: {exc}").result()
-        return diagnosis.windows(facts).result()
+        return result
+
+    @staticmethod
+    def _observations(host: HostCall) -> dict | str:
+        try:
+            return observe(host)
+        except IscsiError as exc:  # the iSCSI module or service is not there
+            return f"cannot be observed: {exc}"
 
     def ensure_ready(self, wanted: dict, test: bool) -> dict:
         with self._host() as host:

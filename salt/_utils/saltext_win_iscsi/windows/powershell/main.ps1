@@ -385,6 +385,7 @@ function Get-IscsicliArgument([string]$Value, [bool]$AnyWhenEmpty) {
 }
 
 function Invoke-Iscsicli([string[]]$Arguments) {
+    # Outputs iscsicli's output lines (callers that do not need them discard them).
     $iscsicli = $env:SystemRoot + '\System32\iscsicli.exe'
     # Nothing on stdin: iscsicli would otherwise read commands from the protocol's stdin.
     # 'Continue' here: in 5.1 a native stderr line under 'Stop' ends the script.
@@ -401,6 +402,7 @@ function Invoke-Iscsicli([string[]]$Arguments) {
         $status = '0x{0:X8}' -f [int]$exitCode
         throw (New-ErrorRecord "$text (iscsicli status $status)" 'IscsicliFailed' 'InvalidOperation')
     }
+    $output
 }
 
 function Remove-BoundPath([string]$Path) {
@@ -411,7 +413,7 @@ function Remove-BoundPath([string]$Path) {
         $message = "not a plain volume path, iscsicli cannot take it: '$Path'"
         throw (New-ErrorRecord $message 'IscsiNotPlainName' 'InvalidArgument')
     }
-    Invoke-Iscsicli @('RemovePersistentDevices', $Path)
+    $null = Invoke-Iscsicli @('RemovePersistentDevices', $Path)
 }
 
 function Get-SessionBoundPath($Session, [string[]]$Bound) {
@@ -443,7 +445,7 @@ function Remove-PersistentLogin($Login) {
         (Get-IscsicliArgument $address $true),
         $socket
     )
-    Invoke-Iscsicli $arguments
+    $null = Invoke-Iscsicli $arguments
 }
 
 function Get-Digest([bool]$WithSessions) {
@@ -607,6 +609,76 @@ function Get-Diagnosis {
     $facts
 }
 
+function Get-Distinct([string[]]$Values) {
+    # The values once each, in ordinal order.
+    $set = [Collections.Generic.SortedSet[string]]::new([StringComparer]::Ordinal)
+    foreach ($value in $Values) {
+        $null = $set.Add($value)
+    }
+    , @($set)
+}
+
+function Get-Observation {
+    # Read-only facts that settle the simulator's guesses (ISCSI_SIM_OBSERVATIONS): which
+    # session fields are null, the addresses sessions and connections show, WMI's
+    # persistent logins against iscsicli's list, the shape of a harmless not-found error.
+    $facts = [ordered]@{}
+    Read-Fact $facts 'windows' {
+        $os = Get-CimInstance -ClassName 'Win32_OperatingSystem' -ErrorAction Stop
+        $ubr = Read-RegistryValue 'HKLM:\SOFTWARE\Microsoft\Windows NT\CurrentVersion' 'UBR'
+        [ordered]@{ Caption = [string]$os.Caption; Version = [string]$os.Version; UBR = $ubr }
+    }
+    Read-Fact $facts 'sessions' {
+        $nulls = [ordered]@{}
+        $portals = @()
+        $connections = @()
+        $count = 0
+        foreach ($session in @(Get-IscsiSession -ErrorAction Stop)) {
+            $count++
+            foreach ($field in $SessionFields) {
+                if ($null -eq $session.$field) {
+                    $nulls[$field] = 1 + [int]$nulls[$field]
+                }
+            }
+            $portals += [string]$session.InitiatorPortalAddress
+            foreach ($connection in @(Get-SessionConnection $session)) {
+                $connections += ([string]$connection.InitiatorAddress + ' -> ' + [string]$connection.TargetAddress)
+            }
+        }
+        [ordered]@{
+            count                    = $count
+            null_fields              = $nulls
+            initiator_portal_address = Get-Distinct $portals
+            connection_addresses     = Get-Distinct $connections
+        }
+    }
+    Read-Fact $facts 'persistent_logins' {
+        $targets = @(foreach ($login in @(Get-PersistentLoginData)) { [string]$login.TargetName })
+        $listed = @(Invoke-Iscsicli @('ListPersistentTargets'))
+        # GUESS: iscsicli prints one 'Target Name' line per persistent login.
+        $entries = 0
+        foreach ($line in $listed) {
+            if ("$line" -match '^\s*Target Name\s*:') {
+                $entries++
+            }
+        }
+        [ordered]@{
+            wmi_instances        = $targets.Count
+            wmi_distinct_targets = (Get-Distinct $targets).Count
+            iscsicli_entries     = $entries
+        }
+    }
+    Read-Fact $facts 'not_found_error' {
+        try {
+            $null = Get-IscsiSession -SessionIdentifier 'saltext-iscsi-probe' -ErrorAction Stop
+            $null
+        } catch {
+            ConvertTo-ErrorData $_
+        }
+    }
+    $facts
+}
+
 function Invoke-Fix([string]$ItemName, [scriptblock]$Fix) {
     $result = [ordered]@{ item = $ItemName; ok = $true }
     try {
@@ -685,6 +757,9 @@ function Invoke-Request([string]$Payload) {
             }
             'ready' {
                 $response['results'] = @(Set-Readiness $request)
+            }
+            'observe' {
+                $response['facts'] = Get-Observation
             }
             'get_sessions' {
                 $withConnections = [bool]$request.connections
