@@ -238,6 +238,20 @@ def test_readiness_is_read_every_nth_check_only(world, monitor):
     assert world["host"].stats()["requests"]["digest"] == 7
 
 
+def test_while_breached_readiness_is_read_on_every_check(world, monitor):
+    world["host"].set_readiness(msiscsi_start_mode="Manual")
+    settings = MonitorSettings(interval=1, timeout=2, backoff_max=8, readiness_every=30)
+    for _ in range(3):
+        monitor.tick(settings, READY, lambda: False)
+        monitor._worker.join(10)
+    assert diagnoses(world["host"]) == 3
+    world["host"].set_readiness(msiscsi_start_mode="Auto")
+    for _ in range(3):  # the fix is seen on the next check, then the slow cadence again
+        monitor.tick(settings, READY, lambda: False)
+        monitor._worker.join(10)
+    assert diagnoses(world["host"]) == 4
+
+
 def test_without_readiness_rules_it_is_never_read(world, monitor):
     for _ in range(3):
         settle(monitor, Policy.parse({"not_persistent": [{"target": "*:x"}]}))

@@ -16,8 +16,9 @@ Two kinds of events:
   remediation itself, usually): the check goes on, and the next event waits for it.
 - Readiness (``iscsi:policy:readiness``: the service, MPIO's claim, timers, ...) is read
   at a slower cadence, on every ``readiness_every``-th check (and on the first), and only
-  when the policy has readiness rules, so an idle tick stays one digest request; its
-  breaches are violations like the others. A host whose sessions cannot be read (its
+  when the policy has readiness rules, so an idle tick stays one digest request; while it
+  is breached, on every check (a host being fixed is not idle). Its breaches are
+  violations like the others. A host whose sessions cannot be read (its
   iSCSI service stopped) still has its readiness read and reported.
 - ``registered`` (edge-triggered, informational): a new persistent registration, as
   ``registrations`` decides. What was seen is kept in a cache file so that a restart
@@ -220,7 +221,10 @@ class Monitor:
         scope = Scope.of(policy)
         # Re-read everything when the digest is unknown or connections are newly needed.
         digest = self._digest if (self._with_connections or not scope.connections) else None
-        readiness = bool(policy.readiness) and self._checks % settings.readiness_every == 0
+        readiness = bool(policy.readiness) and (
+            self._checks % settings.readiness_every == 0
+            or bool(policy.readiness_violations(self._readiness))
+        )
         self._checks += 1
         self._worker = threading.Thread(
             target=self._check,
