@@ -31,6 +31,9 @@ Minion configuration (minion config or pillar, read with ``config.get``):
     # Linux: iscsiadm (default: found on PATH or in sbin) and the node database folders
     iscsi.iscsiadm: /usr/sbin/iscsiadm
     iscsi.node_dirs: [/etc/iscsi/nodes, /var/lib/iscsi/nodes]
+    # Linux, iscsi.diagnose: systemctl and pidof (default: found on PATH)
+    iscsi.systemctl: /usr/bin/systemctl
+    iscsi.pidof: /usr/bin/pidof
     # which initiator this minion manages: windows or open-iscsi (default: what it has)
     iscsi.backend: windows
 
