@@ -236,6 +236,8 @@ def _enabled(value: Any) -> dict:
     units = value if isinstance(value, dict) else {}
     if any(state == "enabled" for state in units.values()):
         return item(value)
+    if units and all(state is None for state in units.values()):
+        return item(value, UNKNOWN, "systemctl does not answer here (no systemd, a chroot)")
     return item(value, WARN, "neither iscsid.service nor iscsid.socket is enabled")
 
 

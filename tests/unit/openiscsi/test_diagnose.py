@@ -63,3 +63,14 @@ def test_systemd_units_and_an_unreadable_name_file(tmp_path):
     assert items["initiator.names"]["verdict"] == "unknown"
     assert "initiatorname.iscsi" in items["initiator.names"]["why"]
     assert items["multipathd.running"]["verdict"] == "warn"
+
+
+def test_in_a_chroot_systemctl_ignores_is_active_and_pidof_decides(tmp_path):
+    systemctl = fake(
+        tmp_path / "systemctl",
+        "echo \"Running in chroot, ignoring command '$1'\" >&2; exit 0\n",
+    )
+    pidof = fake(tmp_path / "pidof", '[ "$1" = iscsid ] && { echo 7; exit 0; }; exit 1\n')
+    conf = etc(tmp_path, "")
+    items = diagnosis.linux(facts(conf, Programs(systemctl, pidof, 10))).result()["items"]
+    assert items["iscsid.running"]["value"]["seen_by"] == ("pidof iscsid (systemd is not PID 1): 7")

@@ -21,7 +21,7 @@ from saltext_win_iscsi.openiscsi.iscsiadm import run_program
 # The initiator's name file lives beside iscsid.conf (/etc/iscsi on every distribution).
 INITIATOR_NAME_FILE = "initiatorname.iscsi"
 # What systemctl prints where systemd is not PID 1 (containers, chroots, the test VM).
-NO_SYSTEMD = ("not been booted with systemd", "Failed to connect to bus")
+NO_SYSTEMD = ("not been booted with systemd", "Failed to connect to bus", "Running in chroot")
 
 
 class Programs:
