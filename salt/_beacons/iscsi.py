@@ -19,12 +19,16 @@ config are not run):
         # - targets: 'iqn.1991-05.com.contoso:*'           # registrations reported
         # - exclude_targets: 'iqn.1991-05.com.contoso:db-*'
         # - report_existing: False   # True: report what is persistent at first start
+        # - readiness_every: 30  # read the host's readiness (iscsi:policy:readiness) on
+        #                        # every 30th check; idle ticks in between stay cheap
 
 Events:
 
 - ``salt/beacon/<minion id>/iscsi/violation``: level-triggered. While any session or
   persistent login breaks the pillar policy (``iscsi:policy``), one event lists them all
-  (``count``, ``violations``: rule, kind, target, session or portal), again after
+  (``count``, ``violations``: rule, kind, target, session or portal; ``kind: readiness``
+  with the item and the problem for a readiness rule, read every ``readiness_every``
+  checks), again after
   ``interval``, 2x, 4x ... seconds up to ``backoff_max``, until the policy holds. Nothing
   is fired while a state run is in progress on the minion; the check goes on. So a
   dropped event, a master restart or a lost job delays remediation, never cancels it.

@@ -31,6 +31,9 @@ Minion configuration (minion config or pillar, read with ``config.get``):
     # Linux: iscsiadm (default: found on PATH or in sbin) and the node database folders
     iscsi.iscsiadm: /usr/sbin/iscsiadm
     iscsi.node_dirs: [/etc/iscsi/nodes, /var/lib/iscsi/nodes]
+    # Linux, iscsi.diagnose: systemctl and pidof (default: found on PATH)
+    iscsi.systemctl: /usr/bin/systemctl
+    iscsi.pidof: /usr/bin/pidof
     # which initiator this minion manages: windows or open-iscsi (default: what it has)
     iscsi.backend: windows
     # Windows under WDAC/AppLocker: an installed, signed copy of this version's main.ps1,
@@ -603,6 +606,101 @@ def ensure_persistence(
         profile,
         throttle_limit,
         failed=_outcome_failed,
+    )
+
+
+def diagnose(observations=False, computer_name=None, profile=None, throttle_limit=0):
+    """
+    Say whether this host is ready for iSCSI, changing nothing: each fact with its value
+    and a verdict (``ok``, ``warn``, ``fail``, ``unknown``) and, unless ``ok``, why.
+
+    Windows (one PowerShell process): PowerShell's edition, version and language mode, the
+    iSCSI module, the MSiSCSI service's state and start type, the "iSCSI Service" firewall
+    rules, the Multipath-IO feature, whether MSDSM claims iSCSI devices and its global
+    load-balance policy, the initiator's node names, the initiator driver's timers
+    (``LinkDownTime``, ``MaxRequestHoldTime``, ...), the disk ``TimeOutValue`` and MPIO's
+    ``PDORemovePeriod``. Linux: whether iscsid runs and starts at boot, iscsid.conf's
+    ``node.startup``, ``replacement_timeout`` and noop timeouts, the initiator name,
+    multipathd. A fact that cannot be read is ``unknown`` and says why; the call itself
+    does not fail for it.
+
+    observations
+        True: also return ``observations``, the read-only observations the project's
+        simulated Windows host loads (``ISCSI_SIM_OBSERVATIONS``): which session fields are
+        null, the addresses sessions and connections show, WMI's persistent logins against
+        ``iscsicli ListPersistentTargets``, the shape of a not-found error. Nothing is
+        changed on the host; attach it to bug reports.
+
+    computer_name, profile, throttle_limit
+        Diagnose remote Windows computers over WinRM instead, as for ``iscsi.get_sessions``.
+
+    Returns ``{"platform", "verdicts": {"ok": n, ...}, "items": {name: {"value",
+    "verdict", "why"}}}``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call iscsi.diagnose
+        salt-call iscsi.diagnose observations=True --out=json > iscsi-observations.json
+    """
+    if not isinstance(observations, bool):
+        raise IscsiInputError("observations must be True or False")
+    return _run(lambda host: host.diagnose(observations), computer_name, profile, throttle_limit)
+
+
+def ensure_ready(
+    service=None,
+    mpio_claims_iscsi=None,
+    timers=None,
+    disk_timeout=None,
+    pdo_remove_period=None,
+    initiator_name=None,
+    iscsid_conf=None,
+    test=None,
+):
+    """
+    Make the host as the readiness rules want it (what the ``iscsi.ready`` state runs; the
+    rules as under ``iscsi:policy:readiness``, see ``pillar.example``). On Windows one
+    PowerShell process diagnoses, fixes in one request (start type and start of MSiSCSI,
+    MSDSM's claim of iSCSI devices, the initiator's timers, the disk ``TimeOutValue``,
+    ``PDORemovePeriod``) and diagnoses again; on Linux ``iscsid.conf``'s values are written.
+    What is not changed by this (the initiator's name, a stopped iscsid) is an error that
+    says what to do.
+
+    service, mpio_claims_iscsi
+        True: the service must run and start at boot; MSDSM must claim iSCSI devices.
+
+    timers, disk_timeout, pdo_remove_period
+        Windows: ``{LinkDownTime: 35, ...}`` (seconds) and whole seconds.
+
+    initiator_name
+        A glob every initiator name must match (checked, never changed).
+
+    iscsid_conf
+        Linux: ``{node.session.timeo.replacement_timeout: 120, ...}``.
+
+    Returns ``{"changes", "comments", "errors"}``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' iscsi.ensure_ready service=True timers='{LinkDownTime: 35}' test=True
+    """
+    rules = {
+        "service": service,
+        "mpio_claims_iscsi": mpio_claims_iscsi,
+        "timers": timers,
+        "disk_timeout": disk_timeout,
+        "pdo_remove_period": pdo_remove_period,
+        "initiator_name": initiator_name,
+        "iscsid_conf": iscsid_conf,
+    }
+    policy = Policy.parse({"readiness": {k: v for k, v in rules.items() if v is not None}})
+    test = _test(test)
+    return _run(
+        lambda host: host.ensure_ready(policy.readiness_items, test), failed=_outcome_failed
     )
 
 

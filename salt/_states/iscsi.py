@@ -206,6 +206,47 @@ def initiator_defaults(name, node_startup="manual"):
     )
 
 
+def ready(
+    name,
+    service=None,
+    mpio_claims_iscsi=None,
+    timers=None,
+    disk_timeout=None,
+    pdo_remove_period=None,
+    initiator_name=None,
+    iscsid_conf=None,
+):
+    """
+    Ensure the host is ready for iSCSI as the readiness rules say (the keys of
+    ``iscsi:policy:readiness``; the ``iscsi.policy`` formula renders this state from it):
+    what breaks them is fixed where the platform allows, in one PowerShell process on
+    Windows. ``test=True`` says exactly what would change.
+
+    service, mpio_claims_iscsi, timers, disk_timeout, pdo_remove_period, initiator_name, iscsid_conf
+        As for ``iscsi.ensure_ready``.
+
+    .. code-block:: yaml
+
+        iscsi host ready:
+          iscsi.ready:
+            - service: True
+            - mpio_claims_iscsi: True
+            - timers: {LinkDownTime: 35, MaxRequestHoldTime: 90}
+    """
+    return _state(
+        name,
+        "iscsi.ensure_ready",
+        "Could not make the host ready",
+        service=service,
+        mpio_claims_iscsi=mpio_claims_iscsi,
+        timers=timers,
+        disk_timeout=disk_timeout,
+        pdo_remove_period=pdo_remove_period,
+        initiator_name=initiator_name,
+        iscsid_conf=iscsid_conf,
+    )
+
+
 def portal_present(
     name,
     port=None,

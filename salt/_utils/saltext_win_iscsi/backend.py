@@ -64,6 +64,13 @@ class Backend(abc.ABC):
     def check_policy(self, policy: Policy) -> dict:
         """``{"compliant", "rules", "violations"}`` of ``policy`` on the host now."""
 
+    @abc.abstractmethod
+    def diagnose(self, observations: bool = False) -> dict:
+        """``{"platform", "verdicts", "items"}``: the host's readiness facts, each with a
+        verdict (``diagnosis.py``); an unreadable fact is an ``unknown`` item, never an
+        error of the whole call. ``observations``: also the read-only observations the
+        simulated host loads (Windows; ``windows/observations.py``)."""
+
     # -- persistence ---------------------------------------------------------------------
 
     @abc.abstractmethod
@@ -117,6 +124,11 @@ class Backend(abc.ABC):
             "comments": [f"{self.platform} hosts have no defaults for new targets: nothing to do."],
             "errors": [],
         }
+
+    @abc.abstractmethod
+    def ensure_ready(self, wanted: dict, test: bool) -> dict:
+        """The host as the readiness rules want it (``Policy.readiness_items``): what
+        breaks them fixed where this platform can, ``{"changes", "comments", "errors"}``."""
 
     # -- the beacon ----------------------------------------------------------------------
 

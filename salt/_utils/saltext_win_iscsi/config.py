@@ -26,6 +26,8 @@ ISCSIADM = "iscsi.iscsiadm"  # open-iscsi's iscsiadm; default: found on PATH or 
 NODE_DIRS = "iscsi.node_dirs"  # where open-iscsi keeps its node records
 ISCSID_CONF = "iscsi.iscsid_conf"  # open-iscsi's defaults for new node records
 LSBLK = "iscsi.lsblk"  # util-linux's lsblk: what is mounted from a session's disks
+SYSTEMCTL = "iscsi.systemctl"  # systemd's systemctl: iscsid's and multipathd's units
+PIDOF = "iscsi.pidof"  # procps' pidof: whether iscsid runs where systemd is not PID 1
 WINRM = "iscsi.winrm"  # WinRM connection profiles, by name
 WINRM_HOSTS = "iscsi.winrm_hosts"  # computer glob -> profile name
 
@@ -78,6 +80,8 @@ class Settings:
     node_dirs: tuple[str, ...] = DEFAULT_NODE_DIRS
     iscsid_conf: str = DEFAULT_ISCSID_CONF
     lsblk: str | None = None
+    systemctl: str | None = None
+    pidof: str | None = None
     winrm: Any = None
     winrm_hosts: Any = None
     sdb_get: SdbGet | None = field(default=None, repr=False, compare=False)
@@ -95,6 +99,8 @@ class Settings:
             iscsid_conf=_optional_text(ISCSID_CONF, config_get(ISCSID_CONF, None))
             or DEFAULT_ISCSID_CONF,
             lsblk=_optional_text(LSBLK, config_get(LSBLK, None)),
+            systemctl=_optional_text(SYSTEMCTL, config_get(SYSTEMCTL, None)),
+            pidof=_optional_text(PIDOF, config_get(PIDOF, None)),
             winrm=config_get(WINRM, None),
             winrm_hosts=config_get(WINRM_HOSTS, None),
             sdb_get=sdb_get,

@@ -18,6 +18,14 @@ class ChannelError(IscsiError):
     """The channel to PowerShell failed (not started, died, timed out, garbled)."""
 
 
+class LanguageModeError(ChannelError):
+    """PowerShell runs in a restricted language mode (``mode``): the script cannot run."""
+
+    def __init__(self, message: str, mode: str) -> None:
+        super().__init__(message)
+        self.mode = mode
+
+
 class IscsiInputError(SaltInvocationError):
     """Bad arguments or configuration, found before anything was sent to the host."""
 

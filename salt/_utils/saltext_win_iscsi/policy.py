@@ -28,6 +28,15 @@ this one parser and the same selectors, so they cannot disagree about what a rul
           - 'iqn.1991-05.com.contoso:backup-keep'
         defaults:                    # Linux (open-iscsi): settings of new node records
           node_startup: manual       # a rediscovery must not make targets persistent again
+        readiness:                   # the host itself (iscsi.diagnose's items), iscsi.ready
+          service: True              # MSiSCSI / iscsid running and starting at boot
+          mpio_claims_iscsi: True    # Windows: MSDSM claims iSCSI devices
+          timers: {LinkDownTime: 35, MaxRequestHoldTime: 90}  # Windows initiator timers
+          disk_timeout: 60           # Windows: the disk TimeOutValue
+          pdo_remove_period: 90      # Windows: MPIO's PDORemovePeriod
+          initiator_name: 'iqn.1991-05.com.contoso:*'   # a glob; checked, never changed
+          iscsid_conf:               # Linux: iscsid.conf values
+            node.session.timeo.replacement_timeout: 120
 
 Rules that contradict each other (a target both connected and matched by a
 ``not_persistent`` or ``absent`` rule) are an error naming both, before anything changes.
@@ -40,6 +49,7 @@ from dataclasses import dataclass, field, replace
 
 import salt.utils.data
 
+from saltext_win_iscsi import diagnosis
 from saltext_win_iscsi.errors import IscsiInputError
 from saltext_win_iscsi.model import Portal, authentication, login_portal, session_portals
 from saltext_win_iscsi.selection import Selector, as_list, glob, login_selector
@@ -182,20 +192,115 @@ def _defaults(raw: object) -> dict[str, str]:
     return dict(raw)
 
 
+READINESS_KEY = "readiness"
+READINESS_STATE = "iscsi-policy-readiness"
+# Rules that want an item's verdict ok, by pillar key: the diagnose items they stand for.
+READINESS_FLAGS = {
+    "service": ("service.state", "service.start_type", "iscsid.running", "iscsid.enabled"),
+    "mpio_claims_iscsi": ("mpio.msdsm_claim",),
+}
+# Rules that want an item's value, by pillar key (the timers and iscsid_conf by name).
+READINESS_NUMBERS = {"disk_timeout": "disk.timeout", "pdo_remove_period": "mpio.pdo_remove_period"}
+READINESS_KEYS = (*READINESS_FLAGS, "timers", *READINESS_NUMBERS, "initiator_name", "iscsid_conf")
+# node.startup of new records is iscsi:policy:defaults' (one rule for one fact).
+READINESS_CONF_KEYS = tuple(k for k in diagnosis.ISCSID_CONF_DEFAULTS if k != "node.startup")
+
+
+def _seconds(value: object, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 0xFFFFFFFF:
+        raise PolicyError(
+            f"pillar {where} must be a whole number of seconds, not {_describe(value)}"
+        )
+    return value
+
+
+def readiness_wanted(raw: object) -> dict:
+    """``iscsi:policy:readiness`` (checked; PolicyError names the key) as diagnose item
+    name -> wanted: True (the item's verdict must be ok), a value, or a glob
+    (``initiator.names``)."""
+    where = f"{PILLAR_KEY}:{READINESS_KEY}"
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise PolicyError(f"pillar {where} must be a mapping, not: {_describe(raw)}")
+    unknown = set(raw) - set(READINESS_KEYS)
+    if unknown:
+        raise PolicyError(
+            f"pillar {where} has unknown keys {', '.join(sorted(map(str, unknown)))} "
+            f"(known: {', '.join(READINESS_KEYS)})"
+        )
+    wanted: dict = {}
+    for key, items in READINESS_FLAGS.items():
+        if _flag(raw, key, False, where):
+            wanted.update(dict.fromkeys(items, True))
+    timers = raw.get("timers") or {}
+    if not isinstance(timers, dict):
+        raise PolicyError(f"pillar {where}:timers must be a mapping of timer name to seconds")
+    for name, value in timers.items():
+        if name not in diagnosis.WINDOWS_TIMERS:
+            raise PolicyError(
+                f"pillar {where}:timers has unknown timer {_describe(name)} "
+                f"(known: {', '.join(diagnosis.WINDOWS_TIMERS)})"
+            )
+        wanted[f"timer.{name}"] = _seconds(value, f"{where}:timers:{name}")
+    for key, item in READINESS_NUMBERS.items():
+        if raw.get(key) is not None:
+            wanted[item] = _seconds(raw[key], f"{where}:{key}")
+    name = raw.get("initiator_name")
+    if name is not None:
+        if not isinstance(name, str) or not name.strip():
+            raise PolicyError(
+                f"pillar {where}:initiator_name must be a glob, not {_describe(name)}"
+            )
+        wanted["initiator.names"] = name
+    conf = raw.get("iscsid_conf") or {}
+    if not isinstance(conf, dict):
+        raise PolicyError(f"pillar {where}:iscsid_conf must be a mapping of setting to value")
+    for key, value in conf.items():
+        if key not in READINESS_CONF_KEYS:
+            hint = (
+                " (node.startup: iscsi:policy:defaults:node_startup)"
+                if key == "node.startup"
+                else ""
+            )
+            raise PolicyError(
+                f"pillar {where}:iscsid_conf has unknown setting {_describe(key)}{hint} "
+                f"(known: {', '.join(READINESS_CONF_KEYS)})"
+            )
+        if isinstance(value, bool) or not isinstance(value, (int, str)) or str(value).strip() == "":
+            raise PolicyError(f"pillar {where}:iscsid_conf:{key} must be a number or a word")
+        wanted[f"iscsid_conf.{key}"] = str(value)
+    return wanted
+
+
 @dataclass(frozen=True)
 class Policy:
     rules: tuple[Rule, ...] = ()
     # The initiator's defaults for new records (``defaults``); applies where the host has
     # such defaults (open-iscsi), a no-op elsewhere.
     defaults: dict[str, str] = field(default_factory=dict)
+    # The host's readiness rules (``readiness``, as in pillar): what ``iscsi.ready`` takes.
+    readiness: dict = field(default_factory=dict)
+
+    @property
+    def readiness_items(self) -> dict:
+        """The readiness rules as diagnose item name -> what is wanted."""
+        return readiness_wanted(self.readiness)
 
     @property
     def rule_count(self) -> int:
-        return len(self.rules) + bool(self.defaults)
+        return len(self.rules) + bool(self.defaults) + bool(self.readiness)
 
-    def check(self, sessions: list[dict], logins: list[dict], defaults: dict | None) -> dict:
-        """What ``iscsi.check_policy`` returns for what a host reported."""
-        violations = self.violations(sessions, logins, defaults)
+    def check(
+        self,
+        sessions: list[dict],
+        logins: list[dict],
+        defaults: dict | None,
+        readiness: dict | None = None,
+    ) -> dict:
+        """What ``iscsi.check_policy`` returns for what a host reported (``readiness``:
+        diagnose's items, where the policy has readiness rules)."""
+        violations = self.violations(sessions, logins, defaults, readiness)
         return {
             "compliant": not violations,
             "rules": self.rule_count,
@@ -238,7 +343,7 @@ class Policy:
                 f"pillar {PILLAR_KEY} must be a mapping (keys: "
                 f"{', '.join(RULE_KINDS)}, exceptions), not: {_describe(raw)}"
             )
-        known = (*RULE_KINDS, "exceptions", DEFAULTS_KEY)
+        known = (*RULE_KINDS, "exceptions", DEFAULTS_KEY, READINESS_KEY)
         unknown = set(raw) - set(known)
         if unknown:
             raise PolicyError(
@@ -258,7 +363,9 @@ class Policy:
                 )
             for index, item in enumerate(items, start=1):
                 rules.append(_rule(kind, index, item, exceptions, f"{where} item {index}"))
-        policy = cls(tuple(rules), _defaults(raw.get(DEFAULTS_KEY)))
+        readiness = raw.get(READINESS_KEY) or {}
+        readiness_wanted(readiness)  # checked before anything uses it
+        policy = cls(tuple(rules), _defaults(raw.get(DEFAULTS_KEY)), dict(readiness))
         policy._check_contradictions()
         return policy
 
@@ -296,6 +403,25 @@ class Policy:
             if key in defaults and defaults[key] != wanted
         ]
 
+    def readiness_violations(self, items: dict | None) -> list[dict]:
+        if not self.readiness or items is None:
+            return []
+        return [
+            {"rule": READINESS_STATE, "kind": "readiness", "target": "", **breach}
+            for breach in diagnosis.breaches(items, self.readiness_items)
+        ]
+
+    def unchecked(self, items: dict | None, why: str) -> dict:
+        """``check``'s answer when the host's sessions could not be read but its readiness
+        could: its readiness violations, and why the rest is unknown."""
+        return {
+            "compliant": False,
+            "rules": self.rule_count,
+            "violations": self.readiness_violations(items),
+            "risks": [],
+            "unchecked": why,
+        }
+
     def risks(self, defaults: dict | None) -> list[dict]:
         """What may break the policy later without breaking it now: new records (a
         rediscovery) getting node.startup automatic while rules forbid persistence."""
@@ -329,6 +455,14 @@ class Policy:
                     "args": self.defaults,
                 }
             )
+        if self.readiness:  # the host before its sessions
+            states.append(
+                {
+                    "id": READINESS_STATE,
+                    "function": "iscsi.ready",
+                    "args": dict(self.readiness),
+                }
+            )
         for rule in self.rules:
             args = dict(rule.state_args)
             if rule.kind == "absent" and keep:
@@ -337,11 +471,17 @@ class Policy:
         return states
 
     def violations(
-        self, sessions: list[dict], logins: list[dict], defaults: dict | None = None
+        self,
+        sessions: list[dict],
+        logins: list[dict],
+        defaults: dict | None = None,
+        readiness: dict | None = None,
     ) -> list[dict]:
-        """What on the host breaks the policy: one entry per session, login, path or
-        default. ``defaults``: the host's defaults for new records (None where it has none)."""
+        """What on the host breaks the policy: one entry per session, login, path,
+        default or readiness item. ``defaults``: the host's defaults for new records (None
+        where it has none); ``readiness``: diagnose's items (None: not read)."""
         found = self._default_violations(defaults or {})
+        found += self.readiness_violations(readiness)
         for rule in self.rules:
             if rule.kind == "connected":
                 found += _connected(rule, sessions, logins)

@@ -49,6 +49,7 @@ def test_the_defaults_come_from_the_library(loaders):
         "timeout": 10.0,
         "backoff_max": 300.0,
         "report_existing": False,
+        "readiness_every": 30,
         "targets": None,
         "exclude_targets": None,
     }

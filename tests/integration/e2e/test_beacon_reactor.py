@@ -4,7 +4,14 @@ daemons. Restarts and lost messages: test_lose_nothing.py."""
 import statistics
 import time
 
-from tests.integration.e2e.conftest import BEACON_INTERVAL, WATCHED, quiet, wait_for
+from tests.integration.e2e.conftest import (
+    BEACON_INTERVAL,
+    LIMIT,
+    POLICY,
+    WATCHED,
+    quiet,
+    wait_for,
+)
 
 
 def undone(host, *ids):
@@ -186,3 +193,30 @@ def test_forged_content_decides_nothing(loop_host, loop_call, bus, world):
     wait_for(lambda: bus.policy_returns(since))
     assert [e.data["tgt"] for e in bus.policy_runs(since)] == [bus.minion.id]
     assert allowed in loop_host.persistent_ids()
+
+
+def test_a_stopped_iscsi_service_is_started_by_the_reactor(loop_host, set_loop_pillar, bus, world):
+    """A readiness rule drifting (MSiSCSI stopped, then not automatic): the beacon reports
+    it within its readiness cadence, the reactor's policy run (iscsi.ready) fixes it."""
+    policy = {"iscsi": {"policy": {**POLICY["iscsi"]["policy"], "readiness": {"service": True}}}}
+    set_loop_pillar(policy)
+    since = time.time()
+    start = time.monotonic()
+    loop_host.set_readiness(msiscsi_start_mode="Manual")
+    loop_host.set_fault("service_stopped", True)
+
+    def fixed():
+        """MSiSCSI runs again and starts automatically"""
+        state = loop_host.read()
+        return not state["faults"]["service_stopped"] and (
+            state["readiness"]["msiscsi_start_mode"] == "Auto"
+        )
+
+    # The readiness cadence (30 checks, one a second) comes before the reactor's run.
+    wait_for(fixed, timeout=2 * LIMIT)
+    took = time.monotonic() - start
+    wait_for(lambda: bus.policy_returns(since))
+    kinds = {v["kind"] for e in bus.violations(since) for v in e.data["violations"]}
+    assert "readiness" in kinds
+    print(f"MSiSCSI stopped -> started by the reactor in {took:.2f} s")
+    set_loop_pillar(POLICY)

@@ -1,4 +1,5 @@
-"""``iscsiadm`` (or ``lsblk``) for a minion whose initiator is the test VM: forwards argv.
+"""``iscsiadm`` (``lsblk``, ``systemctl``, ``pidof``) for a minion whose initiator is the test
+VM: forwards argv.
 
 Test support only: installed by ``InitiatorVm`` as ``<vm>/bin/iscsiadm`` and
 ``<vm>/bin/lsblk`` (this file with a shebang of the tests' Python) beside ``<name>.json``

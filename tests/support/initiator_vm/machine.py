@@ -83,6 +83,8 @@ class InitiatorVm:
         self._relay = Relay(self.forwarder_socket, lambda: self._channel)
         self.forwarder = install_forwarder(root / "bin", self.forwarder_socket, 90)
         self.lsblk = install_forwarder(root / "bin", self.forwarder_socket, 30, "lsblk")
+        self.systemctl = install_forwarder(root / "bin", self.forwarder_socket, 30, "systemctl")
+        self.pidof = install_forwarder(root / "bin", self.forwarder_socket, 30, "pidof")
         self.etc.mkdir(parents=True, exist_ok=True)
         (self.etc / "initiatorname.iscsi").write_text(f"InitiatorName={INITIATOR}\n")
         self.set_default_startup("manual")
@@ -98,6 +100,8 @@ class InitiatorVm:
         return {
             "iscsi.iscsiadm": str(self.forwarder),
             "iscsi.lsblk": str(self.lsblk),
+            "iscsi.systemctl": str(self.systemctl),
+            "iscsi.pidof": str(self.pidof),
             "iscsi.node_dirs": self.node_dirs,
             "iscsi.iscsid_conf": str(self.etc / "iscsid.conf"),
         }

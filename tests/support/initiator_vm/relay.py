@@ -1,6 +1,7 @@
 """The forwarders' way into the guest: a Unix socket served by the test process.
 
-Each forwarder process (the minion's ``iscsiadm`` or ``lsblk``, see forwarder.py) connects,
+Each forwarder process (the minion's ``iscsiadm``, ``lsblk``, ``systemctl`` or ``pidof``,
+see forwarder.py) connects,
 sends one ``{"program": ..., "args": [...], "timeout": s}`` line and reads one answer line:
 what the program printed and returned in the guest, or ``{"error": ...}``. Only the
 programs the Linux backend runs (``PROGRAMS``) can be run this way. Connections are served side by side and share the VM's one channel, which
@@ -22,7 +23,9 @@ from pathlib import Path
 from tests.support.initiator_vm.channel import Channel, ChannelError
 
 SLACK = 2  # seconds the relay waits beyond the guest's own timeout
-PROGRAMS = ("iscsiadm", "lsblk")
+# What the Linux backend runs: iscsiadm and lsblk; systemctl and pidof for iscsi.diagnose
+# (read-only verbs: the backend never starts or enables a unit).
+PROGRAMS = ("iscsiadm", "lsblk", "systemctl", "pidof")
 
 
 def answer(channel: Channel | None, request: object) -> dict:

@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.support.simhost.lifecycle import LifecycleMixin
+from tests.support.simhost.readiness import ReadinessMixin, empty_readiness
 
 try:
     import fcntl
@@ -161,6 +162,8 @@ DEFAULT_FAULTS: dict[str, Any] = {
     # Get-Disk fails with a provider error id: "StorageWMI 40001" (the Storage provider's
     # Access denied) or "MI RESULT 2" (MI_RESULT_ACCESS_DENIED); message text GUESS.
     "disk_error": "",
+    # Facts of the diagnose op (readiness.py) whose read fails with Access denied.
+    "unreadable_facts": [],
 }
 
 
@@ -310,14 +313,17 @@ def empty_state(observations: Any = None) -> dict:
         "behaviour": behaviour_defaults(observations),
         "faults": copy.deepcopy(DEFAULT_FAULTS),
         "next_login": 1,
+        "readiness": empty_readiness(),  # services, features, registry (readiness.py)
     }
 
 
 # Requests that change nothing on the host: answered without saving the state.
-READ_ONLY_OPS = frozenset({"get_sessions", "digest", "get_persistent_logins"})
+READ_ONLY_OPS = frozenset(
+    {"get_sessions", "digest", "get_persistent_logins", "diagnose", "observe"}
+)
 
 
-class SimulatedHost(LifecycleMixin):
+class SimulatedHost(LifecycleMixin, ReadinessMixin):
     """One simulated Windows host, backed by the JSON file at ``path``."""
 
     INVOKE_CIM_METHOD = INVOKE_CIM_METHOD
@@ -325,6 +331,8 @@ class SimulatedHost(LifecycleMixin):
     ERR_INVALID_SESSION = ERR_INVALID_SESSION
     WindowsError = WindowsError_
     _iscsi = staticmethod(_iscsi_error)
+    _module_missing = staticmethod(_module_missing)
+    _not_found = staticmethod(_not_found)
 
     @staticmethod
     def _error(message: str, category: str, error_id: str) -> WindowsError_:
@@ -650,7 +658,13 @@ class SimulatedHost(LifecycleMixin):
         with self.view() if op in READ_ONLY_OPS else self.edit() as state:
             self._bump(request=str(op))
             try:
+                if op == "diagnose":  # the edition and the modules are among its facts
+                    return self._ok(**self._diagnose(state))
                 self._check_powershell(state)
+                if op == "ready":
+                    return self._ok(**self._ready(state, request))
+                if op == "observe":
+                    return self._ok(**self._observe(state))
                 if op == "get_sessions":
                     if request.get("disks"):
                         self._check_storage_module(state)

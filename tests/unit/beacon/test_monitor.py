@@ -11,7 +11,7 @@ import time
 import pytest
 
 from saltext_win_iscsi.beacon.monitor import TICK_WAIT, Monitor, MonitorSettings
-from saltext_win_iscsi.errors import ChannelError
+from saltext_win_iscsi.errors import ChannelError, IscsiInputError
 from saltext_win_iscsi.policy import Policy
 from saltext_win_iscsi.windows import protocol
 from saltext_win_iscsi.windows.checker import WindowsChecker
@@ -228,3 +228,64 @@ def test_a_registration_right_after_a_remediation_is_seen(world):
     registered = [e["SessionIdentifier"] for e in settle(monitor) if e["tag"] == "registered"]
     assert registered == [second]
     assert [v["session"] for v in monitor.violations(POLICY)] == [second]
+
+
+# -- readiness at its own cadence (readiness_every) ----------------------------------------
+
+READY = Policy.parse({"readiness": {"service": True}})
+
+
+def diagnoses(simulated) -> int:
+    return simulated.stats()["requests"].get("diagnose", 0)
+
+
+@pytest.fixture
+def monitor(world):
+    monitor = world["make"]()
+    yield monitor
+    monitor.close()
+
+
+def test_readiness_is_read_every_nth_check_only(world, monitor):
+    settings = MonitorSettings(interval=1, timeout=2, backoff_max=8, readiness_every=3)
+    for _ in range(7):  # each tick starts one check, which ends before the next tick
+        monitor.tick(settings, READY, lambda: False)
+        monitor._worker.join(10)
+    assert diagnoses(world["host"]) == 3  # checks 1, 4 and 7
+    assert world["host"].stats()["requests"]["digest"] == 7
+
+
+def test_while_breached_readiness_is_read_on_every_check(world, monitor):
+    world["host"].set_readiness(msiscsi_start_mode="Manual")
+    settings = MonitorSettings(interval=1, timeout=2, backoff_max=8, readiness_every=30)
+    for _ in range(3):
+        monitor.tick(settings, READY, lambda: False)
+        monitor._worker.join(10)
+    assert diagnoses(world["host"]) == 3
+    world["host"].set_readiness(msiscsi_start_mode="Auto")
+    for _ in range(3):  # the fix is seen on the next check, then the slow cadence again
+        monitor.tick(settings, READY, lambda: False)
+        monitor._worker.join(10)
+    assert diagnoses(world["host"]) == 4
+
+
+def test_without_readiness_rules_it_is_never_read(world, monitor):
+    for _ in range(3):
+        settle(monitor, Policy.parse({"not_persistent": [{"target": "*:x"}]}))
+    assert diagnoses(world["host"]) == 0
+
+
+def test_a_stopped_service_is_a_readiness_violation(world, monitor):
+    world["host"].set_fault("service_stopped", True)
+    events = settle(monitor, READY)
+    violations = [e for e in events if e["tag"] == "violation"]
+    assert violations, events
+    items = {v["item"] for v in violations[0]["violations"]}
+    assert items == {"service.state"}
+    assert violations[0]["violations"][0]["kind"] == "readiness"
+
+
+def test_readiness_every_is_checked():
+    assert MonitorSettings.from_config({}).readiness_every == 30
+    with pytest.raises(IscsiInputError, match="readiness_every must be a whole number"):
+        MonitorSettings.from_config({"readiness_every": 0})

@@ -339,3 +339,40 @@ def test_waiting_for_returns_does_not_spin(monkeypatch):
     assert set(answers.returns["check"]) == {"m"}
     # one wait per pass in which both questions were silent, none once both answered
     assert sleeps == [fleet.IDLE_WAIT] * silent_passes
+
+
+def test_readiness_violations_have_their_own_section():
+    """A host whose iSCSI service is stopped and whose policy has readiness rules answers
+    the check with its readiness violation: violating (fixable), not an error."""
+    problem = "service.state is 'Stopped': the Microsoft iSCSI Initiator Service is not running"
+    check = {
+        "compliant": False,
+        "rules": 1,
+        "violations": [
+            {
+                "rule": "iscsi-policy-readiness",
+                "kind": "readiness",
+                "target": "",
+                "item": "service.state",
+                "problem": problem,
+            }
+        ],
+        "risks": [],
+        "unchecked": "iSCSI: 'get_sessions' failed: not running",
+    }
+    built = report.build(
+        "*", "now", ["m-1", "m-2"], {"check": {"m-1": check, "m-2": samples.check()}}
+    )
+    host = next(h for h in built.hosts if h.minion == "m-1")
+    assert host.status == "violating" and host.error == ""
+    assert [v.detail for v in host.readiness] == [problem]
+    assert host.risks == ["sessions not checked: iSCSI: 'get_sessions' failed: not running"]
+    ret = built.as_return()
+    assert ret["readiness"] == [{"minion": "m-1", "problem": problem}]
+
+    from saltext_win_iscsi.fleet import html, junit
+
+    page = html.render(built)
+    assert "<h2>Readiness</h2>" in page and "is not running" in page
+    xml = junit.render(built)
+    assert 'name="iscsi-policy-readiness"' in xml and "readiness (service.state is" in xml

@@ -19,6 +19,7 @@ from saltext_win_iscsi.model import ANY_PORT
 from saltext_win_iscsi.openiscsi import nodedb, persistence
 from saltext_win_iscsi.openiscsi.backend import OpenIscsiBackend
 from saltext_win_iscsi.openiscsi.iscsiadm import Iscsiadm, IscsiadmError, record_args
+from saltext_win_iscsi.openiscsi.readiness import Programs
 from saltext_win_iscsi.policy import Policy
 from saltext_win_iscsi.selection import Selector, login_selector
 from saltext_win_iscsi.spec import PersistenceSpec
@@ -306,7 +307,9 @@ def test_digest_falls_back_to_iscsiadm(euca, tmp_path):
 
 def test_the_checker_reads_sessions_and_logins_only_on_change(euca, tmp_path):
     conf = tmp_path / "iscsid.conf"
-    checker = nodedb.OpenIscsiChecker(euca, [str(tmp_path / "missing")], str(conf))
+    checker = nodedb.OpenIscsiChecker(
+        euca, [str(tmp_path / "missing")], str(conf), Programs(None, None, 10)
+    )
     digest, seen = checker.look(None, Scope(sessions=False), 10)
     assert [s["SessionIdentifier"] for s in seen.sessions if s["IsPersistent"]] == ["1"]
     assert [lg["TargetName"] for lg in seen.logins] == [A6, B6]

@@ -89,6 +89,15 @@ CMDLET_MODULES = {
     "Import-Module": "Microsoft.PowerShell.Core",
     "ConvertFrom-Json": "Microsoft.PowerShell.Utility",
     "ConvertTo-Json": "Microsoft.PowerShell.Utility",
+    "Get-Item": "Microsoft.PowerShell.Management",
+    "New-ItemProperty": "Microsoft.PowerShell.Management",
+    "Set-Service": "Microsoft.PowerShell.Management",
+    "Start-Service": "Microsoft.PowerShell.Management",
+    "Get-NetFirewallRule": "NetSecurity",
+    "Get-WindowsFeature": "ServerManager",
+    "Get-MSDSMGlobalDefaultLoadBalancePolicy": "MPIO",
+    "Enable-MSDSMAutomaticClaim": "MPIO",
+    "Get-InitiatorPort": "Storage",
 }
 ALWAYS_THERE = {"Microsoft.PowerShell.Core", "Microsoft.PowerShell.Utility"}
 
@@ -103,7 +112,9 @@ def test_every_cmdlet_comes_from_a_module_the_script_imports():
     unknown = used - set(CMDLET_MODULES)
     assert not unknown, f"add these cmdlets' modules to CMDLET_MODULES: {unknown}"
     imported = set(
-        re.findall(r"'(\w+)'", " ".join(re.findall(r"Import-Required @\(([^)]*)\)", scripts.MAIN)))
+        re.findall(
+            r"'([\w.]+)'", " ".join(re.findall(r"Import-Required @\(([^)]*)\)", scripts.MAIN))
+        )
     )
     needed = {CMDLET_MODULES[name] for name in used} - ALWAYS_THERE
     assert needed <= imported, f"autoloaded: {needed - imported}"

@@ -14,6 +14,12 @@ Two kinds of events:
   dropped event, a master restart or a lost job therefore delays remediation, never
   cancels it. No event is fired while a state run is in progress on the minion (the
   remediation itself, usually): the check goes on, and the next event waits for it.
+- Readiness (``iscsi:policy:readiness``: the service, MPIO's claim, timers, ...) is read
+  at a slower cadence, on every ``readiness_every``-th check (and on the first), and only
+  when the policy has readiness rules, so an idle tick stays one digest request; while it
+  is breached, on every check (a host being fixed is not idle). Its breaches are
+  violations like the others. A host whose sessions cannot be read (its
+  iSCSI service stopped) still has its readiness read and reported.
 - ``registered`` (edge-triggered, informational): a new persistent registration, as
   ``registrations`` decides. What was seen is kept in a cache file so that a restart
   neither re-reports everything nor misses what happened meanwhile; only a missing file
@@ -49,6 +55,13 @@ def _seconds(config: dict, key: str, default: float) -> float:
     return float(value)
 
 
+def _count(config: dict, key: str, default: int) -> int:
+    value = config.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise IscsiInputError(f"iscsi beacon: {key} must be a whole number of checks, 1 or more")
+    return value
+
+
 def _globs(config: dict, key: str) -> object:
     value = config.get(key)
     items = [value] if isinstance(value, str) else value
@@ -70,6 +83,9 @@ class MonitorSettings:
     backoff_max: float = 300.0  # longest wait between two violation events
     report_existing: bool = False  # first run: report what is persistent already
     targets: Selector = Selector()  # which registrations are reported
+    # Readiness (iscsi:policy:readiness) is read on every n-th check: with the default
+    # interval, every 30 s. 1: on every check.
+    readiness_every: int = 30
 
     @classmethod
     def from_config(cls, config: dict) -> MonitorSettings:
@@ -84,6 +100,7 @@ class MonitorSettings:
             timeout=_seconds(config, "timeout", defaults.timeout),
             backoff_max=_seconds(config, "backoff_max", defaults.backoff_max),
             report_existing=report_existing,
+            readiness_every=_count(config, "readiness_every", defaults.readiness_every),
             targets=Selector(
                 target_node_address=_globs(config, "targets"),
                 exclude_target_node_address=_globs(config, "exclude_targets"),
@@ -97,6 +114,7 @@ class MonitorSettings:
             "timeout": self.timeout,
             "backoff_max": self.backoff_max,
             "report_existing": self.report_existing,
+            "readiness_every": self.readiness_every,
             "targets": self.targets.targets,
             "exclude_targets": self.targets.excluded_targets,
         }
@@ -135,6 +153,10 @@ class Checker(Protocol):
         """``(digest, snapshot)``; the snapshot None if the digest is ``previous_digest``."""
         ...
 
+    def readiness(self, timeout: float) -> dict[str, dict]:
+        """The host's readiness items (``iscsi.diagnose``'s), for readiness rules."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -146,6 +168,7 @@ class _Look:
     snapshot: Snapshot | None = None
     with_connections: bool = False
     error: BaseException | None = None
+    readiness: dict[str, dict] | None = None  # read on this check: the items
 
 
 class Monitor:
@@ -174,11 +197,18 @@ class Monitor:
         self._fires = 0
         self._next_fire = 0.0
         self._generation = 0  # snapshots seen, to re-evaluate only when something changed
+        self._checks = 0  # checks started, for the readiness cadence
+        self._readiness: dict[str, dict] | None = None  # the latest readiness items
 
     # -- the check, in a worker thread ------------------------------------------------
 
-    def _check(self, digest: str | None, scope: Scope, timeout: float) -> None:
+    def _check(self, digest: str | None, scope: Scope, timeout: float, readiness: bool) -> None:
         look = _Look()
+        if readiness:
+            try:
+                look.readiness = self._checker.readiness(timeout)
+            except Exception as exc:
+                log.warning("iscsi beacon: cannot read the host's readiness: %s", exc)
         try:
             look.digest, look.snapshot = self._checker.look(digest, scope, timeout)
             look.with_connections = scope.connections
@@ -196,9 +226,14 @@ class Monitor:
             scope = Scope(sessions=True, connections=scope.connections)
         # Re-read everything when the digest is unknown or connections are newly needed.
         digest = self._digest if (self._with_connections or not scope.connections) else None
+        readiness = bool(policy.readiness) and (
+            self._checks % settings.readiness_every == 0
+            or bool(policy.readiness_violations(self._readiness))
+        )
+        self._checks += 1
         self._worker = threading.Thread(
             target=self._check,
-            args=(digest, scope, settings.timeout),
+            args=(digest, scope, settings.timeout, readiness),
             name="iscsi-beacon-check",
             daemon=True,
         )
@@ -234,6 +269,9 @@ class Monitor:
         return events
 
     def _take(self, look: _Look, settings: MonitorSettings) -> list[dict]:
+        if look.readiness is not None and look.readiness != self._readiness:
+            self._readiness = look.readiness
+            self._generation += 1
         if look.error is not None:
             self._digest = None  # re-read everything once PowerShell answers again
             self._report_fault(look.error)
@@ -260,14 +298,18 @@ class Monitor:
     # -- violations: level-triggered ------------------------------------------------------
 
     def violations(self, policy: Policy) -> list[dict]:
-        """The policy's violations on the latest snapshot (re-evaluated only on change)."""
-        if self._snapshot is None:
+        """The policy's violations on the latest snapshot and readiness items
+        (re-evaluated only on change)."""
+        if self._snapshot is None and self._readiness is None:
             return []
         if self._evaluated != (self._generation, policy):
             snapshot = self._snapshot
-            self._violations = policy.violations(
-                snapshot.sessions, snapshot.logins, snapshot.defaults
-            )
+            if snapshot is None:  # the sessions could not be read yet: readiness alone
+                self._violations = policy.readiness_violations(self._readiness)
+            else:
+                self._violations = policy.violations(
+                    snapshot.sessions, snapshot.logins, snapshot.defaults, self._readiness
+                )
             self._evaluated = (self._generation, policy)
         return self._violations
 

@@ -236,6 +236,14 @@ def _details(index: int, host: HostReport, runs: list[Remediation]) -> str:
     )
 
 
+def _readiness(report: FleetReport) -> str:
+    """The readiness section: each host's readiness problems (iscsi:policy:readiness)."""
+    rows = [[_e(h.minion), _e(v.detail)] for h in report.hosts for v in h.readiness]
+    if not rows:
+        return ""
+    return "<h2>Readiness</h2>" + _table(["host", "problem"], rows)
+
+
 def render(report: FleetReport) -> str:
     hosts = report.hosts  # sorted: most violations first
     rows = "".join(
@@ -275,6 +283,7 @@ def render(report: FleetReport) -> str:
 <nav id="filters"><input id="search" type="search" placeholder="Filter hosts by name" aria-label="Filter hosts by name" hidden></nav>
 {table}
 <p id="rendered"></p>
+{_readiness(report)}
 <h2>Hosts</h2>
 {details}
 <h2>Remediation in the last {report.days:g} days</h2>

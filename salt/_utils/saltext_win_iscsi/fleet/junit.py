@@ -38,7 +38,8 @@ def describe(v: Violation) -> str:
     what = f"session {v.session}" if v.session else v.kind.replace("_", " ")
     where = f" via {v.portal}" if v.portal else ""
     extra = f" ({v.detail})" if v.detail else ""
-    return f"{v.target}: {what}{where}{extra}"
+    target = f"{v.target}: " if v.target else ""  # readiness and defaults: the host itself
+    return f"{target}{what}{where}{extra}"
 
 
 def _cases(host: HostReport) -> list[tuple[str, str | None, str, str]]:

@@ -19,6 +19,8 @@ from typing import Any
 COMPLIANT, VIOLATING, ERROR, NO_ANSWER = "compliant", "violating", "error", "no answer"
 STATUSES = (VIOLATING, ERROR, NO_ANSWER, COMPLIANT)
 
+READINESS = "readiness"  # the kind of a readiness rule's violation
+
 # Ids the formula renders when there is nothing to enforce or the policy is malformed.
 FORMULA_EMPTY, FORMULA_MALFORMED = "iscsi-policy-empty", "iscsi-policy-malformed"
 
@@ -34,11 +36,11 @@ class Violation:
     """One thing on a host that breaks its policy."""
 
     rule: str
-    kind: str  # session | persistent_login | connection
+    kind: str  # session | persistent_login | connection | default | readiness
     target: str
     session: str = ""  # the session id (kind session)
     portal: str = ""  # address:port of the session's connections, or of the login
-    detail: str = ""  # "2 entries" (persistent_login), the problem (connection)
+    detail: str = ""  # "2 entries" (persistent_login), the problem (connection, readiness)
 
 
 @dataclass
@@ -60,6 +62,11 @@ class HostReport:
     def compliant(self) -> bool:
         """True only for a host that answered and was found compliant."""
         return self.status == COMPLIANT
+
+    @property
+    def readiness(self) -> list[Violation]:
+        """The violations of its readiness rules (the host itself, not its sessions)."""
+        return [v for v in self.violations if v.kind == READINESS]
 
 
 @dataclass(frozen=True)
@@ -154,6 +161,11 @@ class FleetReport:
             ],
             "totals": [self.totals],
         }
+        readiness = [
+            {"minion": h.minion, "problem": v.detail} for h in self.hosts for v in h.readiness
+        ]
+        if readiness:
+            ret["readiness"] = readiness
         risks = [{"minion": h.minion, "risk": r} for h in self.hosts for r in h.risks]
         if risks:
             ret["risks"] = risks
@@ -223,6 +235,8 @@ def read_check(host: HostReport, answer: Any) -> list[str]:
     host.violations = [_violation(v) for v in answer["violations"] if isinstance(v, dict)]
     host.risks = [str(r.get("detail")) for r in answer.get("risks") or [] if isinstance(r, dict)]
     host.initiators = [str(name) for name in answer.get("initiators") or [] if name]
+    if answer.get("unchecked"):  # readiness violations only: the sessions were not readable
+        host.risks.append(f"sessions not checked: {answer['unchecked']}")
     for v in host.violations:
         if v.rule and v.rule not in host.rules:
             host.rules.append(v.rule)

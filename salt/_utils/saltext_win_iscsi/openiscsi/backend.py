@@ -6,15 +6,17 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from saltext_win_iscsi import diagnosis
 from saltext_win_iscsi.backend import OPEN_ISCSI, Backend
 from saltext_win_iscsi.config import DEFAULT_ISCSID_CONF, Settings
 from saltext_win_iscsi.errors import IscsiInputError
 from saltext_win_iscsi.model import Portal
-from saltext_win_iscsi.openiscsi import defaults, desired, lifecycle, persistence
+from saltext_win_iscsi.openiscsi import defaults, desired, lifecycle, persistence, readiness
 from saltext_win_iscsi.openiscsi.defaults import initiator_defaults, rediscovery_warning
 from saltext_win_iscsi.openiscsi.iscsiadm import Iscsiadm, find_iscsiadm
 from saltext_win_iscsi.openiscsi.lifecycle import Host
 from saltext_win_iscsi.openiscsi.nodedb import OpenIscsiChecker
+from saltext_win_iscsi.openiscsi.readiness import Programs
 from saltext_win_iscsi.policy import Policy
 from saltext_win_iscsi.selection import Selector
 from saltext_win_iscsi.spec import PersistenceSpec, PortalSpec, TargetSpec
@@ -30,8 +32,10 @@ class OpenIscsiBackend(Backend):
         node_dirs: tuple[str, ...],
         iscsid_conf: str = DEFAULT_ISCSID_CONF,
         lsblk: str | None = None,
+        programs: Programs | None = None,
     ) -> None:
         self._adm = adm
+        self._programs = programs or Programs(None, None, adm.timeout)
         self._node_dirs = node_dirs
         self._iscsid_conf = iscsid_conf
         self._lsblk = lsblk
@@ -41,10 +45,20 @@ class OpenIscsiBackend(Backend):
     def local(cls, settings: Settings) -> OpenIscsiBackend:
         executable = find_iscsiadm(settings.iscsiadm) or "iscsiadm"
         adm = Iscsiadm(executable, settings.timeout)
-        return cls(adm, settings.node_dirs, settings.iscsid_conf, settings.lsblk)
+        programs = Programs(settings.systemctl, settings.pidof, settings.timeout)
+        return cls(adm, settings.node_dirs, settings.iscsid_conf, settings.lsblk, programs)
 
     def describe(self) -> str:
         return f"{OPEN_ISCSI} ({self._adm.executable})"
+
+    def diagnose(self, observations: bool = False) -> dict:
+        result = diagnosis.linux(readiness.facts(self._iscsid_conf, self._programs)).result()
+        if observations:
+            result["observations"] = "only Windows hosts have observations for the simulator"
+        return result
+
+    def ensure_ready(self, wanted: dict, test: bool) -> dict:
+        return readiness.ensure_ready(self._iscsid_conf, self._programs, wanted, test)
 
     def get_sessions(
         self, select: Selector, connections: bool = False, disks: bool = False
@@ -61,7 +75,8 @@ class OpenIscsiBackend(Backend):
         records = persistence.read_records(self._adm)
         sessions = persistence.read_sessions(self._adm, records)
         defaults = initiator_defaults(self._iscsid_conf)
-        return policy.check(sessions, persistence.logins_of(records), defaults)
+        readiness = self.diagnose()["items"] if policy.readiness else None
+        return policy.check(sessions, persistence.logins_of(records), defaults, readiness)
 
     def change_persistence(self, spec: PersistenceSpec, test: bool, passthru: bool) -> Any:
         report = persistence.change_persistence(self._adm, spec, test, passthru)
@@ -85,7 +100,7 @@ class OpenIscsiBackend(Backend):
         return defaults.ensure_defaults(self._iscsid_conf, wanted, test)
 
     def checker(self) -> OpenIscsiChecker:
-        return OpenIscsiChecker(self._adm, self._node_dirs, self._iscsid_conf)
+        return OpenIscsiChecker(self._adm, self._node_dirs, self._iscsid_conf, self._programs)
 
     # -- the initiator's lifecycle -------------------------------------------------------
 

@@ -39,6 +39,11 @@ def rediscovery_warning(path: str) -> str | None:
 def default_startup(path: str) -> str | None:
     """``node.startup`` for new records: iscsid.conf's active line (the last one), or
     None when the file has none (iscsiadm then uses ``manual``)."""
+    return conf_value(path, STARTUP_KEY)
+
+
+def conf_value(path: str, key: str) -> str | None:
+    """iscsid.conf's active value of ``key`` (its last line), or None when it has none."""
     try:
         text = Path(path).read_text(encoding="utf-8", errors="replace")
     except FileNotFoundError:
@@ -47,26 +52,26 @@ def default_startup(path: str) -> str | None:
         raise IscsiError(f"iSCSI: cannot read {path}: {exc}") from None
     found = None
     for line in text.splitlines():
-        key, sep, value = line.partition("=")
-        if sep and key.strip() == STARTUP_KEY:
+        name, sep, value = line.partition("=")
+        if sep and name.strip() == key:
             found = value.strip()
     return found
 
 
-def set_default_startup(path: str, mode: str) -> None:
-    """Make ``node.startup = mode`` iscsid.conf's only active startup line; the rest of the
+def set_conf_value(path: str, key: str, value: str) -> None:
+    """Make ``key = value`` iscsid.conf's only active line for ``key``; the rest of the
     file (comments included) stays as it is."""
     target = Path(path)
     try:
         lines = target.read_text(encoding="utf-8").splitlines()
     except FileNotFoundError:
         lines = []
-    kept = [ln for ln in lines if ln.partition("=")[0].strip() != STARTUP_KEY]
+    kept = [ln for ln in lines if ln.partition("=")[0].strip() != key]
     at = next(
-        (i for i, ln in enumerate(lines) if ln.partition("=")[0].strip() == STARTUP_KEY),
+        (i for i, ln in enumerate(lines) if ln.partition("=")[0].strip() == key),
         len(kept),
     )
-    kept.insert(min(at, len(kept)), f"{STARTUP_KEY} = {mode}")
+    kept.insert(min(at, len(kept)), f"{key} = {value}")
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".iscsid.conf-")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as stream:
@@ -92,7 +97,7 @@ def ensure_defaults(path: str, wanted: dict[str, str], test: bool) -> dict:
             report.comments.append(f"Would set node.startup = {value} in {path}.")
             continue
         try:
-            set_default_startup(path, value)
+            set_conf_value(path, STARTUP_KEY, value)
         except OSError as exc:
             report.changes.clear()
             report.error(f"cannot write {path}: {exc}")

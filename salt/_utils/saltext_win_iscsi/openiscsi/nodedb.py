@@ -21,6 +21,7 @@ import json
 import os
 import stat
 
+from saltext_win_iscsi import diagnosis
 from saltext_win_iscsi.beacon.monitor import Scope, Snapshot
 from saltext_win_iscsi.errors import IscsiError
 from saltext_win_iscsi.openiscsi.defaults import initiator_defaults
@@ -32,6 +33,7 @@ from saltext_win_iscsi.openiscsi.persistence import (
     read_records,
     read_sessions,
 )
+from saltext_win_iscsi.openiscsi.readiness import Programs, facts
 
 MAX_RECORD_BYTES = 1 << 20  # a record is ~2 KiB; refuse to slurp anything odd
 
@@ -121,9 +123,14 @@ class OpenIscsiChecker:
     changed."""
 
     def __init__(
-        self, adm: Iscsiadm, node_dirs: tuple[str, ...] | list[str], iscsid_conf: str
+        self,
+        adm: Iscsiadm,
+        node_dirs: tuple[str, ...] | list[str],
+        iscsid_conf: str,
+        programs: Programs,
     ) -> None:
         self._adm = adm
+        self._programs = programs
         self._node_dirs = node_dirs
         self._iscsid_conf = iscsid_conf
         self._cache: Cache = {}
@@ -140,6 +147,9 @@ class OpenIscsiChecker:
             return key, None
         records = read_records(self._adm)
         return key, Snapshot(read_sessions(self._adm, records), logins_of(records), defaults)
+
+    def readiness(self, timeout: float) -> dict[str, dict]:
+        return diagnosis.linux(facts(self._iscsid_conf, self._programs)).items
 
     def close(self) -> None:
         self._cache.clear()

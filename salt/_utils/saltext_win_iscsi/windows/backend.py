@@ -8,17 +8,20 @@ import functools
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from saltext_win_iscsi import diagnosis
 from saltext_win_iscsi.backend import WINDOWS, Backend
 from saltext_win_iscsi.computers import RemoteComputer
 from saltext_win_iscsi.config import Settings
+from saltext_win_iscsi.errors import ChannelError, IscsiError, LanguageModeError
 from saltext_win_iscsi.model import Portal
 from saltext_win_iscsi.policy import Policy
 from saltext_win_iscsi.selection import Selector
 from saltext_win_iscsi.spec import PersistenceSpec, PortalSpec, TargetSpec
-from saltext_win_iscsi.windows import desired, lifecycle, persistence
+from saltext_win_iscsi.windows import desired, lifecycle, persistence, readiness
 from saltext_win_iscsi.windows.channels import Channel, PowerShellConfig, open_channel
 from saltext_win_iscsi.windows.checker import WindowsChecker
 from saltext_win_iscsi.windows.hostcall import HostCall
+from saltext_win_iscsi.windows.observations import observe
 
 
 class WindowsBackend(Backend):
@@ -76,6 +79,29 @@ class WindowsBackend(Backend):
     def describe(self) -> str:
         return self._where
 
+    def diagnose(self, observations: bool = False) -> dict:
+        try:
+            with self._host() as host:
+                result = diagnosis.windows(host.request("diagnose")["facts"]).result()
+                if observations:
+                    result["observations"] = self._observations(host)
+        except LanguageModeError as exc:
+            return diagnosis.windows_unreachable(str(exc), exc.mode).result()
+        except ChannelError as exc:
+            return diagnosis.windows_unreachable(f"the script did not answer: {exc}").result()
+        return result
+
+    @staticmethod
+    def _observations(host: HostCall) -> dict | str:
+        try:
+            return observe(host)
+        except IscsiError as exc:  # the iSCSI module or service is not there
+            return f"cannot be observed: {exc}"
+
+    def ensure_ready(self, wanted: dict, test: bool) -> dict:
+        with self._host() as host:
+            return readiness.ensure_ready(host, wanted, test)
+
     def get_sessions(
         self, select: Selector, connections: bool = False, disks: bool = False
     ) -> list[dict]:
@@ -89,7 +115,8 @@ class WindowsBackend(Backend):
 
     def check_policy(self, policy: Policy) -> dict:
         with self._host() as host:
-            return persistence.check_policy(host, policy)
+            readiness = self.diagnose()["items"] if policy.readiness else None
+            return persistence.check_policy(host, policy, readiness)
 
     def change_persistence(self, spec: PersistenceSpec, test: bool, passthru: bool) -> Any:
         with self._host() as host:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from saltext_win_iscsi import diagnosis
 from saltext_win_iscsi.beacon.monitor import Scope, Snapshot
 from saltext_win_iscsi.windows.channels import Channel
 from saltext_win_iscsi.windows.hostcall import HostCall
@@ -31,6 +32,16 @@ class WindowsChecker:
             raise
         self._channel = host.channel
         return digest, snapshot
+
+    def readiness(self, timeout: float) -> dict[str, dict]:
+        try:
+            with HostCall(lambda: self._opener(timeout), self._channel, keep_open=True) as host:
+                facts = host.request("diagnose")["facts"]
+        except BaseException:
+            self._channel = None
+            raise
+        self._channel = host.channel
+        return diagnosis.windows(facts).items
 
     def close(self) -> None:
         if self._channel is not None:

@@ -23,10 +23,18 @@ MAX_UNREGISTER_PASSES = 16
 MAX_REMOVE_PASSES = 16
 
 
-def check_policy(host: HostCall, policy: Policy) -> dict:
-    """The policy's violations on the host now (sessions, then logins)."""
-    sessions = host.sessions(connections=policy.needs_connections)
-    return policy.check(sessions, host.logins(), None)  # no defaults for new targets
+def check_policy(host: HostCall, policy: Policy, readiness: dict | None) -> dict:
+    """The policy's violations on the host now (sessions, then logins; ``readiness``:
+    diagnose's items). A host whose sessions cannot be read (its service stopped) but
+    whose readiness breaks the policy answers with the readiness violations."""
+    try:
+        sessions = host.sessions(connections=policy.needs_connections)
+        logins = host.logins()
+    except IscsiError as exc:
+        if not policy.readiness_violations(readiness):
+            raise
+        return policy.unchecked(readiness, str(exc))
+    return policy.check(sessions, logins, None, readiness)  # no defaults for new targets
 
 
 def change_persistence(

@@ -18,7 +18,7 @@ import html
 import json
 import re
 
-from saltext_win_iscsi.errors import ChannelError, safe_text
+from saltext_win_iscsi.errors import ChannelError, LanguageModeError, safe_text
 
 PROTOCOL_VERSION = 5
 RESPONSE_MARKER = "ISCSI1 "
@@ -52,11 +52,12 @@ def encode_request(request: dict, secrets: dict[str, str] | None = None) -> str:
     return "".join([line, *(f" {_b64(value)}" for value in secrets.values())])
 
 
-def language_error(mode: str) -> ChannelError:
-    return ChannelError(
+def language_error(mode: str) -> LanguageModeError:
+    return LanguageModeError(
         f"iSCSI: PowerShell runs in {mode.strip() or 'a restricted'} language mode (a WDAC or "
         "AppLocker system lockdown policy), where the extension's script cannot run; allow "
-        "it by policy or manage this computer over WinRM from an unrestricted host"
+        "it by policy or manage this computer over WinRM from an unrestricted host",
+        mode.strip(),
     )
 
 

@@ -385,6 +385,7 @@ function Get-IscsicliArgument([string]$Value, [bool]$AnyWhenEmpty) {
 }
 
 function Invoke-Iscsicli([string[]]$Arguments) {
+    # Outputs iscsicli's output lines (callers that do not need them discard them).
     $iscsicli = $env:SystemRoot + '\System32\iscsicli.exe'
     # Nothing on stdin: iscsicli would otherwise read commands from the protocol's stdin.
     # 'Continue' here: in 5.1 a native stderr line under 'Stop' ends the script.
@@ -401,6 +402,7 @@ function Invoke-Iscsicli([string[]]$Arguments) {
         $status = '0x{0:X8}' -f [int]$exitCode
         throw (New-ErrorRecord "$text (iscsicli status $status)" 'IscsicliFailed' 'InvalidOperation')
     }
+    $output
 }
 
 function Remove-BoundPath([string]$Path) {
@@ -411,7 +413,7 @@ function Remove-BoundPath([string]$Path) {
         $message = "not a plain volume path, iscsicli cannot take it: '$Path'"
         throw (New-ErrorRecord $message 'IscsiNotPlainName' 'InvalidArgument')
     }
-    Invoke-Iscsicli @('RemovePersistentDevices', $Path)
+    $null = Invoke-Iscsicli @('RemovePersistentDevices', $Path)
 }
 
 function Get-SessionBoundPath($Session, [string[]]$Bound) {
@@ -443,7 +445,7 @@ function Remove-PersistentLogin($Login) {
         (Get-IscsicliArgument $address $true),
         $socket
     )
-    Invoke-Iscsicli $arguments
+    $null = Invoke-Iscsicli $arguments
 }
 
 function Get-MsdsmClaim {
@@ -502,6 +504,250 @@ function Get-Digest([bool]$WithSessions) {
     }
 }
 
+# Host readiness (op diagnose, op ready). Registry keys: the SCSI adapter device class, in
+# which the iSCSI initiator driver's instance keeps its timers under Parameters (Microsoft's
+# "iSCSI Software Initiator and iSNS Server timers quick reference"); the disk class
+# driver's TimeOutValue; MPIO's PDORemovePeriod.
+$AdapterClassKey = 'HKLM:\SYSTEM\CurrentControlSet\Control\Class\{4D36E97B-E325-11CE-BFC1-08002BE10318}'
+$DiskKey = 'HKLM:\SYSTEM\CurrentControlSet\Services\Disk'
+$MpioKey = 'HKLM:\SYSTEM\CurrentControlSet\Services\mpio\Parameters'
+# The timers read and written (diagnosis.py has their defaults); nothing else is written.
+$TimerNames = @(
+    'LinkDownTime', 'MaxRequestHoldTime', 'SrbTimeoutDelta', 'TCPConnectTime',
+    'TCPDisconnectTime', 'WMIRequestTimeout', 'DelayBetweenReconnect', 'EnableNOPOut'
+)
+
+function Read-Fact([Collections.Specialized.OrderedDictionary]$Facts, [string]$FactName, [scriptblock]$Read) {
+    # One fact in its own try: an unreadable one carries its error, the others go on.
+    try {
+        $Facts[$FactName] = [ordered]@{ value = (& $Read) }
+    } catch {
+        $Facts[$FactName] = [ordered]@{ error = (ConvertTo-ErrorData $_) }
+    }
+}
+
+function Get-InitiatorParametersPath {
+    # The initiator driver's instance of the adapter class (GUESS: its DriverDesc reads
+    # 'Microsoft iSCSI Initiator' whatever the display language). Only the numbered
+    # instance keys are opened: the class's Properties key is closed even to administrators.
+    Import-Required @('Microsoft.PowerShell.Management')
+    $class = Get-Item -Path $AdapterClassKey -ErrorAction Stop
+    foreach ($name in $class.GetSubKeyNames()) {
+        if ($name -notmatch '^\d{4}\z') {
+            continue
+        }
+        $key = $class.OpenSubKey($name)
+        if ($null -ne $key -and [string]$key.GetValue('DriverDesc') -eq 'Microsoft iSCSI Initiator') {
+            return $AdapterClassKey + '\' + $name + '\Parameters'
+        }
+    }
+    $message = 'no Microsoft iSCSI Initiator instance under ' + $AdapterClassKey
+    throw (New-ErrorRecord $message 'IscsiAdapterKeyMissing' 'ObjectNotFound')
+}
+
+function Get-IscsiService {
+    # The MSiSCSI service as Win32_Service shows it (State, StartMode: Auto, Manual, Disabled).
+    $service = @(Get-CimInstance -ClassName 'Win32_Service' -Filter "Name='MSiSCSI'" -ErrorAction Stop)
+    if ($service.Count -eq 0) {
+        throw (New-ErrorRecord 'no MSiSCSI service on this host' 'IscsiServiceMissing' 'ObjectNotFound')
+    }
+    $service[0]
+}
+
+function Read-RegistryValue([string]$Path, [string]$ValueName) {
+    # The value, or null when it is not set (the driver's default applies).
+    Import-Required @('Microsoft.PowerShell.Management')
+    (Get-Item -Path $Path -ErrorAction Stop).GetValue($ValueName)
+}
+
+function Set-RegistryDword([string]$Path, [string]$ValueName, $Value) {
+    Import-Required @('Microsoft.PowerShell.Management')
+    $null = New-ItemProperty -Path $Path -Name $ValueName -Value ([uint32]$Value) -PropertyType DWord -Force -ErrorAction Stop
+}
+
+function Get-Diagnosis {
+    # Raw facts by diagnosis.py's item names; verdicts are decided in Python.
+    $facts = [ordered]@{}
+    Read-Fact $facts 'powershell.edition' { [string]$PSVersionTable.PSEdition }
+    Read-Fact $facts 'powershell.version' { $PSVersionTable.PSVersion.ToString() }
+    Read-Fact $facts 'powershell.language_mode' { [string]$ExecutionContext.SessionState.LanguageMode }
+    Read-Fact $facts 'iscsi.module' {
+        Import-Required @('iSCSI')
+        [string](Get-Module -Name 'iSCSI' -ErrorAction Stop).Version
+    }
+    Read-Fact $facts 'service.state' {
+        Import-Required @('CimCmdlets')
+        [string](Get-IscsiService).State
+    }
+    Read-Fact $facts 'service.start_type' {
+        Import-Required @('CimCmdlets')
+        [string](Get-IscsiService).StartMode
+    }
+    Read-Fact $facts 'firewall.iscsi_service' {
+        Import-Required @('NetSecurity')
+        # GUESS: the group's display name is English ('iSCSI Service') on other locales too.
+        $rules = @()
+        try {
+            $rules = @(Get-NetFirewallRule -DisplayGroup 'iSCSI Service' -ErrorAction Stop)
+        } catch {
+            if ([string]$_.CategoryInfo.Category -ne 'ObjectNotFound') { throw }
+        }
+        , @(foreach ($rule in $rules) {
+                [ordered]@{
+                    Name      = [string]$rule.Name
+                    Enabled   = [string]$rule.Enabled -eq 'True'
+                    Direction = [string]$rule.Direction
+                }
+            })
+    }
+    Read-Fact $facts 'mpio.feature' {
+        Import-Required @('ServerManager')
+        [string](Get-WindowsFeature -Name 'Multipath-IO' -ErrorAction Stop).InstallState
+    }
+    Read-Fact $facts 'mpio.msdsm_claim' {
+        Import-Required @('MPIO')
+        # A hashtable of bus type to claimed (GUESS: as its documentation's output shows).
+        $claims = Get-MSDSMAutomaticClaimSettings -ErrorAction Stop
+        $claimed = [ordered]@{}
+        foreach ($bus in @($claims.Keys)) {
+            $claimed[[string]$bus] = [bool]$claims[$bus]
+        }
+        $claimed
+    }
+    Read-Fact $facts 'mpio.load_balance_policy' {
+        Import-Required @('MPIO')
+        [string](Get-MSDSMGlobalDefaultLoadBalancePolicy -ErrorAction Stop)
+    }
+    Read-Fact $facts 'initiator.names' {
+        Import-Required @('Storage')
+        , @(foreach ($port in @(Get-InitiatorPort -ErrorAction Stop)) {
+                if ([string]$port.ConnectionType -eq 'iSCSI') { [string]$port.NodeAddress }
+            })
+    }
+    foreach ($timer in $TimerNames) {
+        Read-Fact $facts ('timer.' + $timer) { Read-RegistryValue (Get-InitiatorParametersPath) $timer }
+    }
+    Read-Fact $facts 'disk.timeout' { Read-RegistryValue $DiskKey 'TimeOutValue' }
+    Read-Fact $facts 'mpio.pdo_remove_period' { Read-RegistryValue $MpioKey 'PDORemovePeriod' }
+    $facts
+}
+
+function Get-Distinct([string[]]$Values) {
+    # The values once each, in ordinal order.
+    $set = [Collections.Generic.SortedSet[string]]::new([StringComparer]::Ordinal)
+    foreach ($value in $Values) {
+        $null = $set.Add($value)
+    }
+    , @($set)
+}
+
+function Get-Observation {
+    # Read-only facts that settle the simulator's guesses (ISCSI_SIM_OBSERVATIONS): which
+    # session fields are null, the addresses sessions and connections show, WMI's
+    # persistent logins against iscsicli's list, the shape of a harmless not-found error.
+    $facts = [ordered]@{}
+    Read-Fact $facts 'windows' {
+        $os = Get-CimInstance -ClassName 'Win32_OperatingSystem' -ErrorAction Stop
+        $ubr = Read-RegistryValue 'HKLM:\SOFTWARE\Microsoft\Windows NT\CurrentVersion' 'UBR'
+        [ordered]@{ Caption = [string]$os.Caption; Version = [string]$os.Version; UBR = $ubr }
+    }
+    Read-Fact $facts 'sessions' {
+        $nulls = [ordered]@{}
+        $portals = @()
+        $connections = @()
+        $count = 0
+        foreach ($session in @(Get-IscsiSession -ErrorAction Stop)) {
+            $count++
+            foreach ($field in $SessionFields) {
+                if ($null -eq $session.$field) {
+                    $nulls[$field] = 1 + [int]$nulls[$field]
+                }
+            }
+            $portals += [string]$session.InitiatorPortalAddress
+            foreach ($connection in @(Get-SessionConnection $session)) {
+                $connections += ([string]$connection.InitiatorAddress + ' -> ' + [string]$connection.TargetAddress)
+            }
+        }
+        [ordered]@{
+            count                    = $count
+            null_fields              = $nulls
+            initiator_portal_address = Get-Distinct $portals
+            connection_addresses     = Get-Distinct $connections
+        }
+    }
+    Read-Fact $facts 'persistent_logins' {
+        $targets = @(foreach ($login in @(Get-PersistentLoginData)) { [string]$login.TargetName })
+        $listed = @(Invoke-Iscsicli @('ListPersistentTargets'))
+        # GUESS: iscsicli prints one 'Target Name' line per persistent login.
+        $entries = 0
+        foreach ($line in $listed) {
+            if ("$line" -match '^\s*Target Name\s*:') {
+                $entries++
+            }
+        }
+        [ordered]@{
+            wmi_instances        = $targets.Count
+            wmi_distinct_targets = (Get-Distinct $targets).Count
+            iscsicli_entries     = $entries
+        }
+    }
+    Read-Fact $facts 'not_found_error' {
+        try {
+            $null = Get-IscsiSession -SessionIdentifier 'saltext-iscsi-probe' -ErrorAction Stop
+            $null
+        } catch {
+            ConvertTo-ErrorData $_
+        }
+    }
+    $facts
+}
+
+function Invoke-Fix([string]$ItemName, [scriptblock]$Fix) {
+    $result = [ordered]@{ item = $ItemName; ok = $true }
+    try {
+        $null = & $Fix
+    } catch {
+        $result['ok'] = $false
+        $result['error'] = ConvertTo-ErrorData $_
+    }
+    $result
+}
+
+function Set-Readiness($Request) {
+    # What op ready was asked to fix, each in its own try; only known timers are written.
+    Import-Required @('Microsoft.PowerShell.Management')
+    if ($Request.start_type) {
+        Invoke-Fix 'service.start_type' { Set-Service -Name 'MSiSCSI' -StartupType Automatic -ErrorAction Stop }
+    }
+    if ($Request.start_service) {
+        Invoke-Fix 'service.state' { Start-Service -Name 'MSiSCSI' -ErrorAction Stop }
+    }
+    if ($Request.msdsm_claim) {
+        Invoke-Fix 'mpio.msdsm_claim' {
+            Import-Required @('MPIO')
+            Enable-MSDSMAutomaticClaim -BusType iSCSI -Confirm:$false -ErrorAction Stop
+        }
+    }
+    if ($null -ne $Request.timers) {
+        foreach ($property in @($Request.timers.PSObject.Properties)) {
+            $timer = [string]$property.Name
+            $seconds = $property.Value
+            Invoke-Fix ('timer.' + $timer) {
+                if ($TimerNames -notcontains $timer) {
+                    throw (New-ErrorRecord "not an iSCSI timer: '$timer'" 'IscsiUnknownTimer' 'InvalidArgument')
+                }
+                Set-RegistryDword (Get-InitiatorParametersPath) $timer $seconds
+            }
+        }
+    }
+    if ($null -ne $Request.disk_timeout) {
+        Invoke-Fix 'disk.timeout' { Set-RegistryDword $DiskKey 'TimeOutValue' $Request.disk_timeout }
+    }
+    if ($null -ne $Request.pdo_remove_period) {
+        Invoke-Fix 'mpio.pdo_remove_period' { Set-RegistryDword $MpioKey 'PDORemovePeriod' $Request.pdo_remove_period }
+    }
+}
+
 function Invoke-Request([string]$Payload) {
     # One request line in, base64 of the JSON answer out.
     $response = [ordered]@{ v = 5; ok = $true }
@@ -518,14 +764,26 @@ function Invoke-Request([string]$Payload) {
             $bytes = [Convert]::FromBase64String($parts[$i + 1])
             $secret[[string]$names[$i]] = [Text.Encoding]::UTF8.GetString($bytes)
         }
-        if ($PSVersionTable.PSEdition -eq 'Core') {
-            # pwsh loads the iSCSI module through implicit remoting: objects come back
-            # deserialized and -IscsiSession cannot bind. Windows PowerShell 5.1 only.
-            $message = 'PowerShell 7 (pwsh) is not supported; use Windows PowerShell 5.1'
-            throw (New-ErrorRecord $message 'IscsiUnsupportedEdition' 'NotImplemented')
+        # diagnose reports the edition and the modules among its facts: it needs neither.
+        if ([string]$request.op -ne 'diagnose') {
+            if ($PSVersionTable.PSEdition -eq 'Core') {
+                # pwsh loads the iSCSI module through implicit remoting: objects come back
+                # deserialized and -IscsiSession cannot bind. Windows PowerShell 5.1 only.
+                $message = 'PowerShell 7 (pwsh) is not supported; use Windows PowerShell 5.1'
+                throw (New-ErrorRecord $message 'IscsiUnsupportedEdition' 'NotImplemented')
+            }
+            Import-Required @('iSCSI', 'CimCmdlets')
         }
-        Import-Required @('iSCSI', 'CimCmdlets')
         switch ([string]$request.op) {
+            'diagnose' {
+                $response['facts'] = Get-Diagnosis
+            }
+            'ready' {
+                $response['results'] = @(Set-Readiness $request)
+            }
+            'observe' {
+                $response['facts'] = Get-Observation
+            }
             'get_sessions' {
                 $withConnections = [bool]$request.connections
                 if ($request.disks) {
