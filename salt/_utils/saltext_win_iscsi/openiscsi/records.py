@@ -14,7 +14,6 @@ import tempfile
 from pathlib import Path
 
 from saltext_win_iscsi.errors import IscsiError, safe_text
-from saltext_win_iscsi.openiscsi.parse import parse_portal
 
 AUTH_KEYS = (
     "node.session.auth.authmethod",
@@ -33,6 +32,18 @@ DISCOVERY_AUTH_KEYS = (
 END = "# END RECORD"
 
 
+def folder_portal(name: str) -> tuple[str, int] | None:
+    """``(address, port)`` of a node database folder name: ``<address>,<port>[,<tpgt>]``
+    (IPv6 addresses without brackets: the commas separate)."""
+    parts = name.rsplit(",", 2)
+    if len(parts) < 2 or not parts[0]:
+        return None
+    try:
+        return parts[0], int(parts[1])
+    except ValueError:
+        return None
+
+
 def record_file(
     node_dirs: tuple[str, ...], target: str, address: str, port: int, iface: str
 ) -> Path:
@@ -43,8 +54,7 @@ def record_file(
         if not folder.is_dir():
             continue
         for entry in sorted(folder.iterdir()):
-            portal = parse_portal(entry.name)
-            if portal is None or portal[:2] != (address, port):
+            if folder_portal(entry.name) != (address, port):
                 continue
             path = entry / iface if entry.is_dir() else entry
             if path.is_file():
@@ -64,8 +74,7 @@ def discovery_file(node_dirs: tuple[str, ...], address: str, port: int) -> Path:
         if not folder.is_dir():
             continue
         for entry in sorted(folder.iterdir()):
-            portal = parse_portal(entry.name)
-            if portal is not None and portal[:2] == (address, port):
+            if folder_portal(entry.name) == (address, port):
                 path = entry / "st_config"
                 if path.is_file():
                     return path
