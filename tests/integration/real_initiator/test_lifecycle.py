@@ -111,13 +111,13 @@ def test_a_wrong_chap_secret_is_a_clear_error_and_changes_nothing(salt_cli, vm_m
     message = failed(
         salt_cli, vm_minion, "iscsi.connect_target", SECURE, "target_portal_address=127.0.0.1",
         "authentication_type=one-way", f"chap_username={CHAP.userid}",
-        "chap_secret=Not-the-S3cret-at-all", "is_persistent=True",
+        "chap_secret=Wrong-S3cret-1", "is_persistent=True",
     )  # fmt: skip
     assert f"cannot log in to {SECURE} at {PORTAL}" in message, message
-    assert "its record is as it was" in message and "Not-the-S3cret" not in message
+    assert "its record is as it was" in message and "Wrong-S3cret" not in message
     assert admin.sessions(vm) == set()
     assert record.read_text() == before  # startup and authentication as they were
-    assert "Not-the-S3cret" not in argv_seen(vm)
+    assert "Wrong-S3cret" not in argv_seen(vm)
 
 
 def test_a_portal_that_does_not_answer_is_a_clear_error(salt_cli, vm_minion, clean):
@@ -126,23 +126,24 @@ def test_a_portal_that_does_not_answer_is_a_clear_error(salt_cli, vm_minion, cle
     assert call(salt_cli, vm_minion, "iscsi.get_target_portals") == []
 
 
-def test_absent_refuses_a_mounted_disk_unless_forced(salt_cli, vm_minion, clean):
+def test_absent_refuses_a_disk_in_use_unless_forced(salt_cli, vm_minion, clean):
+    """The guest's kernel has no disk file system loaded: the disk in use is swap, which
+    lsblk lists as mounted (``[SWAP]``) as it lists a file system."""
     vm = clean
     add_portals(salt_cli, vm_minion, PORTAL)
     call(salt_cli, vm_minion, "iscsi.connect_target", SCRATCH, "is_persistent=True")
     (sid,) = admin.session_ids(vm)
     (disk,) = admin.disks(vm)[sid]
-    vm.run(["mkfs.ext4", "-q", "-F", f"/dev/{disk}"])
-    vm.run(["mkdir", "-p", "/mnt/scratch"])
-    vm.run(["mount", f"/dev/{disk}", "/mnt/scratch"])
+    vm.run(["mkswap", f"/dev/{disk}"])
+    vm.run(["swapon", f"/dev/{disk}"])
     try:
         refused = call(salt_cli, vm_minion, "iscsi.ensure_absent", SCRATCH)
         assert refused["changes"] == {}, refused
-        assert any("/mnt/scratch" in e for e in refused["errors"]), refused
+        assert any(f"/dev/{disk} is mounted at [SWAP]" in e for e in refused["errors"]), refused
         assert admin.sessions(vm) == {(SCRATCH, PORTAL)}
         assert admin.startup(vm, SCRATCH) == ("automatic", "automatic")  # nothing half-done
     finally:
-        vm.run(["umount", "/mnt/scratch"])
+        vm.run(["swapoff", f"/dev/{disk}"])
     gone = call(salt_cli, vm_minion, "iscsi.ensure_absent", SCRATCH, "force=True")
     assert gone["errors"] == [] and gone["changes"], gone
     assert admin.sessions(vm) == set()
@@ -159,8 +160,8 @@ def test_each_state_of_the_lifecycle_holds_across_a_real_reboot(salt_cli, vm_min
         "multipath=True", "test=True",
     )  # fmt: skip
     assert dry["errors"] == [] and sorted(dry["changes"]) == [
-        f"session {PATHS} at {PORTAL}",
-        f"session {PATHS} at {SECOND_PORTAL}",
+        f"session {PATHS} via {PORTAL}",
+        f"session {PATHS} via {SECOND_PORTAL}",
     ], dry
     assert admin.sessions(vm) == set()
     both = call(

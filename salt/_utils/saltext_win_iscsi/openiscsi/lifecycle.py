@@ -108,14 +108,21 @@ def add_portal(host: Host, spec: PortalSpec) -> None:
     portal = spec.portal
     iface = iface_for(host, portal.initiator_portal_address)
     chap = _discovery_chap(spec)
-    if chap:
-        host.adm.new_discovery_record(portal.address, portal.port)
-        path = records.discovery_file(host.node_dirs, portal.address, portal.port)
-        records.set_auth(path, chap, records.DISCOVERY_AUTH_KEYS)
+    existed = find_portal(portals(host), portal) is not None
     try:
+        if chap:
+            host.adm.new_discovery_record(portal.address, portal.port)
+            path = records.discovery_file(host.node_dirs, portal.address, portal.port)
+            records.set_auth(path, chap, records.DISCOVERY_AUTH_KEYS)
         host.adm.discover(portal.address, portal.port, iface)
     except IscsiError as exc:
-        raise IscsiError(scrub(str(exc), spec.secrets)) from None
+        # iscsiadm keeps the discovery record of a portal that did not answer: a portal
+        # that was not there before must not be left half-added.
+        if not existed and find_portal(portals(host), portal) is not None:
+            host.adm.delete_discovery_record(portal.address, portal.port)
+        raise IscsiError(
+            f"iSCSI: cannot discover through {portal.label}: {scrub(str(exc), spec.secrets)}"
+        ) from None
 
 
 def kept_by(host: Host, portal: Portal) -> list[str]:
