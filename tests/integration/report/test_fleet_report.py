@@ -242,7 +242,12 @@ def test_jobs_do_not_grow_with_the_number_of_minions(ids, hosts, fleet_master, e
     # The inventory asks two more questions, still one job each.
     since = time.time()
     out = salt_run_cli(
-        fleet_master, "iscsi.report", f"tgt={','.join(live)}", "tgt_type=list", "inventory=True"
+        fleet_master,
+        "iscsi.report",
+        f"tgt={','.join(live)}",
+        "tgt_type=list",
+        "inventory=True",
+        "timeout=60",  # every minion here answers: no wait, but room on a busy machine
     )
     assert out.returncode == 0, out.stderr
     ret = salt.utils.yaml.safe_load(out.stdout)
