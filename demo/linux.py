@@ -25,14 +25,14 @@ PORTAL = "127.0.0.1:3260"
 def unavailable() -> str | None:
     """Why the VM cannot run here (None when it can); installs nothing."""
     if sys.platform != "linux" or os.uname().machine != "x86_64":
-        return "it needs an x86_64 Linux host"
+        return "the initiator VM needs an x86_64 Linux host"
     if os.geteuid() != 0:
-        return "it needs root"
+        return "the initiator VM needs root"
     missing = [p for p, tools in PACKAGES.items() if not all(shutil.which(t) for t in tools)]
     if missing:
-        return f"Debian packages missing: {' '.join(missing)} (./dev test installs them)"
+        return f"the initiator VM needs Debian's {' '.join(missing)} (./dev test installs them as root)"
     if not is_static(busybox()):
-        return "busybox is not busybox-static"
+        return "the initiator VM needs busybox-static"
     return None
 
 
@@ -80,12 +80,16 @@ class LinuxSide:
     def table(self) -> None:
         assert self.vm is not None
         logged_in = {target for target, _ in admin.sessions(self.vm)}
+        startup, name = {}, ""
+        for line in self.vm.iscsiadm("-m", "node", "-o", "show").splitlines():
+            key, _, value = line.partition(" = ")
+            if key == "node.name":
+                name = value
+            elif key == "node.startup":
+                startup[name] = value
         show.table(
             ["node record", "node.startup", "logged in"],
-            [
-                [f"{t} {PORTAL}", admin.startup(self.vm, t)[0], t in logged_in]
-                for t in (FORBIDDEN, ALLOWED)
-            ],
+            [[f"{t} {PORTAL}", startup.get(t), t in logged_in] for t in (FORBIDDEN, ALLOWED)],
         )
 
     def beacon_ticked(self) -> bool:

@@ -2,8 +2,8 @@
 
 A salt-master (reactor on ``salt/beacon/*/iscsi/violation``, the runner synced) and a
 Windows minion whose PowerShell is the simulated host's stand-in
-(``tests/support/simhost``), plus a Linux minion on real iSCSI sessions when the
-initiator VM can run here: the pillar policy, a highstate with ``test=True`` and then for
+(``tests/support/simhost``), plus, with ``--linux``, a Linux minion on real iSCSI
+sessions where the initiator VM can run: the pillar policy, a highstate with ``test=True`` and then for
 real, a registration by hand undone by the beacon and the reactor (timed), and the fleet
 report with its HTML page.
 """
@@ -49,26 +49,31 @@ def highstate(fleet: daemons.Fleet, sides: list, *args: str) -> None:
         states_table(ret[side.minion.id])
 
 
-def remediate(fleet: daemons.Fleet, side) -> None:
-    """A registration by hand on ``side``, undone by beacon and reactor: timed, and the
-    events that did it."""
+def remediate(fleet: daemons.Fleet, sides: list) -> None:
+    """A registration by hand on every side at once, each undone by beacon and reactor:
+    timed (waiting on the host, each side in a thread of its own), with the events that
+    did it."""
     since = time.time()
-    show.note(f"{side.minion.id}: an admin runs {side.register_by_hand()}")
-    took = daemons.wait_for(side.undone, step=0.2 if side.label == "Linux" else 0.05)
-    show.note(f"undone {took:.2f} s later, nobody typing anything:")
-    chain = [
-        *fleet.events(f"salt/beacon/{side.minion.id}/iscsi/*", since),
-        *[
-            e
-            for e in fleet.events("salt/job/*/new", since)
-            if e.data.get("fun") == "state.apply" and side.minion.id in e.data.get("minions", [])
-        ],
-    ]
-    chain.sort(key=lambda e: e.stamp)
-    show.table(
-        ["+seconds", "on the master's event bus"],
-        [[f"{e.stamp.timestamp() - since:.2f}", e.tag] for e in chain],
-    )
+    for side in sides:
+        show.note(f"{side.minion.id}: an admin runs {side.register_by_hand()}")
+    with concurrent.futures.ThreadPoolExecutor(len(sides)) as pool:
+        took = list(pool.map(lambda side: daemons.wait_for(side.undone, step=0.05), sides))
+    for side, seconds in zip(sides, took, strict=True):
+        show.note(f"{side.minion.id}: undone {seconds:.2f} s later, nobody typing anything:")
+        chain = [
+            *fleet.events(f"salt/beacon/{side.minion.id}/iscsi/*", since),
+            *[
+                e
+                for e in fleet.events("salt/job/*/new", since)
+                if e.data.get("fun") == "state.apply"
+                and side.minion.id in e.data.get("minions", [])
+            ],
+        ]
+        chain.sort(key=lambda e: e.stamp)
+        show.table(
+            ["+seconds", "on the master's event bus"],
+            [[f"{e.stamp.timestamp() - since:.2f}", e.tag] for e in chain],
+        )
 
 
 def report(fleet: daemons.Fleet) -> None:
@@ -88,23 +93,42 @@ def report(fleet: daemons.Fleet) -> None:
     show.note(f"HTML page: {REPORT_PAGE}")
 
 
-def main() -> None:
+def linux_side(fleet: daemons.Fleet, wanted: bool) -> tuple[object | None, str]:
+    """The Linux side when ``--linux`` asked for it and the VM can run, else why not.
+
+    Off by default: the VM runs under software emulation (no KVM) and takes a core of its
+    own; on 2 cores it made the demo two to four times as long (docs/quickstart.md)."""
+    why_not = linux.unavailable()
+    if why_not is not None:
+        return None, f"Linux minion skipped: {why_not}."
+    if not wanted:
+        return (
+            None,
+            "Linux minion: ./dev demo --linux adds one on real sessions (a qemu VM, slower).",
+        )
+    return linux.LinuxSide(fleet), ""
+
+
+def main(args: list[str]) -> None:
+    """``--linux``: also a Linux minion on real iSCSI sessions, where the VM can run."""
+    if set(args) - {"--linux"}:
+        raise SystemExit("usage: ./dev demo [--linux] | ./dev demo walkthrough")
     steps = show.Steps()
     print("The main job: a pillar policy enforced at highstate and automatically, and reported.")
     print("Real salt-master and salt-minion daemons; Windows is simulated (tests/support/simhost).")
     with daemons.fleet() as fleet:
         steps.step("A salt-master with the reactor, and the minions")
         sides: list = [WindowsSide(fleet)]
-        why_not = linux.unavailable()
-        if why_not is None:
-            sides.append(linux.LinuxSide(fleet))
+        guest, why_not = linux_side(fleet, "--linux" in args)
+        if guest is not None:
+            sides.append(guest)
         try:
             with concurrent.futures.ThreadPoolExecutor(len(sides)) as pool:
                 list(pool.map(lambda side: side.start(), sides))
             for side in sides:
                 show.note(side.describe())
-            if why_not is not None:
-                show.note(f"Linux minion skipped: the initiator VM cannot run here ({why_not}).")
+            if why_not:
+                show.note(why_not)
             for side in sides:
                 side.table()
 
@@ -130,8 +154,7 @@ def main() -> None:
             fleet.salt("saltutil.refresh_pillar", "wait=True")
             for side in sides:
                 daemons.wait_for(side.beacon_ticked)
-            for side in sides:
-                remediate(fleet, side)
+            remediate(fleet, sides)
 
             steps.step(
                 "The fleet report",
