@@ -38,7 +38,8 @@ def states_table(ret: dict) -> None:
     rows = []
     for run in sorted(ret.values(), key=lambda r: r.get("__run_num__", 0)):
         comment = str(run.get("comment", "")).split(". ")[0]
-        rows.append([run["__id__"], run["result"], len(run.get("changes") or {}), comment])
+        result = "None (test)" if run["result"] is None else run["result"]
+        rows.append([run["__id__"], result, len(run.get("changes") or {}), comment])
     show.table(["state", "result", "changes", "comment"], rows)
 
 
@@ -146,9 +147,9 @@ def main(args: list[str]) -> None:
             for side in sides:
                 side.table()
 
-            steps.step(
-                "Automatic remediation: the beacon (in pillar) and the reactor",
-                "pillar: " + salt.utils.yaml.safe_dump(BEACONS, default_flow_style=True).strip(),
+            steps.step("Automatic remediation: the beacon (in pillar) and the reactor")
+            show.note(
+                "pillar: " + salt.utils.yaml.safe_dump(BEACONS, default_flow_style=True).strip()
             )
             fleet.set_pillar({**POLICY, **BEACONS})
             fleet.salt("saltutil.refresh_pillar", "wait=True")
