@@ -98,7 +98,7 @@ def linux_side(fleet: daemons.Fleet, wanted: bool) -> tuple[object | None, str]:
     """The Linux side when ``--linux`` asked for it and the VM can run, else why not.
 
     Off by default: the VM runs under software emulation (no KVM) and takes a core of its
-    own; on 2 cores it made the demo two to four times as long (docs/quickstart.md)."""
+    own; on 2 cores it made the demo more than twice as long (docs/quickstart.md)."""
     why_not = linux.unavailable()
     if why_not is not None:
         return None, f"Linux minion skipped: {why_not}."
