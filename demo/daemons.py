@@ -13,16 +13,16 @@ import contextlib
 import logging
 import shutil
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import salt.utils.yaml
+from pytestshellutils.utils import ports
 from saltfactories.manager import FactoriesManager
 from saltfactories.plugins.event_listener import EventListener
-from saltfactories.utils import ports
 
 from tests.conftest import REPO_ROOT, SALT_TREE, minion_config
+from tests.support import waiting
 from tests.support.simhost.model import SimulatedHost
 from tests.support.simhost.powershell_standin import install
 
@@ -135,9 +135,4 @@ def fleet() -> Iterator[Fleet]:
 
 def wait_for(predicate, timeout: float = 60, step: float = 0.05) -> float:
     """Seconds until ``predicate()`` held (a condition, never a fixed sleep)."""
-    start = time.monotonic()
-    while not predicate():
-        if time.monotonic() - start > timeout:
-            raise TimeoutError(f"not within {timeout} s: {predicate.__doc__ or predicate}")
-        time.sleep(step)
-    return time.monotonic() - start
+    return waiting.wait_for(predicate, timeout, step)

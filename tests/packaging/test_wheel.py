@@ -262,13 +262,18 @@ def test_the_oldest_salt_tested_is_the_oldest_supported():
 
 
 def test_the_changelog_has_a_section_per_version():
-    """``## Unreleased`` on top (the work toward ``__version__``), then one ``## x.y.z``
-    section per release, newest first, all older than ``__version__``."""
+    """One ``## x.y.z`` section per release, newest first. On top either ``## Unreleased``
+    (the work toward ``__version__``, newer than every release), or, in a release commit,
+    the section of ``__version__`` itself (CONTRIBUTING.md, "Releasing")."""
     import saltext_win_iscsi
 
+    current = Version(saltext_win_iscsi.__version__)
     headings = re.findall(r"^## (.+)$", (REPO_ROOT / "CHANGELOG.md").read_text(), re.MULTILINE)
-    assert headings[0] == "Unreleased"
-    released = [Version(h.split()[0]) for h in headings[1:]]
+    unreleased = headings[0] == "Unreleased"
+    released = [Version(h.split()[0]) for h in headings[1 if unreleased else 0 :]]
     assert released, "no released version"
     assert released == sorted(released, reverse=True)
-    assert Version(saltext_win_iscsi.__version__) > released[0]
+    if unreleased:
+        assert current > released[0]
+    else:
+        assert current == released[0]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 
+import pytest
 import yaml
 
 from tests.conftest import REPO_ROOT
@@ -36,3 +37,10 @@ def test_pre_commit_runs_dev_lint():
     assert [(h["entry"], h["language"], h["pass_filenames"]) for h in hooks] == [
         ("./dev lint", "system", False)
     ]
+
+
+def test_the_demo_imports_and_refuses_unknown_options():
+    from demo import main_job
+
+    with pytest.raises(SystemExit, match="usage: ./dev demo"):
+        main_job.main(["--no-such-option"])
