@@ -1,6 +1,7 @@
-"""The loader modules' docstrings render as reStructuredText, and every public function of
-the execution module and the runner has a ``CLI Example:`` (Salt's convention), for
-``./dev lint``.
+"""The loader modules' docstrings render as reStructuredText, every public function of
+the execution module and the runner has a ``CLI Example:`` (Salt's convention) and every
+state an SLS example (a ``.. code-block:: yaml``), for ``./dev lint``; ``./dev docs``
+publishes them as the reference.
 
 The modules are read with ``ast``, not imported: no Salt loader, no dunders needed.
 """
@@ -18,6 +19,7 @@ import docutils.utils
 ROOT = Path(__file__).resolve().parents[1] / "salt"
 FACES = ("_modules", "_states", "_beacons", "_runners")
 WITH_CLI_EXAMPLE = ("_modules", "_runners")
+WITH_SLS_EXAMPLE = ("_states",)
 
 
 def _problems(text: str) -> list[str]:
@@ -41,6 +43,8 @@ def check(path: Path) -> list[str]:
             documented.append((node.name, doc))
             if path.parent.name in WITH_CLI_EXAMPLE and "CLI Example:" not in (doc or ""):
                 found.append(f"{path}: {node.name}: no 'CLI Example:'")
+            if path.parent.name in WITH_SLS_EXAMPLE and ".. code-block:: yaml" not in (doc or ""):
+                found.append(f"{path}: {node.name}: no SLS example ('.. code-block:: yaml')")
     for name, doc in documented:
         if not doc:
             found.append(f"{path}: {name}: no docstring")

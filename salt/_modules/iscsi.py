@@ -46,16 +46,17 @@ Minion configuration (minion config or pillar, read with ``config.get``):
 
 Mapping of ``Unregister-IscsiSession``'s parameters:
 
-=======================  ==========================================================
-Unregister-IscsiSession  this module
-=======================  ==========================================================
--SessionIdentifier       ``session_identifier`` (one id, a list, or ``id1,id2``)
--InputObject             ``sessions`` (session dicts as ``iscsi.get_sessions`` returns)
--PassThru                ``passthru=True``
--AsJob                   Salt's own ``salt --async``
--CimSession              ``computer_name`` (remote computers over WinRM)
--ThrottleLimit           ``throttle_limit``
-=======================  ==========================================================
+=========================  ==========================================================
+Unregister-IscsiSession    this module
+=========================  ==========================================================
+-SessionIdentifier         ``session_identifier`` (one id, a list, or ``id1,id2``)
+-InputObject (pipeline)    ``sessions`` (session dicts as ``iscsi.get_sessions`` returns)
+-PassThru                  ``passthru=True``: the changed sessions as they are afterwards
+-AsJob                     Salt's own ``salt --async`` (then ``salt-run jobs.lookup_jid``)
+-CimSession                ``computer_name`` (remote computers over WinRM)
+-ThrottleLimit             ``throttle_limit``: computers worked on at once; 0 means 32
+-WhatIf (common)           ``test=True``
+=========================  ==========================================================
 """
 
 import logging

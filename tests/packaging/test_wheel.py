@@ -1,14 +1,23 @@
-"""pip-installed Salt extension: the built wheel loads iscsi.* through the salt.loader entry
-point, with no saltutil.sync and no module in file_roots."""
+"""The release: sdist and wheel build and pass ``twine check``, their metadata says what
+pyproject.toml and the library say; the pip-installed wheel loads iscsi.* through the
+salt.loader entry point, with no saltutil.sync and no module in file_roots."""
 
+import email.message
+import email.parser
 import json
+import re
 import shutil
 import subprocess
 import sys
+import tarfile
 import textwrap
+import zipfile
 from pathlib import Path
 
 import pytest
+import tomllib
+from packaging.requirements import Requirement
+from packaging.version import Version
 
 from tests.conftest import REPO_ROOT
 from tests.support.simhost.model import SimulatedHost
@@ -16,9 +25,10 @@ from tests.support.simhost.powershell_standin import install
 
 
 @pytest.fixture(scope="module")
-def installed(tmp_path_factory) -> Path:
-    """The wheel built from this checkout, installed (no deps) into its own folder."""
-    root = tmp_path_factory.mktemp("wheel")
+def dist(tmp_path_factory) -> dict[str, Path]:
+    """sdist and wheel as a release makes them: ``python -m build`` (the wheel is built from
+    the sdist, so a file missing from the sdist breaks it), from a copy of this checkout."""
+    root = tmp_path_factory.mktemp("dist")
     # Build from a copy: setuptools writes *.egg-info and build/ into the source tree, and an
     # egg-info left in the checkout would announce a broken entry point to every Salt process
     # started from it.
@@ -27,19 +37,25 @@ def installed(tmp_path_factory) -> Path:
         REPO_ROOT,
         source,
         ignore=shutil.ignore_patterns(
-            ".git", ".venv", "*.egg-info", "build", "dist", "__pycache__", ".*_cache", ".hypothesis"
+            ".git",
+            ".venv*",
+            "*.egg-info",
+            "build",
+            "dist",
+            "__pycache__",
+            ".*_cache",
+            ".hypothesis",
+            "artifacts",
+            "_build",
         ),
     )
     build = subprocess.run(
         [
             sys.executable,
             "-m",
-            "pip",
-            "wheel",
-            "-q",
-            "--no-deps",
-            "--no-build-isolation",
-            "-w",
+            "build",
+            "--no-isolation",
+            "--outdir",
             str(root / "dist"),
             str(source),
         ],
@@ -47,10 +63,16 @@ def installed(tmp_path_factory) -> Path:
         text=True,
         check=False,
     )
-    if build.returncode != 0:
-        pytest.skip(f"the wheel cannot be built here: {build.stderr[-500:]}")
+    assert build.returncode == 0, build.stdout[-2000:] + build.stderr[-2000:]
+    (sdist,) = (root / "dist").glob("saltext_win_iscsi-*.tar.gz")
     (wheel,) = (root / "dist").glob("saltext_win_iscsi-*.whl")
-    target = root / "site"
+    return {"sdist": sdist, "wheel": wheel}
+
+
+@pytest.fixture(scope="module")
+def installed(dist, tmp_path_factory) -> Path:
+    """The wheel, installed (no deps) into a folder of its own."""
+    target = tmp_path_factory.mktemp("site")
     subprocess.run(
         [
             sys.executable,
@@ -61,7 +83,7 @@ def installed(tmp_path_factory) -> Path:
             "--no-deps",
             "--target",
             str(target),
-            str(wheel),
+            str(dist["wheel"]),
         ],
         check=True,
     )
@@ -168,3 +190,90 @@ def test_runner_loads_from_the_wheel(installed, tmp_path):
     assert found["library"] == str(installed / "saltext_win_iscsi")
     # Nothing was synced: the master has no extension modules.
     assert not list(tmp_path.rglob("extmods/runners/iscsi.py"))
+
+
+# -- release checks ---------------------------------------------------------------------
+
+
+def metadata(wheel: Path) -> email.message.Message:
+    with zipfile.ZipFile(wheel) as archive:
+        (name,) = [n for n in archive.namelist() if n.endswith(".dist-info/METADATA")]
+        return email.parser.Parser().parsestr(archive.read(name).decode())
+
+
+def test_sdist_and_wheel_pass_twine_check(dist):
+    check = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "twine",
+            "check",
+            "--strict",
+            str(dist["sdist"]),
+            str(dist["wheel"]),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert check.stdout.count("PASSED") == 2, check.stdout
+
+
+def test_the_metadata_says_what_the_project_says(dist):
+    import saltext_win_iscsi
+
+    found = metadata(dist["wheel"])
+    assert found["Version"] == saltext_win_iscsi.__version__
+    assert found["License-Expression"] == "Apache-2.0"
+    assert "salt-extension" in found["Keywords"].split(",")
+    urls = dict(u.split(", ", 1) for u in found.get_all("Project-URL"))
+    assert urls["Documentation"].startswith("https://")
+    with zipfile.ZipFile(dist["wheel"]) as archive:
+        assert any(n.endswith(".dist-info/licenses/LICENSE") for n in archive.namelist())
+
+
+def test_the_sdist_has_what_file_roots_users_copy(dist):
+    with tarfile.open(dist["sdist"]) as archive:
+        names = {n.split("/", 1)[1] for n in archive.getnames() if "/" in n}
+    wanted = {
+        "LICENSE",
+        "CHANGELOG.md",
+        "pillar.example",
+        "salt/iscsi/policy.sls",
+        "salt/reactor/iscsi_enforce.sls",
+        "docs/conf.py",
+    }
+    assert wanted <= names, wanted - names
+    assert not [n for n in names if n.startswith("docs/_build")]
+
+
+def test_the_oldest_salt_tested_is_the_oldest_supported():
+    """pyproject's lower bound of salt is the Salt ./dev test-oldest installs."""
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
+    (salt,) = [Requirement(d) for d in project["dependencies"] if d.startswith("salt")]
+    lower = [s.version for s in salt.specifier if s.operator == ">="]
+    pins = [
+        Requirement(line)
+        for line in (REPO_ROOT / "requirements-oldest.txt").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    assert [str(p.specifier) for p in pins if p.name == "salt"] == [f"=={v}" for v in lower]
+
+
+def test_the_changelog_has_a_section_per_version():
+    """One ``## x.y.z`` section per release, newest first. On top either ``## Unreleased``
+    (the work toward ``__version__``, newer than every release), or, in a release commit,
+    the section of ``__version__`` itself (CONTRIBUTING.md, "Releasing")."""
+    import saltext_win_iscsi
+
+    current = Version(saltext_win_iscsi.__version__)
+    headings = re.findall(r"^## (.+)$", (REPO_ROOT / "CHANGELOG.md").read_text(), re.MULTILINE)
+    unreleased = headings[0] == "Unreleased"
+    released = [Version(h.split()[0]) for h in headings[1 if unreleased else 0 :]]
+    assert released, "no released version"
+    assert released == sorted(released, reverse=True)
+    if unreleased:
+        assert current > released[0]
+    else:
+        assert current == released[0]
