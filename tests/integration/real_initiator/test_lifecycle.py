@@ -209,3 +209,30 @@ def test_each_state_of_the_lifecycle_holds_across_a_real_reboot(salt_cli, vm_min
         salt_cli, vm_minion, "iscsi.ensure_connected", PATHS, f"portals={paths}", "multipath=True"
     )
     assert (settled["changes"], settled["errors"]) == ({}, []), settled
+
+
+def test_portal_states_and_a_rescan_on_real_sessions(salt_cli, vm_minion, clean):
+    """What ``iscsi.portal_present``/``portal_absent`` run, and ``iscsi.rescan`` with a
+    session logged in (the disks stay as they are)."""
+    vm = clean
+    added = {f"portal {PORTAL}": {"old": "absent", "new": "present"}}
+    dry = call(salt_cli, vm_minion, "iscsi.ensure_portal", "127.0.0.1", "test=True")
+    assert (dry["changes"], dry["errors"]) == (added, []), dry
+    assert call(salt_cli, vm_minion, "iscsi.get_target_portals") == []
+    done = call(salt_cli, vm_minion, "iscsi.ensure_portal", "127.0.0.1")
+    assert (done["changes"], done["errors"]) == (added, []), done
+    again = call(salt_cli, vm_minion, "iscsi.ensure_portal", "127.0.0.1")
+    assert (again["changes"], again["errors"]) == ({}, []), again
+
+    call(salt_cli, vm_minion, "iscsi.connect_target", SCRATCH)
+    disks = admin.disks(vm)
+    assert call(salt_cli, vm_minion, "iscsi.rescan") == {"status": "rescanned"}
+    assert "-m session -R" in argv_seen(vm)
+    assert admin.disks(vm) == disks and admin.sessions(vm) == {(SCRATCH, PORTAL)}
+
+    ret = salt_cli.run("iscsi.ensure_portal", "127.0.0.1", "present=False", minion_tgt=vm_minion.id)
+    assert ret.returncode == 1 and ret.data["changes"] == {}, ret  # SCRATCH is logged in
+    call(salt_cli, vm_minion, "iscsi.disconnect_target", f"node_address={SCRATCH}")
+    gone = call(salt_cli, vm_minion, "iscsi.ensure_portal", "127.0.0.1", "present=False")
+    assert gone["changes"] == {f"portal {PORTAL}": {"old": "present", "new": "absent"}}, gone
+    assert call(salt_cli, vm_minion, "iscsi.get_target_portals") == []
