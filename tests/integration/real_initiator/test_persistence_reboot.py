@@ -1,5 +1,6 @@
-"""Scenario 2: ``iscsi.unregister_session`` on one of two targets, then a real reboot:
-only the other comes back; ``iscsi.register_session``, reboot: it comes back."""
+"""Scenario 2: ``iscsi.unregister_session`` on one of two persistent targets and
+``iscsi.register_session`` on a third connected by hand, then one real reboot: the
+unregistered one does not come back, the registered one does, the other stays."""
 
 from __future__ import annotations
 
@@ -13,17 +14,19 @@ pytestmark = pytest.mark.real_initiator
 
 KEEP = "iqn.2003-01.org.example:keep"
 DROP = "iqn.2003-01.org.example:drop"
+ADD = "iqn.2003-01.org.example:add"
 
 
 @pytest.fixture(scope="module")
 def both_persistent(vm):
-    """Both targets automatic, logged in as the boot service does."""
-    fresh(vm, [Target(KEEP), Target(DROP)])
+    """KEEP and DROP automatic, logged in as the boot service does; ADD connected by hand."""
+    fresh(vm, [Target(KEEP), Target(DROP), Target(ADD)])
     admin.discover(vm)
     for target in (KEEP, DROP):
         admin.set_startup(vm, target, PORTAL, node="automatic", conn="automatic")
     vm.iscsiadm("-m", "node", "--loginall=automatic")
-    assert admin.sessions(vm) == {(KEEP, PORTAL), (DROP, PORTAL)}
+    admin.login(vm, ADD)
+    assert admin.sessions(vm) == {(KEEP, PORTAL), (DROP, PORTAL), (ADD, PORTAL)}
     return vm
 
 
@@ -32,41 +35,30 @@ def sid_of(salt_cli, minion, target: str) -> str:
     return session["SessionIdentifier"]
 
 
-def test_unregistered_does_not_come_back_after_a_reboot(salt_cli, vm_minion, both_persistent):
+def test_unregistered_stays_away_and_registered_comes_back_after_a_reboot(
+    salt_cli, vm_minion, both_persistent
+):
     vm = both_persistent
-    sid = sid_of(salt_cli, vm_minion, DROP)
+    drop, add = sid_of(salt_cli, vm_minion, DROP), sid_of(salt_cli, vm_minion, ADD)
     # Quoted: Linux session ids are numbers, which Salt's CLI would parse as int.
-    report = call(salt_cli, vm_minion, "iscsi.unregister_session", f"session_identifier='{sid}'")
-    assert report == {sid: {"TargetNodeAddress": DROP, "status": "unregistered"}}
+    report = call(salt_cli, vm_minion, "iscsi.unregister_session", f"session_identifier='{drop}'")
+    assert report == {drop: {"TargetNodeAddress": DROP, "status": "unregistered"}}
+    report = call(salt_cli, vm_minion, "iscsi.register_session", f"target_node_address={ADD}")
+    assert report == {add: {"TargetNodeAddress": ADD, "status": "registered"}}
     assert admin.startup(vm, DROP) == ("manual", "manual")
+    assert admin.startup(vm, ADD) == ("automatic", "automatic")
     assert admin.startup(vm, KEEP) == ("automatic", "automatic")
-    assert admin.sessions(vm) == {(KEEP, PORTAL), (DROP, PORTAL)}  # still connected
+    assert len(admin.sessions(vm)) == 3  # all still connected
 
     vm.reboot()
-    assert admin.sessions(vm) == {(KEEP, PORTAL)}
-    sessions = call(salt_cli, vm_minion, "iscsi.get_sessions")
-    assert [(s["TargetNodeAddress"], s["IsPersistent"]) for s in sessions] == [(KEEP, True)]
-    logins = call(salt_cli, vm_minion, "iscsi.get_persistent_logins")
-    assert [lg["TargetName"] for lg in logins] == [KEEP]
-
-
-def test_registered_comes_back_after_a_reboot(salt_cli, vm_minion, both_persistent):
-    vm = both_persistent
-    admin.set_startup(vm, DROP, PORTAL, node="manual", conn="manual")
-    if (DROP, PORTAL) not in admin.sessions(vm):
-        admin.login(vm, DROP)  # connected by hand, not persistent
-    sid = sid_of(salt_cli, vm_minion, DROP)
-    report = call(salt_cli, vm_minion, "iscsi.register_session", f"target_node_address={DROP}")
-    assert report == {sid: {"TargetNodeAddress": DROP, "status": "registered"}}
-    assert admin.startup(vm, DROP) == ("automatic", "automatic")
-
-    vm.reboot()
-    assert admin.sessions(vm) == {(KEEP, PORTAL), (DROP, PORTAL)}
+    assert admin.sessions(vm) == {(KEEP, PORTAL), (ADD, PORTAL)}
     sessions = call(salt_cli, vm_minion, "iscsi.get_sessions")
     assert sorted((s["TargetNodeAddress"], s["IsPersistent"]) for s in sessions) == [
-        (DROP, True),
+        (ADD, True),
         (KEEP, True),
     ]
+    logins = call(salt_cli, vm_minion, "iscsi.get_persistent_logins")
+    assert sorted(lg["TargetName"] for lg in logins) == [ADD, KEEP]
 
 
 def test_a_session_id_as_typed_on_the_command_line(salt_cli, vm_minion, both_persistent):
