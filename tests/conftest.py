@@ -89,22 +89,36 @@ TESTS = Path(__file__).resolve().parent
 INTEGRATION = TESTS / "integration"
 
 
+# The VM tests are the longest path: they make two units, each worker boots its own VM
+# and starts its own daemons for its half (these modules; about half the time each).
+REAL_INITIATOR = "real_initiator"
+SECOND_VM = {
+    "test_fleet_report.py",
+    "test_formula.py",
+    "test_mixed_fleet.py",
+    "test_persistence_reboot.py",
+    "test_records.py",
+    "test_sessions.py",
+}
+
+
 def work_unit(path: str) -> str:
     """``integration/<package>`` (or ``integration`` for its own files), else the file."""
     resolved = Path(path).resolve()
     if INTEGRATION not in resolved.parents:
         return str(resolved.relative_to(TESTS))
     parts = resolved.relative_to(INTEGRATION).parts
+    if parts[0] == REAL_INITIATOR:
+        return f"integration/{REAL_INITIATOR}/{2 if parts[-1] in SECOND_VM else 1}"
     return "integration" + (f"/{parts[0]}" if len(parts) > 1 else "")
 
 
-# The longest unit first (its VM boots), then the other daemon packages, then the rest.
-FIRST = ("integration/real_initiator",)
-
-
 def _rank(item) -> int:
+    """The VM units first (their boots), then the other daemon packages, then the rest."""
     unit = work_unit(str(item.path))
-    return 0 if unit in FIRST else 1 if unit.startswith("integration") else 2
+    if unit.startswith(f"integration/{REAL_INITIATOR}/"):
+        return 0
+    return 1 if unit.startswith("integration") else 2
 
 
 def pytest_collection_modifyitems(config, items):

@@ -1182,7 +1182,8 @@ def ensure_connected(
 
     disk_timeout
         Seconds to wait for the disks of a session this call made (default 30); if none
-        appears, "session up, no disk" is an error.
+        appears, "session up, no disk" is an error (where the host cannot tell the disks,
+        ``DisksUnknown``, a comment says so, without waiting).
 
     Returns ``{"changes", "comments", "errors"}``.
 

@@ -341,7 +341,9 @@ def connected(
 
     disk_timeout
         Seconds to wait for the disks of a session the state made (default 30): a session
-        up with no disk fails the state ("session up, no disk").
+        up with no disk fails the state ("session up, no disk"). Where the host cannot
+        tell a session's disks (``DisksUnknown``: a failover cluster node) the comment says
+        so, without waiting.
 
     authentication, chap_username, chap_secret, initiator_chap_secret
         ``none``, ``one-way`` or ``mutual`` CHAP; mutual also needs the initiator's own

@@ -6,6 +6,7 @@ import pytest
 import salt.utils.yaml
 
 from tests.conftest import SALT_TREE, minion_config
+from tests.support.local_client import LocalCli
 
 
 @pytest.fixture(scope="package")
@@ -81,14 +82,26 @@ def salt_call_cli(minion):
     return minion.salt_call_cli(timeout=60)
 
 
+@pytest.fixture(scope="package")
+def local_cli(master) -> LocalCli:
+    """``salt`` without its process (tests/support/local_client.py)."""
+    return LocalCli(master.config, timeout=60)
+
+
+@pytest.fixture(scope="package")
+def minion_run(local_cli, minion) -> LocalCli:
+    """Jobs on the package's minion (``salt <minion> ...``), run by its daemon."""
+    return local_cli.bound(minion.id)
+
+
 @pytest.fixture
-def set_pillar(master_trees, salt_call_cli):
+def set_pillar(master_trees, minion_run):
     """Write the minion's iscsi pillar (any YAML value, or raw text) and refresh it."""
 
     def _set(data=None, raw: str | None = None) -> None:
         text = raw if raw is not None else salt.utils.yaml.safe_dump(data, default_flow_style=False)
         (master_trees["pillar"] / "iscsi.sls").write_text(text)
-        ret = salt_call_cli.run("saltutil.refresh_pillar", "wait=True")
+        ret = minion_run.run("saltutil.refresh_pillar", "wait=True")
         assert ret.returncode == 0, ret
 
     yield _set

@@ -10,15 +10,15 @@ from tests.conftest import SALT_TREE, minion_config
 LIBRARY_INIT = Path("_utils", "saltext_win_iscsi", "__init__.py")
 
 
-def test_sync_all_delivers_the_library(minion, salt_cli):
-    ret = salt_cli.run("iscsi.version", minion_tgt=minion.id)
+def test_sync_all_delivers_the_library(minion, local_cli, seeded):
+    ret = local_cli.run("iscsi.version", minion_tgt=minion.id)
     assert ret.returncode == 0, ret
     library = Path(ret.data["library"])
     # The minion runs the copy sync_all put into its extension modules, not the checkout.
     assert library.parts[-3:] == ("extmods", "utils", "saltext_win_iscsi"), library
     assert (library / "windows" / "powershell" / "scripts.py").is_file()
     assert not list(library.rglob("*.ps1"))  # sync copies Python only, hence scripts.py
-    ret = salt_cli.run("iscsi.get_sessions", minion_tgt=minion.id)
+    ret = local_cli.run("iscsi.get_sessions", minion_tgt=minion.id)
     assert ret.returncode == 0 and len(ret.data) == 3, ret
 
 
@@ -44,19 +44,19 @@ def overlay_library(master_trees):
 
 
 def test_a_resynced_library_takes_effect_without_restart(
-    threaded_minion, overlay_library, salt_cli, seeded
+    threaded_minion, overlay_library, local_cli, seeded
 ):
-    assert salt_cli.run("saltutil.sync_all", minion_tgt=threaded_minion.id).returncode == 0
-    before = salt_cli.run("iscsi.version", minion_tgt=threaded_minion.id)
+    assert local_cli.run("saltutil.sync_all", minion_tgt=threaded_minion.id).returncode == 0
+    before = local_cli.run("iscsi.version", minion_tgt=threaded_minion.id)
     assert before.returncode == 0, before
     original = (SALT_TREE / LIBRARY_INIT).read_text()
     assert f'__version__ = "{before.data["version"]}"' in original
 
     changed = original.replace(before.data["version"], "9.9.9+resync-test")
     overlay_library.write_text(changed)
-    assert salt_cli.run("saltutil.sync_all", minion_tgt=threaded_minion.id).returncode == 0
-    after = salt_cli.run("iscsi.version", minion_tgt=threaded_minion.id)
+    assert local_cli.run("saltutil.sync_all", minion_tgt=threaded_minion.id).returncode == 0
+    after = local_cli.run("iscsi.version", minion_tgt=threaded_minion.id)
     assert after.data["version"] == "9.9.9+resync-test", after
     # The rest of the re-imported library works with it.
-    sessions = salt_cli.run("iscsi.get_sessions", minion_tgt=threaded_minion.id)
+    sessions = local_cli.run("iscsi.get_sessions", minion_tgt=threaded_minion.id)
     assert sessions.returncode == 0 and len(sessions.data) == 3, sessions

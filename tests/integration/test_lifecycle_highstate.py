@@ -60,9 +60,9 @@ def san(host):
     return host
 
 
-def test_highstate_builds_the_whole_lifecycle_then_is_clean(salt_call_cli, set_pillar, san):
+def test_highstate_builds_the_whole_lifecycle_then_is_clean(minion_run, set_pillar, san):
     set_pillar(PILLAR)
-    planned = salt_call_cli.run("state.apply", "iscsi.policy", "test=True")
+    planned = minion_run.run("state.apply", "iscsi.policy", "test=True")
     assert planned.returncode == 0, planned
     plan = state_results(planned)
     assert {k: v["result"] for k, v in plan.items()} == {
@@ -74,7 +74,7 @@ def test_highstate_builds_the_whole_lifecycle_then_is_clean(salt_call_cli, set_p
     assert san.sessions() and san.portals()[0]["TargetPortalAddress"] == "10.0.4.5"  # unchanged
 
     san.reset_stats()
-    first = salt_call_cli.run("state.apply", "iscsi.policy")
+    first = minion_run.run("state.apply", "iscsi.policy")
     assert first.returncode == 0, first
     results = state_results(first)
     processes = san.stats()["processes"]
@@ -109,16 +109,16 @@ def test_highstate_builds_the_whole_lifecycle_then_is_clean(salt_call_cli, set_p
     )
     assert "S:" in results["iscsi-policy-not-persistent-1"]["comment"]
 
-    second = salt_call_cli.run("state.apply", "iscsi.policy")
+    second = minion_run.run("state.apply", "iscsi.policy")
     assert second.returncode == 0, second
     assert {k: v["changes"] for k, v in state_results(second).items()} == {k: {} for k in results}
 
 
-def test_contradicting_rules_fail_before_anything_changes(salt_call_cli, set_pillar, san):
+def test_contradicting_rules_fail_before_anything_changes(minion_run, set_pillar, san):
     policy = {"iscsi": {"policy": {**PILLAR["iscsi"]["policy"], "absent": [{"target": "*:db-*"}]}}}
     set_pillar(policy)
     before = san.read()
-    ret = salt_call_cli.run("state.apply", "iscsi.policy")
+    ret = minion_run.run("state.apply", "iscsi.policy")
     assert ret.returncode != 0
     (result,) = state_results(ret).values()
     assert (

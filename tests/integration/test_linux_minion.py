@@ -32,27 +32,27 @@ def linux_minion(master, nodes):
         yield factory
 
 
-def test_the_module_loads_and_says_what_it_found(salt_cli, linux_minion, nodes):
-    ret = salt_cli.run("iscsi.version", minion_tgt=linux_minion.id)
+def test_the_module_loads_and_says_what_it_found(local_cli, linux_minion, nodes):
+    ret = local_cli.run("iscsi.version", minion_tgt=linux_minion.id)
     assert ret.returncode == 0, ret
     assert ret.data["backend"] == f"open-iscsi ({nodes.wrapper})"
-    ret = salt_cli.run("iscsi.get_sessions", minion_tgt=linux_minion.id)
+    ret = local_cli.run("iscsi.get_sessions", minion_tgt=linux_minion.id)
     assert ret.returncode == 0 and ret.data == [], ret  # no iscsi_tcp here: no sessions
-    ret = salt_cli.run("iscsi.get_target_portals", minion_tgt=linux_minion.id)
+    ret = local_cli.run("iscsi.get_target_portals", minion_tgt=linux_minion.id)
     assert ret.returncode == 0 and ret.data == [], ret  # no discovery record yet
 
 
 def test_one_policy_run_enforces_on_linux_and_windows(
-    master, salt_cli, set_pillar, minion, linux_minion, nodes, seeded
+    master, local_cli, set_pillar, minion, linux_minion, nodes, seeded
 ):
     nodes.new_record(WATCHED, "10.0.0.7:3260", "automatic")
     nodes.new_record(ALLOWED, "10.0.0.8:3260", "automatic")
     set_pillar(POLICY)  # refreshes the Windows minion
     assert (
-        salt_cli.run("saltutil.refresh_pillar", "wait=True", minion_tgt=linux_minion.id).returncode
+        local_cli.run("saltutil.refresh_pillar", "wait=True", minion_tgt=linux_minion.id).returncode
         == 0
     )
-    ret = salt_cli.run("iscsi.get_persistent_logins", minion_tgt=linux_minion.id)
+    ret = local_cli.run("iscsi.get_persistent_logins", minion_tgt=linux_minion.id)
     assert {lg["TargetName"] for lg in ret.data} == {WATCHED, ALLOWED}, ret
 
     client = salt.client.get_local_client(mopts=master.config.copy())
@@ -76,12 +76,12 @@ def test_one_policy_run_enforces_on_linux_and_windows(
 
 
 def test_the_fleet_report_reads_a_linux_minion_like_a_windows_one(
-    master, salt_cli, set_pillar, linux_minion, nodes
+    master, local_cli, set_pillar, linux_minion, nodes
 ):
     """The runner asks the same questions of every minion: a node record switched to
     automatic by hand is a violation (a persistent login), and enforce undoes it."""
     set_pillar(POLICY)
-    refresh = salt_cli.run("saltutil.refresh_pillar", "wait=True", minion_tgt=linux_minion.id)
+    refresh = local_cli.run("saltutil.refresh_pillar", "wait=True", minion_tgt=linux_minion.id)
     assert refresh.returncode == 0, refresh
     salt_run = master.salt_run_cli(timeout=120)
     for sync in ("saltutil.sync_utils", "saltutil.sync_runners"):

@@ -39,13 +39,11 @@ def state_results(ret) -> dict:
     return {key.split("_|-")[1]: value for key, value in ret.data.items()}
 
 
-def test_highstate_fixes_violations_then_is_clean(
-    salt_call_cli, set_pillar, seeded, hosts_sessions
-):
+def test_highstate_fixes_violations_then_is_clean(minion_run, set_pillar, seeded, hosts_sessions):
     set_pillar(POLICY)
     violating = {*hosts_sessions["seed"], hosts_sessions["backup"]}
 
-    first = salt_call_cli.run("state.highstate")
+    first = minion_run.run("state.highstate")
     assert first.returncode == 0, first
     results = state_results(first)
     assert set(results) == {"iscsi-policy-not-persistent-1", "iscsi-policy-not-persistent-2"}
@@ -68,7 +66,7 @@ def test_highstate_fixes_violations_then_is_clean(
     }
     assert not violating & seeded.persistent_ids()
 
-    second = salt_call_cli.run("state.highstate")
+    second = minion_run.run("state.highstate")
     assert second.returncode == 0, second
     results = state_results(second)
     assert all(r["changes"] == {} and r["result"] is True for r in results.values())
@@ -78,10 +76,10 @@ def test_highstate_fixes_violations_then_is_clean(
     print("second run:", {k: v["comment"] for k, v in results.items()})
 
 
-def test_test_mode_changes_nothing(salt_call_cli, set_pillar, seeded, hosts_sessions):
+def test_test_mode_changes_nothing(minion_run, set_pillar, seeded, hosts_sessions):
     set_pillar(POLICY)
     before = seeded.persistent_ids()
-    ret = salt_call_cli.run("state.apply", "iscsi.policy", "test=True")
+    ret = minion_run.run("state.apply", "iscsi.policy", "test=True")
     results = state_results(ret)
     rule = results["iscsi-policy-not-persistent-1"]
     assert rule["result"] is None
@@ -92,14 +90,14 @@ def test_test_mode_changes_nothing(salt_call_cli, set_pillar, seeded, hosts_sess
     print("test run:", {k: v["comment"] for k, v in results.items()})
 
 
-def test_failure_on_one_session_keeps_the_others(salt_call_cli, set_pillar, seeded, hosts_sessions):
+def test_failure_on_one_session_keeps_the_others(minion_run, set_pillar, seeded, hosts_sessions):
     set_pillar(POLICY)
     bad = hosts_sessions["seed"][1]
     seeded.set_fault("fail_sessions", {bad: "persistent_remove"})
     # The state also removes leftover persistent logins: make that path fail too, or it
     # would (rightly) make the failed session non-persistent after all.
     seeded.set_fault("fail_logins", {SEED_TARGET: "persistent_remove"})
-    ret = salt_call_cli.run("state.apply", "iscsi.policy")
+    ret = minion_run.run("state.apply", "iscsi.policy")
     assert ret.returncode != 0
     rule = state_results(ret)["iscsi-policy-not-persistent-1"]
     assert rule["result"] is False
@@ -114,9 +112,9 @@ def test_failure_on_one_session_keeps_the_others(salt_call_cli, set_pillar, seed
     assert hosts_sessions["backup"] not in seeded.persistent_ids()
 
 
-def test_no_match_is_success(salt_call_cli, set_pillar, seeded):
+def test_no_match_is_success(minion_run, set_pillar, seeded):
     set_pillar({"iscsi": {"policy": {"not_persistent": [{"target": "iqn.2000-01.com.nowhere:*"}]}}})
-    rule = state_results(salt_call_cli.run("state.apply", "iscsi.policy"))[
+    rule = state_results(minion_run.run("state.apply", "iscsi.policy"))[
         "iscsi-policy-not-persistent-1"
     ]
     assert rule["result"] is True and rule["changes"] == {}
@@ -135,19 +133,19 @@ def test_no_match_is_success(salt_call_cli, set_pillar, seeded):
         ),
     ],
 )
-def test_malformed_policy_is_a_readable_error(salt_call_cli, set_pillar, seeded, pillar, message):
+def test_malformed_policy_is_a_readable_error(minion_run, set_pillar, seeded, pillar, message):
     set_pillar(pillar)
     before = seeded.persistent_ids()
-    ret = salt_call_cli.run("state.apply", "iscsi.policy")
+    ret = minion_run.run("state.apply", "iscsi.policy")
     assert ret.returncode != 0
     comments = " ".join(r["comment"] for r in state_results(ret).values())
     assert message in comments
     assert seeded.persistent_ids() == before
 
 
-def test_empty_policy_is_a_no_op(salt_call_cli, set_pillar, seeded):
+def test_empty_policy_is_a_no_op(minion_run, set_pillar, seeded):
     set_pillar({})
-    ret = salt_call_cli.run("state.apply", "iscsi.policy")
+    ret = minion_run.run("state.apply", "iscsi.policy")
     assert ret.returncode == 0, ret
     (result,) = state_results(ret).values()
     assert result["result"] is True and result["changes"] == {}
@@ -155,7 +153,7 @@ def test_empty_policy_is_a_no_op(salt_call_cli, set_pillar, seeded):
 
 
 def test_stale_and_mpio_persistent_logins_are_removed_by_highstate(
-    salt_call_cli, set_pillar, seeded, hosts_sessions
+    minion_run, set_pillar, seeded, hosts_sessions
 ):
     """Targets unreachable today have no session but would reconnect at boot."""
     offsite = "iqn.1991-05.com.contoso:backup-offsite"
@@ -164,7 +162,7 @@ def test_stale_and_mpio_persistent_logins_are_removed_by_highstate(
     seeded.add_persistent_login(offsite, portal="10.0.1.8")  # other portal: rule 2 does not match
     set_pillar(POLICY)
 
-    ret = salt_call_cli.run("state.highstate")
+    ret = minion_run.run("state.highstate")
     assert ret.returncode == 0, ret
     results = state_results(ret)
     rule1 = results["iscsi-policy-not-persistent-1"]
@@ -183,20 +181,20 @@ def test_stale_and_mpio_persistent_logins_are_removed_by_highstate(
     assert (offsite, "10.0.9.8") not in left
     assert (offsite, "10.0.1.8") in left
 
-    second = state_results(salt_call_cli.run("state.highstate"))
+    second = state_results(minion_run.run("state.highstate"))
     assert all(r["changes"] == {} for r in second.values())
 
 
-def test_check_policy_agrees_with_the_state(salt_call_cli, set_pillar, seeded, hosts_sessions):
+def test_check_policy_agrees_with_the_state(minion_run, set_pillar, seeded, hosts_sessions):
     """The beacon's and the report's evaluation and the formula share one parser."""
     set_pillar(POLICY)
-    ret = salt_call_cli.run("iscsi.check_policy")
+    ret = minion_run.run("iscsi.check_policy")
     assert ret.returncode == 0, ret
     assert ret.data["compliant"] is False and ret.data["rules"] == 2
     forbidden = {v["session"] for v in ret.data["violations"] if v["kind"] == "session"}
     assert forbidden == {*hosts_sessions["seed"], hosts_sessions["backup"]}
-    assert salt_call_cli.run("state.apply", "iscsi.policy").returncode == 0
-    ret = salt_call_cli.run("iscsi.check_policy")
+    assert minion_run.run("state.apply", "iscsi.policy").returncode == 0
+    ret = minion_run.run("iscsi.check_policy")
     assert (ret.data["compliant"], ret.data["rules"], ret.data["violations"]) == (True, 2, [])
     assert ret.data["risks"] == []
     assert seeded.persistent_ids() == {

@@ -27,10 +27,18 @@ def wait_for_disks(
     sleep: Callable[[float], None] = time.sleep,
 ) -> None:
     """Read the target's sessions (with their disks) until one shows a disk or ``timeout``
-    seconds passed; then an error in ``report`` if none did."""
+    seconds passed; then an error in ``report`` if none did (a comment, at once, if the
+    host cannot tell their disks)."""
     deadline = clock() + timeout
     while True:
-        disks = disk_names([s for s in read() if same_target(s, spec.node_address)])
+        sessions = [s for s in read() if same_target(s, spec.node_address)]
+        if any(s.get("DisksUnknown") for s in sessions):
+            report.comments.append(
+                f"{spec.node_address}: its disks are not checked (none is associated with "
+                "the session, and the cluster service runs)"
+            )
+            return
+        disks = disk_names(sessions)
         if disks or clock() >= deadline:
             break
         sleep(min(POLL, max(0.0, deadline - clock())))

@@ -417,7 +417,8 @@ def test_ensure_absent_sees_clustered_disks_or_says_it_cannot(
     iscsi, cluster_node, association, reason
 ):
     behave(cluster_node, clustered_disk_association=association)
-    iscsi.ensure_connected(CLUSTERED, portals=["10.0.3.5"])
+    connected = iscsi.ensure_connected(CLUSTERED, portals=["10.0.3.5"])
+    assert connected["errors"] == [], connected  # a disk, or one the host cannot tell
     result = iscsi.ensure_absent(CLUSTERED)
     assert result["changes"] == {} and reason in result["errors"][0], result
     assert len(iscsi.get_sessions(target_node_address=CLUSTERED)) == 1
@@ -428,7 +429,8 @@ def test_ensure_absent_sees_clustered_disks_or_says_it_cannot(
 def test_no_disk_is_no_risk_where_no_cluster_runs(iscsi, cluster_node):
     cluster_node.set_cluster_service(False)
     behave(cluster_node, clustered_disk_association="none")
-    iscsi.ensure_connected(CLUSTERED, portals=["10.0.3.5"])
+    connected = iscsi.ensure_connected(CLUSTERED, portals=["10.0.3.5"], disk_timeout=0)
+    assert connected["errors"][0].startswith(f"session up, no disk: {CLUSTERED}"), connected
     (session,) = iscsi.get_sessions(target_node_address=CLUSTERED, disks=True)
     assert session["Disks"] == [] and session["DisksUnknown"] is False
     assert iscsi.ensure_absent(CLUSTERED)["errors"] == []

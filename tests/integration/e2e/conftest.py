@@ -11,11 +11,13 @@ from saltfactories.utils import random_string
 
 from tests.conftest import SALT_TREE, minion_config
 from tests.support import waiting
+from tests.support.local_client import LocalCli
 from tests.support.simhost.model import SimulatedHost
 from tests.support.simhost.powershell_standin import install
 
 BEACON_INTERVAL = 1
 BACKOFF_MAX = 4  # seconds: short, so that the tests see several attempts
+READINESS_EVERY = 3  # checks (the default is 30): a readiness drift is seen in seconds
 REACTOR = "salt://reactor/iscsi_enforce.sls"
 WATCHED = "iqn.1991-05.com.contoso:testiscsi-deepcore-target"
 ALLOWED = "iqn.1991-05.com.contoso:db-01"
@@ -69,7 +71,13 @@ def loop_minion(loop_master, loop_dir, loop_host):
     # Salt's default; salt-factories uses 0.05, and a beacon's interval counts
     # process calls (about one a second) times loop_interval.
     overrides["loop_interval"] = 1
-    overrides["beacons"] = {"iscsi": [{"interval": BEACON_INTERVAL}, {"backoff_max": BACKOFF_MAX}]}
+    overrides["beacons"] = {
+        "iscsi": [
+            {"interval": BEACON_INTERVAL},
+            {"backoff_max": BACKOFF_MAX},
+            {"readiness_every": READINESS_EVERY},
+        ]
+    }
     overrides["log_level_logfile"] = "info"
     factory = loop_master.salt_minion_daemon(random_string("loop-minion-"), overrides=overrides)
     with factory.started():
@@ -78,17 +86,13 @@ def loop_minion(loop_master, loop_dir, loop_host):
         assert "beacons.iscsi" in ret.data["beacons"], ret.data
         # A module refresh does not rebuild the running minion's beacon loader.
         assert factory.salt_call_cli().run("saltutil.refresh_beacons").returncode == 0
-        try:
-            yield factory
-        finally:
-            import shutil
-
-            shutil.copy(factory.config["log_file"], "/tmp/e2e-minion.log")
+        yield factory
 
 
 @pytest.fixture(scope="package")
-def loop_call(loop_minion):
-    return loop_minion.salt_call_cli(timeout=60)
+def loop_call(loop_master, loop_minion) -> LocalCli:
+    """Jobs on the loop minion (``salt <minion> ...``), run by its daemon."""
+    return LocalCli(loop_master.config, timeout=60, minion_tgt=loop_minion.id)
 
 
 @pytest.fixture(scope="package")

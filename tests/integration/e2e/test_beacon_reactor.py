@@ -6,7 +6,6 @@ import time
 
 from tests.integration.e2e.conftest import (
     BEACON_INTERVAL,
-    LIMIT,
     POLICY,
     WATCHED,
     quiet,
@@ -227,8 +226,9 @@ def test_a_stopped_iscsi_service_is_started_by_the_reactor(loop_host, set_loop_p
             state["readiness"]["msiscsi_start_mode"] == "Auto"
         )
 
-    # The readiness cadence (30 checks, one a second) comes before the reactor's run.
-    wait_for(fixed, timeout=2 * LIMIT)
+    # The readiness cadence (READINESS_EVERY checks, one a second) comes before the
+    # reactor's run.
+    wait_for(fixed)
     took = time.monotonic() - start
     wait_for(lambda: bus.policy_returns(since))
     kinds = {v["kind"] for e in bus.violations(since) for v in e.data["violations"]}

@@ -22,6 +22,7 @@ from tests.support import waiting
 from tests.support.initiator_vm import image, packages
 from tests.support.initiator_vm.machine import InitiatorVm
 from tests.support.initiator_vm.targets import Target
+from tests.support.local_client import LocalCli
 
 REACTOR = "salt://reactor/iscsi_enforce.sls"
 PORTAL = "127.0.0.1:3260"
@@ -128,8 +129,9 @@ def vm_minion(vm_master, vm):
 
 
 @pytest.fixture(scope="package")
-def salt_cli(vm_master):
-    return vm_master.salt_cli(timeout=180)
+def local_cli(vm_master) -> LocalCli:
+    """``salt`` without its process (tests/support/local_client.py)."""
+    return LocalCli(vm_master.config, timeout=180)
 
 
 @pytest.fixture(scope="package")
@@ -143,22 +145,22 @@ def write_pillar(trees: dict[str, Path], data: dict) -> None:
 
 
 @pytest.fixture
-def set_pillar(vm_trees, salt_cli, vm_minion):
+def set_pillar(vm_trees, local_cli, vm_minion):
     """Write every minion's iscsi pillar and refresh it on the VM's minion; {} after."""
 
     def _set(data: dict, minion=vm_minion) -> None:
         write_pillar(vm_trees, data)
-        ret = salt_cli.run("saltutil.refresh_pillar", "wait=True", minion_tgt=minion.id)
+        ret = local_cli.run("saltutil.refresh_pillar", "wait=True", minion_tgt=minion.id)
         assert ret.returncode == 0, ret
 
     yield _set
     write_pillar(vm_trees, {})
-    salt_cli.run("saltutil.refresh_pillar", "wait=True", minion_tgt=vm_minion.id)
+    local_cli.run("saltutil.refresh_pillar", "wait=True", minion_tgt=vm_minion.id)
 
 
-def call(salt_cli, minion, *args, **kwargs):
+def call(local_cli, minion, *args, **kwargs):
     """``salt <minion> <args>``: its data, after checking it ran."""
-    ret = salt_cli.run(*args, minion_tgt=minion.id, **kwargs)
+    ret = local_cli.run(*args, minion_tgt=minion.id, **kwargs)
     assert ret.returncode == 0, ret
     return ret.data
 

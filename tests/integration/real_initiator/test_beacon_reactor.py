@@ -33,7 +33,7 @@ def guest(vm):
 
 
 @pytest.fixture
-def beacon(set_pillar, vm_minion, salt_cli):
+def beacon(set_pillar, vm_minion, local_cli):
     """The policy and the beacon in the VM's minion's pillar (beacons follow a refresh),
     and no job left running from before: a policy run queued by an earlier violation
     could otherwise undo the next change before the beacon sees it."""
@@ -41,7 +41,7 @@ def beacon(set_pillar, vm_minion, salt_cli):
 
     def idle():
         """no job runs on the minion"""
-        ret = salt_cli.run("saltutil.running", minion_tgt=vm_minion.id)
+        ret = local_cli.run("saltutil.running", minion_tgt=vm_minion.id)
         return ret.returncode == 0 and ret.data == []
 
     wait_for(idle, step=1)

@@ -15,9 +15,9 @@ pytestmark = pytest.mark.real_initiator
 REPLACEMENT = "node.session.timeo.replacement_timeout"
 
 
-def test_diagnose_reads_the_guest_and_ready_writes_iscsid_conf(vm, vm_minion, salt_cli):
+def test_diagnose_reads_the_guest_and_ready_writes_iscsid_conf(vm, vm_minion, local_cli):
     fresh(vm, [Target("iqn.2003-01.org.example:testiscsi-diagnose")])
-    result = call(salt_cli, vm_minion, "iscsi.diagnose")
+    result = call(local_cli, vm_minion, "iscsi.diagnose")
     assert result["platform"] == "open-iscsi"
     items = result["items"]
     running = items["iscsid.running"]
@@ -31,12 +31,12 @@ def test_diagnose_reads_the_guest_and_ready_writes_iscsid_conf(vm, vm_minion, sa
     print({name: item["value"] for name, item in items.items()})
 
     rules = f'iscsid_conf={{"{REPLACEMENT}": 15}}'
-    would = call(salt_cli, vm_minion, "iscsi.ensure_ready", rules, "test=True")
+    would = call(local_cli, vm_minion, "iscsi.ensure_ready", rules, "test=True")
     assert would["changes"] == {f"iscsid_conf.{REPLACEMENT}": {"old": "120", "new": "15"}}
     assert REPLACEMENT not in (vm.etc / "iscsid.conf").read_text()
-    done = call(salt_cli, vm_minion, "iscsi.ensure_ready", rules)
+    done = call(local_cli, vm_minion, "iscsi.ensure_ready", rules)
     assert done["errors"] == [] and list(done["changes"]) == [f"iscsid_conf.{REPLACEMENT}"]
     assert f"{REPLACEMENT} = 15" in (vm.etc / "iscsid.conf").read_text()
-    again = call(salt_cli, vm_minion, "iscsi.ensure_ready", rules)
+    again = call(local_cli, vm_minion, "iscsi.ensure_ready", rules)
     assert again["changes"] == {}
     vm.set_default_startup("manual")  # iscsid.conf as the other tests expect it

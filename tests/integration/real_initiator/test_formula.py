@@ -28,19 +28,19 @@ def persistent(vm):
 
 
 def test_highstate_makes_the_target_go_away_at_the_next_boot(
-    salt_cli, vm_minion, set_pillar, persistent
+    local_cli, vm_minion, set_pillar, persistent
 ):
     vm = persistent
     set_pillar(POLICY)
     (sid,) = [s for s, (t, _) in admin.session_ids(vm).items() if t == FORBIDDEN]
     expected = {sid: {"TargetNodeAddress": FORBIDDEN, "IsPersistent": {"old": True, "new": False}}}
 
-    dry = call(salt_cli, vm_minion, "state.highstate", "test=True")
+    dry = call(local_cli, vm_minion, "state.highstate", "test=True")
     assert list(dry) == [STATE], dry
     assert (dry[STATE]["result"], dry[STATE]["changes"]) == (None, expected), dry
     assert admin.startup(vm, FORBIDDEN) == ("automatic", "automatic")  # nothing changed
 
-    run = call(salt_cli, vm_minion, "state.highstate")
+    run = call(local_cli, vm_minion, "state.highstate")
     assert (run[STATE]["result"], run[STATE]["changes"]) == (True, expected), run
     assert admin.startup(vm, FORBIDDEN) == ("manual", "manual")
     assert admin.startup(vm, ALLOWED) == ("automatic", "automatic")
@@ -55,7 +55,7 @@ def test_highstate_makes_the_target_go_away_at_the_next_boot(
 
     vm.reboot()
     assert admin.sessions(vm) == {(ALLOWED, PORTAL)}
-    again = call(salt_cli, vm_minion, "state.highstate")
+    again = call(local_cli, vm_minion, "state.highstate")
     assert (again[STATE]["result"], again[STATE]["changes"]) == (True, {}), again
     assert admin.startup(vm, FORBIDDEN) == ("manual", "manual")
 
@@ -65,7 +65,7 @@ DEFAULTS_STATE = "iscsi_|-iscsi-policy-defaults_|-iscsi-policy-defaults_|-initia
 
 
 def test_with_the_default_managed_a_rediscovery_does_not_bring_the_target_back(
-    salt_cli, vm_minion, set_pillar, vm
+    local_cli, vm_minion, set_pillar, vm
 ):
     """open-iscsi#58: a plain rediscovery rewrites node.startup to iscsid.conf's default.
     With ``defaults: {node_startup: manual}`` in the policy the highstate makes that default
@@ -78,7 +78,7 @@ def test_with_the_default_managed_a_rediscovery_does_not_bring_the_target_back(
         {"iscsi": {"policy": {**POLICY["iscsi"]["policy"], "defaults": {"node_startup": "manual"}}}}
     )
 
-    run = call(salt_cli, vm_minion, "state.highstate")
+    run = call(local_cli, vm_minion, "state.highstate")
     assert run[DEFAULTS_STATE]["result"] is True, run
     conf = vm.etc / "iscsid.conf"
     assert run[DEFAULTS_STATE]["changes"] == {
@@ -91,5 +91,5 @@ def test_with_the_default_managed_a_rediscovery_does_not_bring_the_target_back(
     assert admin.startup(vm, REDISCOVERED)[0] == "manual"
     vm.reboot()
     assert (REDISCOVERED, PORTAL) not in admin.sessions(vm)
-    again = call(salt_cli, vm_minion, "state.highstate")
+    again = call(local_cli, vm_minion, "state.highstate")
     assert all(r["changes"] == {} for r in again.values()), again

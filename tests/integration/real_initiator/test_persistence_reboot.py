@@ -30,20 +30,20 @@ def both_persistent(vm):
     return vm
 
 
-def sid_of(salt_cli, minion, target: str) -> str:
-    (session,) = call(salt_cli, minion, "iscsi.get_sessions", f"target_node_address={target}")
+def sid_of(local_cli, minion, target: str) -> str:
+    (session,) = call(local_cli, minion, "iscsi.get_sessions", f"target_node_address={target}")
     return session["SessionIdentifier"]
 
 
 def test_unregistered_stays_away_and_registered_comes_back_after_a_reboot(
-    salt_cli, vm_minion, both_persistent
+    local_cli, vm_minion, both_persistent
 ):
     vm = both_persistent
-    drop, add = sid_of(salt_cli, vm_minion, DROP), sid_of(salt_cli, vm_minion, ADD)
+    drop, add = sid_of(local_cli, vm_minion, DROP), sid_of(local_cli, vm_minion, ADD)
     # Quoted: Linux session ids are numbers, which Salt's CLI would parse as int.
-    report = call(salt_cli, vm_minion, "iscsi.unregister_session", f"session_identifier='{drop}'")
+    report = call(local_cli, vm_minion, "iscsi.unregister_session", f"session_identifier='{drop}'")
     assert report == {drop: {"TargetNodeAddress": DROP, "status": "unregistered"}}
-    report = call(salt_cli, vm_minion, "iscsi.register_session", f"target_node_address={ADD}")
+    report = call(local_cli, vm_minion, "iscsi.register_session", f"target_node_address={ADD}")
     assert report == {add: {"TargetNodeAddress": ADD, "status": "registered"}}
     assert admin.startup(vm, DROP) == ("manual", "manual")
     assert admin.startup(vm, ADD) == ("automatic", "automatic")
@@ -52,18 +52,18 @@ def test_unregistered_stays_away_and_registered_comes_back_after_a_reboot(
 
     vm.reboot()
     assert admin.sessions(vm) == {(KEEP, PORTAL), (ADD, PORTAL)}
-    sessions = call(salt_cli, vm_minion, "iscsi.get_sessions")
+    sessions = call(local_cli, vm_minion, "iscsi.get_sessions")
     assert sorted((s["TargetNodeAddress"], s["IsPersistent"]) for s in sessions) == [
         (ADD, True),
         (KEEP, True),
     ]
-    logins = call(salt_cli, vm_minion, "iscsi.get_persistent_logins")
+    logins = call(local_cli, vm_minion, "iscsi.get_persistent_logins")
     assert sorted(lg["TargetName"] for lg in logins) == [ADD, KEEP]
 
 
-def test_a_session_id_as_typed_on_the_command_line(salt_cli, vm_minion, both_persistent):
-    sid = sid_of(salt_cli, vm_minion, KEEP)
-    ret = salt_cli.run(
+def test_a_session_id_as_typed_on_the_command_line(local_cli, vm_minion, both_persistent):
+    sid = sid_of(local_cli, vm_minion, KEEP)
+    ret = local_cli.run(
         "iscsi.unregister_session", f"session_identifier={sid}", "test=True",
         minion_tgt=vm_minion.id,
     )  # fmt: skip

@@ -46,16 +46,16 @@ def shaped(records, set_pillar):
     return records
 
 
-def test_a_split_record_is_one_violation_and_onboot_none(salt_cli, vm_minion, shaped):
-    report = call(salt_cli, vm_minion, "iscsi.check_policy")
+def test_a_split_record_is_one_violation_and_onboot_none(local_cli, vm_minion, shaped):
+    report = call(local_cli, vm_minion, "iscsi.check_policy")
     found = [(v["kind"], v["target"]) for v in report["violations"] if v["target"] in (SPLIT, BOOT)]
     assert found == [("session", SPLIT)], report
 
 
-def test_the_policy_fixes_both_fields_and_leaves_onboot_alone(salt_cli, vm_minion, shaped):
+def test_the_policy_fixes_both_fields_and_leaves_onboot_alone(local_cli, vm_minion, shaped):
     vm = shaped
     sids = {t: s for s, (t, _) in admin.session_ids(vm).items()}
-    states = call(salt_cli, vm_minion, "state.apply", "iscsi.policy")
+    states = call(local_cli, vm_minion, "state.apply", "iscsi.policy")
     assert states[STATE]["result"] is True, states
     changes = states[STATE]["changes"]
 
@@ -78,11 +78,11 @@ def test_the_policy_fixes_both_fields_and_leaves_onboot_alone(salt_cli, vm_minio
     assert BOOT not in after  # --loginall=automatic leaves onboot records to the initramfs
 
 
-def test_a_record_automatic_only_in_conn0_is_a_violation_and_fixed(salt_cli, vm_minion, shaped):
+def test_a_record_automatic_only_in_conn0_is_a_violation_and_fixed(local_cli, vm_minion, shaped):
     vm = shaped
-    report = call(salt_cli, vm_minion, "iscsi.check_policy")
+    report = call(local_cli, vm_minion, "iscsi.check_policy")
     assert CONN in {v["target"] for v in report["violations"]}, report
-    call(salt_cli, vm_minion, "state.apply", "iscsi.policy")
+    call(local_cli, vm_minion, "state.apply", "iscsi.policy")
     assert admin.startup(vm, CONN) == ("manual", "manual")
     vm.reboot()
     assert CONN not in {target for target, _ in admin.sessions(vm)}

@@ -48,8 +48,8 @@ def logged_in(vm):
     return vm
 
 
-def test_the_real_sessions_with_the_documented_fields(salt_cli, vm_minion, logged_in):
-    sessions = call(salt_cli, vm_minion, "iscsi.get_sessions")
+def test_the_real_sessions_with_the_documented_fields(local_cli, vm_minion, logged_in):
+    sessions = call(local_cli, vm_minion, "iscsi.get_sessions")
     real = admin.session_ids(logged_in)
     assert len(real) == 4
     assert {
@@ -74,21 +74,21 @@ def test_the_real_sessions_with_the_documented_fields(salt_cli, vm_minion, logge
         )
 
 
-def test_two_portals_are_two_sessions(salt_cli, vm_minion, logged_in):
-    paths = call(salt_cli, vm_minion, "iscsi.get_sessions", f"target_node_address={MULTIPATH}")
+def test_two_portals_are_two_sessions(local_cli, vm_minion, logged_in):
+    paths = call(local_cli, vm_minion, "iscsi.get_sessions", f"target_node_address={MULTIPATH}")
     assert sorted(s["Connections"][0]["TargetAddress"] for s in paths) == [
         "127.0.0.1",
         "127.0.0.2",
     ]
     assert len({s["SessionIdentifier"] for s in paths}) == 2
-    second = call(salt_cli, vm_minion, "iscsi.get_sessions", "target_portal=127.0.0.2")
+    second = call(local_cli, vm_minion, "iscsi.get_sessions", "target_portal=127.0.0.2")
     assert [(s["TargetNodeAddress"], s["PersistentPortalAddress"]) for s in second] == [
         (MULTIPATH, "127.0.0.2")
     ]
 
 
-def test_disks_are_the_real_block_devices(salt_cli, vm_minion, logged_in):
-    sessions = call(salt_cli, vm_minion, "iscsi.get_sessions", "disks=True")
+def test_disks_are_the_real_block_devices(local_cli, vm_minion, logged_in):
+    sessions = call(local_cli, vm_minion, "iscsi.get_sessions", "disks=True")
     real = admin.disks(logged_in)  # the guest's sysfs, not iscsiadm's text
     # The same disks; their order is the kernel's scan order, not a promise.
     found = {s["SessionIdentifier"]: sorted(s["AttachedDisks"]) for s in sessions}
@@ -98,11 +98,11 @@ def test_disks_are_the_real_block_devices(salt_cli, vm_minion, logged_in):
     assert all(d.startswith("sd") for s in sessions for d in s["AttachedDisks"])
 
 
-def test_a_chap_session_says_so_and_its_secret_stays_in_the_guest(salt_cli, vm_minion, logged_in):
-    ret = salt_cli.run("iscsi.get_sessions", minion_tgt=vm_minion.id)
+def test_a_chap_session_says_so_and_its_secret_stays_in_the_guest(local_cli, vm_minion, logged_in):
+    ret = local_cli.run("iscsi.get_sessions", minion_tgt=vm_minion.id)
     kinds = {s["TargetNodeAddress"]: s["AuthenticationType"] for s in ret.data}
     assert kinds == {MULTIPATH: "NONE", TWO_LUNS: "NONE", CHAP_TARGET: "ONEWAYCHAP"}
-    logins = salt_cli.run("iscsi.get_persistent_logins", minion_tgt=vm_minion.id)
+    logins = local_cli.run("iscsi.get_persistent_logins", minion_tgt=vm_minion.id)
     for text in (ret.stdout, logins.stdout, _log(vm_minion)):
         assert CHAP.secret not in text
     # The target really demands CHAP: without the record's credentials, no login.
