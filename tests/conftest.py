@@ -47,6 +47,11 @@ def seeded(host) -> SimulatedHost:
     return host.reset(sessions=3)
 
 
+# Every test master: loopback only, and minion keys accepted as they come (salt-factories
+# would otherwise run a salt-key process for each new minion).
+MASTER_CONFIG = {"interface": "127.0.0.1", "auto_accept": True}
+
+
 def minion_config(powershell: Path, **extra) -> dict:
     """A minion managing the simulated Windows host (this machine may have open-iscsi)."""
     return {

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import salt.utils.yaml
 
-from tests.conftest import SALT_TREE, minion_config
+from tests.conftest import MASTER_CONFIG, SALT_TREE, minion_config
 from tests.support.local_client import LocalCli
 
 
@@ -28,7 +28,7 @@ def master(salt_factories, master_id, master_trees):
     factory = salt_factories.salt_master_daemon(
         master_id,
         overrides={
-            "interface": "127.0.0.1",
+            **MASTER_CONFIG,
             "file_roots": {
                 "base": [
                     str(master_trees["overlay"]),

@@ -9,7 +9,7 @@ import pytest
 import salt.utils.yaml
 from saltfactories.utils import random_string
 
-from tests.conftest import SALT_TREE, minion_config
+from tests.conftest import MASTER_CONFIG, SALT_TREE, minion_config
 from tests.support import waiting
 from tests.support.local_client import LocalCli
 from tests.support.simhost.model import SimulatedHost
@@ -53,7 +53,7 @@ def loop_master(salt_factories, loop_dir):
     factory = salt_factories.salt_master_daemon(
         random_string("loop-master-"),
         overrides={
-            "interface": "127.0.0.1",
+            **MASTER_CONFIG,
             "file_roots": {"base": [str(SALT_TREE), str(loop_dir / "states")]},
             "pillar_roots": {"base": [str(loop_dir / "pillar")]},
             "reactor": [{"salt/beacon/*/iscsi/violation": [REACTOR]}],

@@ -17,7 +17,7 @@ import pytest
 import salt.utils.yaml
 from saltfactories.utils import random_string
 
-from tests.conftest import SALT_TREE
+from tests.conftest import MASTER_CONFIG, SALT_TREE
 from tests.support import waiting
 from tests.support.initiator_vm import image, packages
 from tests.support.initiator_vm.machine import InitiatorVm
@@ -95,7 +95,7 @@ def vm_master(salt_factories, vm_trees):
     factory = salt_factories.salt_master_daemon(
         random_string("vm-master-"),
         overrides={
-            "interface": "127.0.0.1",
+            **MASTER_CONFIG,
             "file_roots": {"base": [str(SALT_TREE), str(vm_trees["states"])]},
             "pillar_roots": {"base": [str(vm_trees["pillar"])]},
             "reactor": [{"salt/beacon/*/iscsi/violation": [REACTOR]}],

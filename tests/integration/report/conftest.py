@@ -18,7 +18,7 @@ import pytest
 import salt.utils.yaml
 from saltfactories.utils import random_string
 
-from tests.conftest import SALT_TREE, minion_config
+from tests.conftest import MASTER_CONFIG, SALT_TREE, minion_config
 from tests.support import waiting
 from tests.support.simhost.model import SEED_TARGET, SimulatedHost
 from tests.support.simhost.powershell_standin import install
@@ -78,7 +78,7 @@ def fleet_master(salt_factories, fleet_dir):
     factory = salt_factories.salt_master_daemon(
         random_string("fleet-master-"),
         overrides={
-            "interface": "127.0.0.1",
+            **MASTER_CONFIG,
             "file_roots": {"base": [str(SALT_TREE)]},
             "pillar_roots": {"base": [str(fleet_dir / "pillar")]},
             "reactor": [{"salt/beacon/*/iscsi/violation": [REACTOR]}],

@@ -15,6 +15,10 @@ import subprocess
 from pathlib import Path
 
 MEMORY_MB = 768
+# The baseline x86-64 model: every command in the guest runs some 20 % faster under TCG
+# than with ``max`` (measured: iscsiadm -m node 0.15-0.18 s against 0.18-0.23 s), and the
+# host's Debian binaries the guest runs need nothing newer.
+CPU = "qemu64"
 
 
 def command(
@@ -25,7 +29,7 @@ def command(
         "qemu-system-x86_64",
         "-accel", "tcg",
         "-machine", "pc",
-        "-cpu", "max",
+        "-cpu", CPU,
         "-smp", "1",
         "-m", str(MEMORY_MB),
         "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
