@@ -108,7 +108,8 @@ SECOND_VM = {
 
 
 def work_unit(path: str) -> str:
-    """``integration/<package>`` (or ``integration`` for its own files), else the file."""
+    """``integration/<package>`` (or ``integration`` for its own files; the VM package's
+    modules ``integration/real_initiator/1`` or ``/2``), else the file."""
     resolved = Path(path).resolve()
     if INTEGRATION not in resolved.parents:
         return str(resolved.relative_to(TESTS))

@@ -55,8 +55,8 @@ def test_disks_the_host_cannot_tell_are_said_so_at_once():
     report, reads, waited = wait([[session(DisksUnknown=True)]])
     assert report.errors == [] and reads == 1 and waited == 0
     assert report.comments == [
-        f"{TARGET}: its disks are not checked (none is associated with the session, "
-        "and the cluster service runs)"
+        f"{TARGET}: not waiting for disks: its disks are unknown (none found, but the "
+        "cluster service runs: Windows may not associate clustered disks with the session)"
     ]
 
 

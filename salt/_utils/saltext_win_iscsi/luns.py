@@ -16,6 +16,11 @@ from saltext_win_iscsi.outcome import Outcome, disk_names
 from saltext_win_iscsi.spec import TargetSpec, same_target
 
 POLL = 0.5  # seconds between two reads while waiting
+# Why a session's disks are unknown (``DisksUnknown``): said by the wait and by ``absent``.
+DISKS_UNKNOWN = (
+    "its disks are unknown (none found, but the cluster service runs: Windows may not "
+    "associate clustered disks with the session)"
+)
 
 
 def wait_for_disks(
@@ -33,10 +38,7 @@ def wait_for_disks(
     while True:
         sessions = [s for s in read() if same_target(s, spec.node_address)]
         if any(s.get("DisksUnknown") for s in sessions):
-            report.comments.append(
-                f"{spec.node_address}: its disks are not checked (none is associated with "
-                "the session, and the cluster service runs)"
-            )
+            report.comments.append(f"{spec.node_address}: not waiting for disks: {DISKS_UNKNOWN}")
             return
         disks = disk_names(sessions)
         if disks or clock() >= deadline:

@@ -194,10 +194,7 @@ def _risks(session: dict) -> list[str]:
     """Why disconnecting this session would hurt: boot/system/clustered disks, online volumes."""
     found = []
     if session.get("DisksUnknown"):
-        found.append(
-            "its disks are unknown (none found, but the cluster service runs: Windows may not "
-            "associate clustered disks with the session)"
-        )
+        found.append(luns.DISKS_UNKNOWN)
     for disk in session.get("Disks") or []:
         name = f"disk {disk.get('Number')} ({disk.get('FriendlyName')})"
         for flag, what in (
