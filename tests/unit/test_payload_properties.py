@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from salt.exceptions import CommandExecutionError
 
 from saltext_win_iscsi import selection
-from saltext_win_iscsi.windows import protocol
+from saltext_win_iscsi.windows import protocol, wire
 
 # Any JSON document: text with every Unicode scalar value (control characters included).
 json_values = st.recursive(
@@ -28,13 +28,13 @@ def test_request_line_round_trips(request):
     line = protocol.encode_request(request)
     assert line.isascii() and re.fullmatch(r"[A-Za-z0-9+/=]*", line)
     decoded = json.loads(base64.b64decode(line, validate=True).decode("utf-8"))
-    assert decoded == {"v": protocol.PROTOCOL_VERSION, **request}
+    assert decoded == {"v": wire.PROTOCOL_VERSION, **request}
 
 
 @settings(max_examples=150)
 @given(st.dictionaries(st.text(), json_values, max_size=6))
 def test_response_round_trips(body):
-    body = {**body, "v": protocol.PROTOCOL_VERSION}
+    body = {**body, "v": wire.PROTOCOL_VERSION}
     text = base64.b64encode(json.dumps(body).encode()).decode()
     assert protocol.decode_response(text) == body
 
@@ -46,7 +46,7 @@ def test_garbage_is_always_a_command_execution_error(text):
         response = protocol.decode_response(text)
     except CommandExecutionError:
         return
-    assert response["v"] == protocol.PROTOCOL_VERSION  # only a real response gets through
+    assert response["v"] == wire.PROTOCOL_VERSION  # only a real response gets through
 
 
 @settings(max_examples=150)

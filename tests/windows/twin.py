@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from saltext_win_iscsi.windows.protocol import PROTOCOL_VERSION
+from saltext_win_iscsi.windows.wire import PROTOCOL_VERSION
 from tests.support.simhost.model import (
     INITIATOR_ADDRESS,
     INITIATOR_INSTANCE,

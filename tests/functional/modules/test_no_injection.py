@@ -25,7 +25,7 @@ import pytest
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 from saltfactories.utils.functional import Loaders
 
-from saltext_win_iscsi.windows import protocol
+from saltext_win_iscsi.windows import protocol, wire
 from saltext_win_iscsi.windows.powershell import scripts
 from tests.support import psparse
 from tests.support.simhost.model import SEED_TARGET
@@ -225,7 +225,7 @@ def _check_processes(processes: list[dict], recorder: Path, clean: dict) -> list
         argv = proc["argv"]
         assert argv == [
             str(recorder),
-            *protocol.POWERSHELL_ARGS,
+            *wire.POWERSHELL_ARGS,
             protocol.encode_powershell_command(scripts.BOOTSTRAP),
         ]
         bootstrap = base64.b64decode(argv[-1], validate=True).decode("utf-16-le")
@@ -247,7 +247,7 @@ def _check_processes(processes: list[dict], recorder: Path, clean: dict) -> list
                 assert BASE64_LINE.fullmatch(token), line[:200]
             request = json.loads(base64.b64decode(head, validate=True).decode("utf-8"))
             assert isinstance(request, dict)
-            assert request["v"] == protocol.PROTOCOL_VERSION
+            assert request["v"] == wire.PROTOCOL_VERSION
             assert request["op"] in KNOWN_OPS
             names = request.get("secrets", [])
             assert len(secret_tokens) == len(names)
@@ -410,10 +410,10 @@ def test_hostile_chap_secret_stays_data(iscsi, seeded, recorded, recorder, clean
 def test_checks_catch_a_pasted_value(recorder, clean):
     """Negative control: the process checks fail for what an injection would look like."""
     value = HOSTILE["quote-break"]
-    argv = [str(recorder), *protocol.POWERSHELL_ARGS]
+    argv = [str(recorder), *wire.POWERSHELL_ARGS]
     bootstrap = protocol.encode_powershell_command(scripts.BOOTSTRAP)
     main = base64.b64encode(scripts.MAIN.encode()).decode() + "\n"
-    version = protocol.PROTOCOL_VERSION
+    version = wire.PROTOCOL_VERSION
     request = base64.b64encode(json.dumps({"v": version, "op": "get_sessions"}).encode()).decode()
     good = {"argv": [*argv, bootstrap], "stdin": [main, request + "\n"]}
     assert _check_processes([good], recorder, clean) == [

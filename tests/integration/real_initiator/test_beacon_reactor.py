@@ -70,10 +70,11 @@ def test_a_record_set_to_automatic_by_hand_is_undone_and_stays_away_after_a_rebo
     admin.set_startup(guest, FORBIDDEN, PORTAL, node="automatic")  # as someone would type it
 
     def undone():
-        """the forbidden record is manual again"""
-        return admin.startup(guest, FORBIDDEN) == ("manual", "manual")
+        """the forbidden record is manual again (its file; iscsiadm confirms below)"""
+        return admin.recorded_startup(guest, FORBIDDEN) == ("manual", "manual")
 
     took = wait_for(undone)
+    assert admin.startup(guest, FORBIDDEN) == ("manual", "manual")
     print(f"real initiator: node.startup=automatic by hand -> manual again in {took:.1f} s")
     seen = violations(event_listener, vm_master, beacon, since)
     assert {(v["kind"], v["target"]) for v in seen} == {("session", FORBIDDEN)}, seen
@@ -112,11 +113,12 @@ def test_a_discovery_that_resets_the_record_is_undone_before_any_reboot(
     ), seen
 
     def undone():
-        """the forbidden record is manual again"""
-        return admin.startup(guest, FORBIDDEN) == ("manual", "manual")
+        """the forbidden record is manual again (its file; iscsiadm confirms below)"""
+        return admin.recorded_startup(guest, FORBIDDEN) == ("manual", "manual")
 
     wait_for(undone)
     took = time.monotonic() - discovered
+    assert admin.startup(guest, FORBIDDEN) == ("manual", "manual")
     print(
         f"real initiator: discovery ({discovered - started:.1f} s) reset the record to "
         f"automatic -> manual again {took:.1f} s after it"

@@ -53,7 +53,12 @@ def test_a_split_record_is_one_violation_and_onboot_none(local_cli, vm_minion, s
 
 
 def test_the_policy_fixes_both_fields_and_leaves_onboot_alone(local_cli, vm_minion, shaped):
+    """SPLIT (automatic in node.startup only) and CONN (automatic in node.conn[0].startup
+    only) are fixed in both fields by one policy run, a change each; BOOT is left alone.
+    One reboot then shows neither split record comes back."""
     vm = shaped
+    report = call(local_cli, vm_minion, "iscsi.check_policy")
+    assert CONN in {v["target"] for v in report["violations"]}, report
     sids = {t: s for s, (t, _) in admin.session_ids(vm).items()}
     states = call(local_cli, vm_minion, "state.apply", "iscsi.policy")
     assert states[STATE]["result"] is True, states
@@ -66,8 +71,10 @@ def test_the_policy_fixes_both_fields_and_leaves_onboot_alone(local_cli, vm_mini
         ]
 
     assert about(SPLIT) == [sids[SPLIT]], changes  # one change: its session's record
+    assert about(CONN) == [sids[CONN]], changes
     assert about(BOOT) == [], changes
     assert admin.startup(vm, SPLIT) == ("manual", "manual")
+    assert admin.startup(vm, CONN) == ("manual", "manual")
     assert admin.startup(vm, BOOT) == ("onboot", "onboot")
     assert admin.startup(vm, ALLOWED) == ("automatic", "automatic")
 
@@ -75,14 +82,5 @@ def test_the_policy_fixes_both_fields_and_leaves_onboot_alone(local_cli, vm_mini
     after = {target for target, _ in admin.sessions(vm)}
     assert ALLOWED in after
     assert SPLIT not in after
+    assert CONN not in after
     assert BOOT not in after  # --loginall=automatic leaves onboot records to the initramfs
-
-
-def test_a_record_automatic_only_in_conn0_is_a_violation_and_fixed(local_cli, vm_minion, shaped):
-    vm = shaped
-    report = call(local_cli, vm_minion, "iscsi.check_policy")
-    assert CONN in {v["target"] for v in report["violations"]}, report
-    call(local_cli, vm_minion, "state.apply", "iscsi.policy")
-    assert admin.startup(vm, CONN) == ("manual", "manual")
-    vm.reboot()
-    assert CONN not in {target for target, _ in admin.sessions(vm)}

@@ -47,6 +47,22 @@ def startup(vm: InitiatorVm, target: str, portal: str = "127.0.0.1:3260") -> tup
     return values["node.startup"], values["node.conn[0].startup"]
 
 
+def recorded_startup(
+    vm: InitiatorVm, target: str, portal: str = "127.0.0.1:3260"
+) -> tuple[str | None, str | None]:
+    """``startup`` as the record's file in the node database says, read on the host: a
+    poll that costs the guest nothing (iscsiadm in the guest is 0.2 s of emulated CPU).
+    ``None`` for a field not (or not yet fully) written."""
+    address, port = portal.rsplit(":", 1)
+    values: dict[str, str] = {}
+    for record in Path(vm.etc, "nodes", target).glob(f"{address},{port},*/*"):
+        for line in record.read_text(errors="replace").splitlines():
+            key, sep, value = line.partition(" = ")
+            if sep:
+                values[key] = value
+    return values.get("node.startup"), values.get("node.conn[0].startup")
+
+
 def sessions(vm: InitiatorVm) -> set[tuple[str, str]]:
     """``(target, portal)`` of every session (``iscsiadm -m session``)."""
     text = vm.iscsiadm("-m", "session", ok=(0, NO_RECORDS))

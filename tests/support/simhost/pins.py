@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 from saltext_win_iscsi.windows.powershell import scripts
-from saltext_win_iscsi.windows.protocol import PROTOCOL_VERSION
+from saltext_win_iscsi.windows.wire import PROTOCOL_VERSION
 
 PINS_PATH = Path(__file__).with_name("pins.json")
 

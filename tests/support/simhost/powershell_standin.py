@@ -28,12 +28,15 @@ for _path in (str(REPO / "salt" / "_utils"), str(REPO)):
     if _path not in sys.path:
         sys.path.insert(0, _path)
 
-from saltext_win_iscsi.windows.powershell.installed import FILE_ARGS, SERVE, script_text  # noqa: E402
-from saltext_win_iscsi.windows.protocol import (  # noqa: E402
+# The wire's facts only: its module imports no Salt, which would double this process's start.
+from saltext_win_iscsi.windows.wire import (  # noqa: E402
+    FILE_ARGS,
     LANGUAGE_MARKER,
     POWERSHELL_ARGS,
     PROTOCOL_VERSION,
     RESPONSE_MARKER,
+    SERVE,
+    script_text,
 )
 from tests.support.simhost.model import SimulatedHost  # noqa: E402
 

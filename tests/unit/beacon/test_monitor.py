@@ -13,7 +13,7 @@ import pytest
 from saltext_win_iscsi.beacon.monitor import TICK_WAIT, Monitor, MonitorSettings
 from saltext_win_iscsi.errors import ChannelError, IscsiInputError
 from saltext_win_iscsi.policy import Policy
-from saltext_win_iscsi.windows import protocol
+from saltext_win_iscsi.windows import wire
 from saltext_win_iscsi.windows.checker import WindowsChecker
 from tests.support.simhost.model import SimulatedHost
 
@@ -35,7 +35,7 @@ class SimChannel:
         if not self.gate.wait(timeout=5):
             self.alive = False
             raise ChannelError("iSCSI: PowerShell did not answer within 5 s; stopped")
-        return {"v": protocol.PROTOCOL_VERSION, **self.host.handle(request, secrets)}
+        return {"v": wire.PROTOCOL_VERSION, **self.host.handle(request, secrets)}
 
     def close(self) -> None:
         self.alive = False

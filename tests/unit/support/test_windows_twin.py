@@ -12,7 +12,7 @@ import types
 
 import pytest
 
-from saltext_win_iscsi.windows.protocol import PROTOCOL_VERSION
+from saltext_win_iscsi.windows.wire import PROTOCOL_VERSION
 from tests.support.simhost.model import SEED_TARGET, SimulatedHost
 from tests.support.simhost.observations import load_observations
 from tests.windows.recorder import Recorder

@@ -185,7 +185,7 @@ def test_security_doc_has_the_hashes_of_the_scripts_that_ship():
 
 
 def test_installed_script_text_ignores_signature_bom_and_crlf():
-    from saltext_win_iscsi.windows.powershell.installed import script_text
+    from saltext_win_iscsi.windows.wire import script_text
 
     signed = (
         "\ufeff" + scripts.MAIN.replace("\n", "\r\n") + "# SIG # Begin signature block\r\n# x\r\n"

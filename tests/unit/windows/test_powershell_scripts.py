@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from saltext_win_iscsi.errors import ChannelError
-from saltext_win_iscsi.windows import protocol
+from saltext_win_iscsi.windows import protocol, wire
 from saltext_win_iscsi.windows.channels import process
 from saltext_win_iscsi.windows.powershell import generate, scripts
 from tests.support import psparse
@@ -54,7 +54,7 @@ def test_shape_check_sees_pasted_values():
 def test_pins_match_the_module():
     pins = json.loads(PINS_PATH.read_text())
     actual = {
-        "protocol": protocol.PROTOCOL_VERSION,
+        "protocol": wire.PROTOCOL_VERSION,
         "bootstrap_sha256": hashlib.sha256(scripts.BOOTSTRAP.encode("utf-8")).hexdigest(),
         "main_sha256": hashlib.sha256(scripts.MAIN.encode("utf-8")).hexdigest(),
     }
@@ -85,8 +85,8 @@ def test_process_channel_command_line(monkeypatch):
     with pytest.raises(ChannelError, match="PowerShell not found"):
         process.ProcessChannel("powershell.exe", timeout=5)
     [command] = started
-    assert command[:-1] == ["powershell.exe", *protocol.POWERSHELL_ARGS]
-    assert protocol.POWERSHELL_ARGS[-1] == "-EncodedCommand"
+    assert command[:-1] == ["powershell.exe", *wire.POWERSHELL_ARGS]
+    assert wire.POWERSHELL_ARGS[-1] == "-EncodedCommand"
     decoded = base64.b64decode(command[-1], validate=True).decode("utf-16-le")
     assert decoded == scripts.BOOTSTRAP
 

@@ -6,21 +6,21 @@ import json
 import pytest
 from salt.exceptions import CommandExecutionError
 
-from saltext_win_iscsi.windows import protocol
+from saltext_win_iscsi.windows import protocol, wire
 
 
 def test_request_is_base64_json_with_the_protocol_version():
     line = protocol.encode_request({"op": "unregister", "ids": ["a'b", "\u2019$(x)"]})
     assert line.isascii() and "\n" not in line
     assert json.loads(base64.b64decode(line)) == {
-        "v": protocol.PROTOCOL_VERSION,
+        "v": wire.PROTOCOL_VERSION,
         "op": "unregister",
         "ids": ["a'b", "\u2019$(x)"],
     }
 
 
 def test_response_round_trip():
-    answer = {"v": protocol.PROTOCOL_VERSION, "ok": True, "sessions": []}
+    answer = {"v": wire.PROTOCOL_VERSION, "ok": True, "sessions": []}
     body = base64.b64encode(json.dumps(answer).encode()).decode()
     assert protocol.decode_response(body) == answer
 

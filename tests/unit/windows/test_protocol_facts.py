@@ -3,7 +3,7 @@
 import re
 
 from saltext_win_iscsi import model as vocabulary
-from saltext_win_iscsi.windows import protocol
+from saltext_win_iscsi.windows import wire
 from saltext_win_iscsi.windows.powershell import scripts
 from tests.support.simhost import model as simulated
 
@@ -48,9 +48,9 @@ def test_field_lists_match_the_script():
 
 def test_protocol_version_and_marker_match_the_scripts():
     versions = set(re.findall(r"\bv = (\d+)", scripts.MAIN))
-    assert versions == {str(protocol.PROTOCOL_VERSION)}
-    assert f"protocol {protocol.PROTOCOL_VERSION}." in scripts.MAIN
-    assert f"'{protocol.RESPONSE_MARKER}'" in scripts.BOOTSTRAP
+    assert versions == {str(wire.PROTOCOL_VERSION)}
+    assert f"protocol {wire.PROTOCOL_VERSION}." in scripts.MAIN
+    assert f"'{wire.RESPONSE_MARKER}'" in scripts.BOOTSTRAP
 
 
 def test_login_fields_match_the_script():

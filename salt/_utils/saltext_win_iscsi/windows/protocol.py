@@ -1,4 +1,4 @@
-"""The wire format between Python and the fixed PowerShell script: facts stated once.
+"""The wire format between Python and the fixed PowerShell script: encoding and decoding.
 
 A request is one line: base64 of a UTF-8 JSON document ``{"v": VERSION, "op": ...}``,
 then, for each name in its ``secrets`` list, a space and base64 of that secret. Secrets stay
@@ -6,8 +6,8 @@ out of the JSON because the script parses the JSON with a cmdlet (``ConvertFrom-
 whose parameters PowerShell module logging records. The answer is one line:
 ``RESPONSE_MARKER`` + base64 of a UTF-8 JSON document with ``v``, ``ok`` and the op's
 fields, or ``error`` (a Windows error record). Base64 keeps both directions ASCII whatever
-the console code page. The PowerShell side
-(``powershell/main.ps1``, ``bootstrap.ps1``) states the same facts; a unit test holds
+the console code page. The version and markers are in ``wire``; the PowerShell side
+(``powershell/main.ps1``, ``bootstrap.ps1``) states the same facts, and a unit test holds
 the two together.
 """
 
@@ -19,13 +19,7 @@ import json
 import re
 
 from saltext_win_iscsi.errors import ChannelError, LanguageModeError, safe_text
-
-PROTOCOL_VERSION = 5
-RESPONSE_MARKER = "ISCSI1 "
-# Printed instead of an answer when PowerShell runs in constrained language mode.
-LANGUAGE_MARKER = "ISCSI1-LANGUAGE "
-
-POWERSHELL_ARGS = ("-NoLogo", "-NoProfile", "-NonInteractive", "-EncodedCommand")
+from saltext_win_iscsi.windows.wire import LANGUAGE_MARKER, PROTOCOL_VERSION, RESPONSE_MARKER
 
 
 def encode_powershell_command(script: str) -> str:

@@ -14,7 +14,7 @@ import time
 import pytest
 
 from saltext_win_iscsi.errors import ChannelError
-from saltext_win_iscsi.windows import channels, protocol
+from saltext_win_iscsi.windows import channels, wire
 from saltext_win_iscsi.windows.channels import runspace
 from tests.support.simhost.model import SimulatedHost
 from tests.support.simhost.powershell_standin import parse_request
@@ -70,7 +70,7 @@ class FakePowerShell:
         if self.output is not None:
             return [self.output]
         request, secrets = parse_request(self.argument)
-        answer = {"v": protocol.PROTOCOL_VERSION, **self.host.handle(request, secrets)}
+        answer = {"v": wire.PROTOCOL_VERSION, **self.host.handle(request, secrets)}
         return [base64.b64encode(json.dumps(answer).encode()).decode()]
 
     def Stop(self) -> None:  # noqa: N802

@@ -17,8 +17,6 @@ from saltext_win_iscsi.errors import ChannelError, safe_text
 from saltext_win_iscsi.windows.powershell.installed import check_installed, file_command
 from saltext_win_iscsi.windows.powershell.scripts import BOOTSTRAP, MAIN
 from saltext_win_iscsi.windows.protocol import (
-    LANGUAGE_MARKER,
-    POWERSHELL_ARGS,
     encode_powershell_command,
     encode_request,
     encode_script,
@@ -26,6 +24,7 @@ from saltext_win_iscsi.windows.protocol import (
     meaningful_stderr,
     response_from_line,
 )
+from saltext_win_iscsi.windows.wire import LANGUAGE_MARKER, POWERSHELL_ARGS
 
 log = logging.getLogger(__name__)
 

@@ -20,13 +20,13 @@ from saltext_win_iscsi.computers import RemoteComputer
 from saltext_win_iscsi.errors import ChannelError, IscsiError, IscsiInputError, safe_text
 from saltext_win_iscsi.windows.powershell.scripts import BOOTSTRAP, MAIN
 from saltext_win_iscsi.windows.protocol import (
-    POWERSHELL_ARGS,
     encode_powershell_command,
     encode_request,
     encode_script,
     meaningful_stderr,
     response_from_line,
 )
+from saltext_win_iscsi.windows.wire import POWERSHELL_ARGS
 
 try:
     import requests.exceptions

@@ -11,21 +11,10 @@ aside, so that an upgrade cannot leave an older script answering a newer protoco
 from __future__ import annotations
 
 import hashlib
-import re
 
 from saltext_win_iscsi.errors import ChannelError, safe_text
 from saltext_win_iscsi.windows.powershell.scripts import MAIN
-
-FILE_ARGS = ("-NoLogo", "-NoProfile", "-NonInteractive", "-File")
-SERVE = "-Serve"
-# What Set-AuthenticodeSignature appends to a signed script.
-_SIGNATURE = re.compile(r"\r?\n# SIG # Begin signature block\r?\n.*\Z", re.DOTALL)
-
-
-def script_text(raw: bytes) -> str:
-    """The script in an installed file: BOM, CRLF line ends and signature block aside."""
-    text = raw.decode("utf-8-sig", "replace").replace("\r\n", "\n")
-    return _SIGNATURE.sub("\n", text)
+from saltext_win_iscsi.windows.wire import FILE_ARGS, SERVE, script_text
 
 
 def check_installed(path: str) -> None:
