@@ -5,6 +5,7 @@ import statistics
 import time
 
 from tests.integration.e2e.conftest import (
+    BACKOFF_MAX,
     BEACON_INTERVAL,
     POLICY,
     WATCHED,
@@ -61,6 +62,15 @@ def test_allowed_and_excepted_registrations_are_left_alone(loop_host, loop_call,
     assert all(e.data["tgt"] == bus.minion.id for e in bus.policy_runs(since))
 
 
+def fires_within(seconds: float) -> int:
+    """The violation events the beacon's backoff allows while a violation lasts ``seconds``:
+    one at once, then after the interval, twice it, four times... capped at BACKOFF_MAX."""
+    fires, at, wait = 1, 0.0, float(BEACON_INTERVAL)
+    while at + wait <= seconds:
+        at, fires, wait = at + wait, fires + 1, min(BACKOFF_MAX, wait * 2)
+    return fires
+
+
 def test_a_burst_of_twenty_is_one_remediation(loop_host, loop_call, bus, world):
     many = [loop_host.add_session(WATCHED) for _ in range(17)] + world["watched"]
     quiet(bus, loop_call)
@@ -77,8 +87,11 @@ def test_a_burst_of_twenty_is_one_remediation(loop_host, loop_call, bus, world):
     print(
         f"20 registrations: {len(events)} violation event(s), {len(runs)} policy run(s), {took:.1f} s"
     )
-    assert events[0].data["count"] == 20
-    assert len(events) <= 2 and len(runs) <= 2
+    assert events[0].data["count"] == 20  # one event for the whole burst
+    # Further events only as the backoff allows while the remediation ran (one tick of
+    # slack): on a quiet machine 1 or 2; on a busy one a slower run allows a few more.
+    assert len(events) <= fires_within(took + BEACON_INTERVAL), events
+    assert len(runs) <= len(events), runs
 
 
 def test_registrations_spread_over_seconds_and_flaps(loop_host, loop_call, bus, world):
