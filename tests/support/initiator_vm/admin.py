@@ -38,29 +38,33 @@ def set_startup(
     vm.iscsiadm(*args)
 
 
+def _startups(text: str) -> tuple[str | None, str | None]:
+    """``(node.startup, node.conn[0].startup)`` in a record's ``key = value`` lines."""
+    values = dict(line.split(" = ", 1) for line in text.splitlines() if " = " in line)
+    return values.get("node.startup"), values.get("node.conn[0].startup")
+
+
+def _record_file(vm: InitiatorVm, target: str, portal: str) -> Path | None:
+    """The record's file in the node database (a host folder), for the default iface."""
+    address, port = portal.rsplit(":", 1)
+    return next(Path(vm.etc, "nodes", target).glob(f"{address},{port},*/default"), None)
+
+
 def startup(vm: InitiatorVm, target: str, portal: str = "127.0.0.1:3260") -> tuple[str, str]:
-    """``(node.startup, node.conn[0].startup)`` of a record."""
-    text = vm.iscsiadm("-m", "node", "-T", target, "-p", portal, "-o", "show")
-    values = dict(
-        line.split(" = ", 1) for line in text.splitlines() if " = " in line and "startup" in line
-    )
-    return values["node.startup"], values["node.conn[0].startup"]
+    """``(node.startup, node.conn[0].startup)`` of a record, as iscsiadm shows it."""
+    node, conn = _startups(vm.iscsiadm("-m", "node", "-T", target, "-p", portal, "-o", "show"))
+    assert node is not None and conn is not None, (target, portal)
+    return node, conn
 
 
 def recorded_startup(
     vm: InitiatorVm, target: str, portal: str = "127.0.0.1:3260"
 ) -> tuple[str | None, str | None]:
-    """``startup`` as the record's file in the node database says, read on the host: a
-    poll that costs the guest nothing (iscsiadm in the guest is 0.2 s of emulated CPU).
-    ``None`` for a field not (or not yet fully) written."""
-    address, port = portal.rsplit(":", 1)
-    values: dict[str, str] = {}
-    for record in Path(vm.etc, "nodes", target).glob(f"{address},{port},*/*"):
-        for line in record.read_text(errors="replace").splitlines():
-            key, sep, value = line.partition(" = ")
-            if sep:
-                values[key] = value
-    return values.get("node.startup"), values.get("node.conn[0].startup")
+    """``startup`` as the record's file says, read on the host: a poll that costs the guest
+    nothing (iscsiadm in the guest is 0.2 s of emulated CPU). ``None`` for a field not (or
+    not yet fully) written."""
+    record = _record_file(vm, target, portal)
+    return _startups(record.read_text(errors="replace")) if record else (None, None)
 
 
 def sessions(vm: InitiatorVm) -> set[tuple[str, str]]:
@@ -85,8 +89,8 @@ def disks(vm: InitiatorVm) -> dict[str, list[str]]:
 def set_chap(vm: InitiatorVm, target: str, portal: str, chap: Chap) -> None:
     """Give a record one-way CHAP credentials by editing its file in the node database on
     the host (iscsiadm would take the secret in its argv)."""
-    address, port = portal.rsplit(":", 1)
-    (record,) = Path(vm.etc, "nodes", target).glob(f"{address},{port},*/default")
+    record = _record_file(vm, target, portal)
+    assert record is not None, (target, portal)
     lines = [
         line
         for line in record.read_text().splitlines()
