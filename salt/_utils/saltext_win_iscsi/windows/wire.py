@@ -13,9 +13,10 @@ RESPONSE_MARKER = "ISCSI1 "
 # Printed instead of an answer when PowerShell runs in constrained language mode.
 LANGUAGE_MARKER = "ISCSI1-LANGUAGE "
 
-POWERSHELL_ARGS = ("-NoLogo", "-NoProfile", "-NonInteractive", "-EncodedCommand")
+_QUIET = ("-NoLogo", "-NoProfile", "-NonInteractive")
+POWERSHELL_ARGS = (*_QUIET, "-EncodedCommand")
 # An installed main.ps1 (``iscsi.script_path``) is run with -File and serves requests.
-FILE_ARGS = ("-NoLogo", "-NoProfile", "-NonInteractive", "-File")
+FILE_ARGS = (*_QUIET, "-File")
 SERVE = "-Serve"
 
 # What Set-AuthenticodeSignature appends to a signed script.
