@@ -37,3 +37,14 @@ def test_without_pywinrm_a_remote_computer_is_a_clear_error(monkeypatch):
     remote = RemoteComputer("win1", "default", {})
     with pytest.raises(ChannelError, match=r"remote computers need pywinrm"):
         winrm_channel.WinRMChannel(remote, 5)
+
+
+def test_a_pywinrm_that_cannot_be_imported_is_a_clear_error(monkeypatch):
+    def broken():
+        raise ImportError("No module named 'requests_ntlm'")
+
+    monkeypatch.setattr(winrm_channel, "HAS_WINRM", True)
+    monkeypatch.setattr(winrm_channel, "_pywinrm", broken)
+    remote = RemoteComputer("win1", "default", {})
+    with pytest.raises(ChannelError, match=r"pywinrm is installed but cannot be imported"):
+        winrm_channel.WinRMChannel(remote, 5)
