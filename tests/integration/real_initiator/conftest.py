@@ -73,11 +73,9 @@ def cpu_first():
     try:
         os.setpriority(os.PRIO_PROCESS, 0, before - PRIORITY_BOOST)
     except PermissionError:
-        yield
-        return
-    try:
-        yield
-    finally:
+        before = None
+    yield
+    if before is not None:
         os.setpriority(os.PRIO_PROCESS, 0, before)
 
 
