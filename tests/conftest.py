@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from saltfactories.utils import random_string
 
-from tests.support import report_tools
+from tests.support import ports, report_tools
 from tests.support.simhost.model import SimulatedHost
 from tests.support.simhost.powershell_standin import install as make_powershell
 
@@ -47,9 +47,19 @@ def seeded(host) -> SimulatedHost:
     return host.reset(sessions=3)
 
 
-# Every test master: loopback only, and minion keys accepted as they come (salt-factories
-# would otherwise run a salt-key process for each new minion).
-MASTER_CONFIG = {"interface": "127.0.0.1", "auto_accept": True}
+def master_config(**extra) -> dict:
+    """Every test master's: loopback only, on ports no other socket can take
+    (tests/support/ports.py); minion keys accepted as they come (salt-factories would
+    otherwise run a salt-key process for each new minion); three request workers, Salt's
+    least, instead of its five: each loads the master's modules and grains as it starts
+    (some 2.5 CPU-seconds), and a test master serves a handful of minions."""
+    return {
+        "interface": "127.0.0.1",
+        **ports.master_ports(),
+        "auto_accept": True,
+        "worker_threads": 3,
+        **extra,
+    }
 
 
 def minion_config(powershell: Path, **extra) -> dict:

@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 import salt.utils.yaml
 
-from tests.conftest import MASTER_CONFIG, SALT_TREE, minion_config
-from tests.support.local_client import LocalCli
+from tests.conftest import SALT_TREE, master_config, minion_config
+from tests.support.local_client import LocalCli, sync_all
 
 
 @pytest.fixture(scope="package")
@@ -28,7 +28,7 @@ def master(salt_factories, master_id, master_trees):
     factory = salt_factories.salt_master_daemon(
         master_id,
         overrides={
-            **MASTER_CONFIG,
+            **master_config(),
             "file_roots": {
                 "base": [
                     str(master_trees["overlay"]),
@@ -66,9 +66,8 @@ def minion(master, minion_id, powershell, secrets_file):
     factory = master.salt_minion_daemon(minion_id, overrides=overrides)
     with factory.started():
         # Modules come from the master's file_roots, as users deploy them.
-        ret = factory.salt_call_cli().run("saltutil.sync_all")
-        assert ret.returncode == 0, ret
-        assert "modules.iscsi" in ret.data["modules"], ret.data
+        synced = sync_all(master.config, factory.id)
+        assert "modules.iscsi" in synced["modules"], synced
         yield factory
 
 

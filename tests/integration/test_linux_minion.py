@@ -5,6 +5,7 @@ import pytest
 import salt.client
 from saltfactories.utils import random_string
 
+from tests.support.local_client import sync_all, sync_master
 from tests.support.openiscsi_env import PrivateNodeDb, require_iscsiadm
 from tests.support.simhost.model import SEED_TARGET
 
@@ -27,8 +28,7 @@ def linux_minion(master, nodes):
     overrides = {"iscsi.timeout": 30, **nodes.minion_config()}
     factory = master.salt_minion_daemon(random_string("linux-"), overrides=overrides)
     with factory.started():
-        ret = factory.salt_call_cli(timeout=120).run("saltutil.sync_all")
-        assert ret.returncode == 0, ret
+        sync_all(master.config, factory.id)
         yield factory
 
 
@@ -83,9 +83,8 @@ def test_the_fleet_report_reads_a_linux_minion_like_a_windows_one(
     set_pillar(POLICY)
     refresh = local_cli.run("saltutil.refresh_pillar", "wait=True", minion_tgt=linux_minion.id)
     assert refresh.returncode == 0, refresh
+    sync_master(master.config_file)
     salt_run = master.salt_run_cli(timeout=120)
-    for sync in ("saltutil.sync_utils", "saltutil.sync_runners"):
-        assert salt_run.run(sync).returncode == 0
     nodes.new_record(REPORTED, "10.0.0.9:3260", "automatic")
     target = (f"tgt={linux_minion.id}", "tgt_type=list", "timeout=60")
 

@@ -9,9 +9,9 @@ import pytest
 import salt.utils.yaml
 from saltfactories.utils import random_string
 
-from tests.conftest import MASTER_CONFIG, SALT_TREE, minion_config
+from tests.conftest import SALT_TREE, master_config, minion_config
 from tests.support import waiting
-from tests.support.local_client import LocalCli
+from tests.support.local_client import LocalCli, sync_all
 from tests.support.simhost.model import SimulatedHost
 from tests.support.simhost.powershell_standin import install
 
@@ -53,7 +53,7 @@ def loop_master(salt_factories, loop_dir):
     factory = salt_factories.salt_master_daemon(
         random_string("loop-master-"),
         overrides={
-            **MASTER_CONFIG,
+            **master_config(),
             "file_roots": {"base": [str(SALT_TREE), str(loop_dir / "states")]},
             "pillar_roots": {"base": [str(loop_dir / "pillar")]},
             "reactor": [{"salt/beacon/*/iscsi/violation": [REACTOR]}],
@@ -81,11 +81,11 @@ def loop_minion(loop_master, loop_dir, loop_host):
     overrides["log_level_logfile"] = "info"
     factory = loop_master.salt_minion_daemon(random_string("loop-minion-"), overrides=overrides)
     with factory.started():
-        ret = factory.salt_call_cli(timeout=60).run("saltutil.sync_all")
-        assert ret.returncode == 0, ret
-        assert "beacons.iscsi" in ret.data["beacons"], ret.data
+        synced = sync_all(loop_master.config, factory.id)
+        assert "beacons.iscsi" in synced["beacons"], synced
         # A module refresh does not rebuild the running minion's beacon loader.
-        assert factory.salt_call_cli().run("saltutil.refresh_beacons").returncode == 0
+        refresh = LocalCli(loop_master.config, 60, factory.id).run("saltutil.refresh_beacons")
+        assert refresh.returncode == 0, refresh
         yield factory
 
 

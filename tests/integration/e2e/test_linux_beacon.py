@@ -7,6 +7,7 @@ import pytest
 from saltfactories.utils import random_string
 
 from tests.integration.e2e.conftest import BACKOFF_MAX, BEACON_INTERVAL, wait_for
+from tests.support.local_client import LocalCli, sync_all
 from tests.support.openiscsi_env import PrivateNodeDb, require_iscsiadm
 
 WATCHED = "iqn.1991-05.com.contoso:testiscsi-linux"
@@ -31,9 +32,9 @@ def linux_beacon_minion(loop_master, linux_nodes, set_loop_pillar):
     }
     factory = loop_master.salt_minion_daemon(random_string("linux-beacon-"), overrides=overrides)
     with factory.started():
-        call = factory.salt_call_cli(timeout=120)
-        assert call.run("saltutil.sync_all").returncode == 0
-        assert call.run("saltutil.refresh_beacons").returncode == 0
+        sync_all(loop_master.config, factory.id)
+        refresh = LocalCli(loop_master.config, 60, factory.id).run("saltutil.refresh_beacons")
+        assert refresh.returncode == 0, refresh
         yield factory
 
 

@@ -10,6 +10,7 @@ from saltfactories.utils import random_string
 
 from tests.conftest import minion_config
 from tests.integration.e2e.conftest import BACKOFF_MAX, WATCHED, wait_for
+from tests.support.local_client import LocalCli, sync_all
 from tests.support.simhost.model import SimulatedHost
 from tests.support.simhost.powershell_standin import install
 
@@ -101,13 +102,13 @@ def net_minion(loop_master, loop_dir, tmp_path_factory):
     (pillar / "top.sls").write_text("base:\n  '*':\n    - iscsi\n")
 
 
-def test_the_schedule_converges_a_minion_without_the_beacon(net_minion):
+def test_the_schedule_converges_a_minion_without_the_beacon(loop_master, net_minion):
     factory, host, sid = net_minion
-    assert factory.salt_call_cli(timeout=60).run("saltutil.sync_all").returncode == 0
-    assert (
-        factory.salt_call_cli(timeout=60).run("saltutil.refresh_pillar", "wait=True").returncode
-        == 0
+    sync_all(loop_master.config, factory.id)
+    refresh = LocalCli(loop_master.config, 60, factory.id).run(
+        "saltutil.refresh_pillar", "wait=True"
     )
+    assert refresh.returncode == 0, refresh
     wait_for(undone(host, sid), timeout=120)  # the violation present at start
     # And it keeps converging: a later registration by hand is undone too.
     host.register_by_hand(sid)

@@ -18,12 +18,12 @@ import pytest
 import salt.utils.yaml
 from saltfactories.utils import random_string
 
-from tests.conftest import MASTER_CONFIG, SALT_TREE
+from tests.conftest import SALT_TREE, master_config
 from tests.support import waiting
 from tests.support.initiator_vm import image, packages
 from tests.support.initiator_vm.machine import InitiatorVm
 from tests.support.initiator_vm.targets import Target
-from tests.support.local_client import LocalCli
+from tests.support.local_client import LocalCli, sync_all, sync_master
 
 REACTOR = "salt://reactor/iscsi_enforce.sls"
 PORTAL = "127.0.0.1:3260"
@@ -116,17 +116,14 @@ def vm_master(salt_factories, vm_trees):
     factory = salt_factories.salt_master_daemon(
         random_string("vm-master-"),
         overrides={
-            **MASTER_CONFIG,
+            **master_config(),
             "file_roots": {"base": [str(SALT_TREE), str(vm_trees["states"])]},
             "pillar_roots": {"base": [str(vm_trees["pillar"])]},
             "reactor": [{"salt/beacon/*/iscsi/violation": [REACTOR]}],
         },
     )
     with factory.started():
-        run = factory.salt_run_cli(timeout=120)
-        for sync in ("saltutil.sync_utils", "saltutil.sync_runners"):  # the fleet report
-            ret = run.run(sync)
-            assert ret.returncode == 0, ret
+        assert "runners.iscsi" in sync_master(factory.config_file)  # the fleet report
         yield factory
 
 
@@ -143,9 +140,8 @@ def vm_minion(vm_master, vm):
     }
     factory = vm_master.salt_minion_daemon(random_string("vm-minion-"), overrides=overrides)
     with factory.started():
-        ret = factory.salt_call_cli(timeout=120).run("saltutil.sync_all")
-        assert ret.returncode == 0, ret
-        assert "modules.iscsi" in ret.data["modules"], ret.data
+        synced = sync_all(vm_master.config, factory.id)
+        assert "modules.iscsi" in synced["modules"], synced
         yield factory
 
 

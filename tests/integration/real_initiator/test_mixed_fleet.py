@@ -14,6 +14,7 @@ from saltfactories.utils import random_string
 from tests.integration.real_initiator.conftest import PORTAL, SECOND_PORTAL, fresh
 from tests.support.initiator_vm import admin
 from tests.support.initiator_vm.targets import Target
+from tests.support.local_client import sync_all
 
 pytestmark = pytest.mark.real_initiator
 
@@ -34,8 +35,7 @@ def windows_minion(vm_master, powershell):
     overrides = {"iscsi.backend": "windows", "iscsi.powershell": str(powershell)}
     factory = vm_master.salt_minion_daemon(random_string("win-"), overrides=overrides)
     with factory.started():
-        ret = factory.salt_call_cli(timeout=120).run("saltutil.sync_all")
-        assert ret.returncode == 0, ret
+        sync_all(vm_master.config, factory.id)
         yield factory
 
 

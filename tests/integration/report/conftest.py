@@ -18,8 +18,9 @@ import pytest
 import salt.utils.yaml
 from saltfactories.utils import random_string
 
-from tests.conftest import MASTER_CONFIG, SALT_TREE, minion_config
+from tests.conftest import SALT_TREE, master_config, minion_config
 from tests.support import waiting
+from tests.support.local_client import sync_master
 from tests.support.simhost.model import SEED_TARGET, SimulatedHost
 from tests.support.simhost.powershell_standin import install
 
@@ -78,7 +79,7 @@ def fleet_master(salt_factories, fleet_dir):
     factory = salt_factories.salt_master_daemon(
         random_string("fleet-master-"),
         overrides={
-            **MASTER_CONFIG,
+            **master_config(),
             "file_roots": {"base": [str(SALT_TREE)]},
             "pillar_roots": {"base": [str(fleet_dir / "pillar")]},
             "reactor": [{"salt/beacon/*/iscsi/violation": [REACTOR]}],
@@ -87,12 +88,7 @@ def fleet_master(salt_factories, fleet_dir):
         },
     )
     with factory.started():
-        run = factory.salt_run_cli(timeout=120)
-        # file_roots users: the library, then the runner, onto the master.
-        for sync in ("saltutil.sync_utils", "saltutil.sync_runners"):
-            ret = run.run(sync)
-            assert ret.returncode == 0, ret
-        assert "runners.iscsi" in ret.data, ret.data
+        assert "runners.iscsi" in sync_master(factory.config_file)
         yield factory
 
 
