@@ -4,7 +4,7 @@ salt-factories gives each master ports the kernel said were free a moment before
 to port 0, closed at once). Those come from the ephemeral range, from which any process's
 outgoing connection takes its local port too; with a few daemons and hundreds of client
 connections alive, a master once found its ``ret_port`` taken and failed to start. The
-kernel hands out no port below that range, so the tests take theirs there: each one from
+kernel hands out no port outside that range, so the tests take theirs there: each one from
 a register that every test process on the machine shares (under a lock, each entry with
 the process that took it, free again once that process is gone), and checked free by
 binding it.
@@ -32,9 +32,17 @@ MASTER_PORTS = (
 )
 
 
-def _ephemeral_start() -> int:
+def _ephemeral_range() -> tuple[int, int]:
     with open("/proc/sys/net/ipv4/ip_local_port_range") as ranges:
-        return int(ranges.read().split()[0])
+        first, last = ranges.read().split()[:2]
+    return int(first), int(last)
+
+
+def candidates() -> range:
+    """The ports the kernel never hands out: below its ephemeral range (from FIRST), or
+    above it where a machine's range starts lower than that."""
+    first, last = _ephemeral_range()
+    return range(FIRST, first) if first > FIRST else range(last + 1, 65_536)
 
 
 def _alive(pid: int) -> bool:
@@ -57,8 +65,8 @@ def _is_free(port: int) -> bool:
 
 
 def free_ports(count: int) -> list[int]:
-    """``count`` ports below the ephemeral range that no test process holds and no socket
-    uses now, registered to this process."""
+    """``count`` of the ``candidates()`` that no test process holds and no socket uses now,
+    registered to this process."""
     with open(REGISTER.with_suffix(".lock"), "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
@@ -67,13 +75,13 @@ def free_ports(count: int) -> list[int]:
             taken = {}
         taken = {port: pid for port, pid in taken.items() if _alive(pid)}
         ports = []
-        for port in range(FIRST, _ephemeral_start()):
+        for port in candidates():
             if len(ports) == count:
                 break
             if str(port) not in taken and _is_free(port):
                 ports.append(port)
         if len(ports) < count:
-            raise RuntimeError(f"no {count} free test ports in {FIRST}-{_ephemeral_start() - 1}")
+            raise RuntimeError(f"no {count} free test ports in {candidates()}")
         taken.update({str(port): os.getpid() for port in ports})
         REGISTER.write_text(json.dumps(taken))
     return ports
