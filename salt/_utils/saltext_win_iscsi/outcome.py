@@ -8,9 +8,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from saltext_win_iscsi.errors import IscsiError
 from saltext_win_iscsi.model import login_portal
-from saltext_win_iscsi.spec import PersistenceSpec
+from saltext_win_iscsi.spec import PersistenceSpec, PortalSpec
 
 MASK = "********"
 
@@ -71,6 +73,34 @@ class Outcome:
         else:
             comments.append(nothing)
         return {"changes": self.changes, "comments": comments, "errors": self.errors}
+
+
+def portal(
+    spec: PortalSpec, found: bool, present: bool, test: bool, change: Callable[[], None]
+) -> dict:
+    """``ensure_portal``'s outcome on either platform: nothing to do when the portal is
+    already as wanted (``found == present``); else ``change()`` adds or removes it, or in
+    test mode only checks that it could (an ``IscsiError`` is the outcome's error)."""
+    report = Outcome(spec.secrets)
+    label = spec.portal.label
+    if found == present:
+        report.comments.append(f"Portal {label} is {'present' if present else 'absent'}.")
+        return report.result()
+    try:
+        change()
+    except IscsiError as exc:
+        report.error(f"portal {label}: {exc}")
+        report.comments.append(f"Portal {label}: {exc}")
+        return report.result()
+    report.changes[f"portal {label}"] = {
+        "old": "present" if found else "absent",
+        "new": "present" if present else "absent",
+    }
+    verb = (
+        ("Would add" if test else "Added") if present else ("Would remove" if test else "Removed")
+    )
+    report.comments.append(f"{verb} portal {label}.")
+    return report.result()
 
 
 def state_return(name: str, outcome: dict, test: bool) -> dict:

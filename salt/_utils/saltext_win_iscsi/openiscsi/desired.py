@@ -6,7 +6,7 @@ reports. The outcome is ``{"changes", "comments", "errors"}`` (``outcome.Outcome
 
 from __future__ import annotations
 
-from saltext_win_iscsi import luns
+from saltext_win_iscsi import luns, outcome
 from saltext_win_iscsi.errors import IscsiError
 from saltext_win_iscsi.model import Portal
 from saltext_win_iscsi.openiscsi import lifecycle, records
@@ -28,38 +28,24 @@ from saltext_win_iscsi.spec import PortalSpec, TargetSpec, on_portal, path_probl
 
 def ensure_portal(host: Host, spec: PortalSpec, present: bool, test: bool) -> dict:
     """A discovery record there or not. Removing one is refused while targets found through
-    it are in use (iscsiadm would delete their records too)."""
-    report = Outcome(spec.secrets)
-    label = spec.portal.label
+    it are in use (iscsiadm would delete their records too), in test mode as well."""
     found = lifecycle.find_portal(lifecycle.portals(host), spec.portal) is not None
-    if found == present:
-        report.comments.append(f"Portal {label} is {'present' if present else 'absent'}.")
-        return report.result()
-    try:
-        if present and not test:
-            lifecycle.add_portal(host, spec)
-        elif not present:
-            kept = lifecycle.kept_by(host, spec.portal)
-            if kept:
-                raise IscsiError(
-                    "open-iscsi would delete the node records found through it, and these "
-                    f"are in use: {'; '.join(kept)}"
-                )
+
+    def change() -> None:
+        if present:
             if not test:
-                lifecycle.remove_portal(host, spec.portal)
-    except IscsiError as exc:
-        report.error(f"portal {label}: {exc}")
-        report.comments.append(f"Portal {label}: {exc}")
-        return report.result()
-    report.changes[f"portal {label}"] = {
-        "old": "present" if found else "absent",
-        "new": "present" if present else "absent",
-    }
-    verb = (
-        ("Would add" if test else "Added") if present else ("Would remove" if test else "Removed")
-    )
-    report.comments.append(f"{verb} portal {label}.")
-    return report.result()
+                lifecycle.add_portal(host, spec)
+            return
+        kept = lifecycle.kept_by(host, spec.portal)
+        if kept:
+            raise IscsiError(
+                "open-iscsi would delete the node records found through it, and these "
+                f"are in use: {'; '.join(kept)}"
+            )
+        if not test:
+            lifecycle.remove_portal(host, spec.portal)
+
+    return outcome.portal(spec, found, present, test, change)
 
 
 def ensure_connected(host: Host, spec: TargetSpec, test: bool, disk_timeout: float) -> dict:

@@ -9,7 +9,7 @@ return, the module returns it as is.
 
 from __future__ import annotations
 
-from saltext_win_iscsi import luns
+from saltext_win_iscsi import luns, outcome
 from saltext_win_iscsi.errors import IscsiError
 from saltext_win_iscsi.model import Portal, login_portal
 from saltext_win_iscsi.outcome import Outcome
@@ -30,30 +30,17 @@ from saltext_win_iscsi.windows.protocol import describe_windows_error
 
 def ensure_portal(host: HostCall, spec: PortalSpec, present: bool, test: bool) -> dict:
     """A target portal configured (which discovers its targets) or not. Sessions stay."""
-    report = Outcome(spec.secrets)
-    label = spec.portal.label
     found = lifecycle.find_portal(lifecycle.target_portals(host), spec.portal) is not None
-    if found == present:
-        report.comments.append(f"Portal {label} is {'present' if present else 'absent'}.")
-        return report.result()
-    try:
-        if not test and present:
+
+    def change() -> None:
+        if test:
+            return
+        if present:
             lifecycle.add_portal(host, spec)
-        elif not test:
+        else:
             lifecycle.remove_portal(host, spec.portal)
-    except IscsiError as exc:
-        report.error(f"portal {label}: {exc}")
-        report.comments.append(f"Portal {label}: {exc}")
-        return report.result()
-    report.changes[f"portal {label}"] = {
-        "old": "present" if found else "absent",
-        "new": "present" if present else "absent",
-    }
-    done = {(True, True): "Would add", (True, False): "Would remove"}.get(
-        (test, present), "Added" if present else "Removed"
-    )
-    report.comments.append(f"{done} portal {label}.")
-    return report.result()
+
+    return outcome.portal(spec, found, present, test, change)
 
 
 def ensure_connected(host: HostCall, spec: TargetSpec, test: bool, disk_timeout: float) -> dict:
