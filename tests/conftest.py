@@ -47,7 +47,7 @@ def seeded(host) -> SimulatedHost:
     return host.reset(sessions=3)
 
 
-def master_config(**extra) -> dict:
+def master_config() -> dict:
     """Every test master's: loopback only, on ports no other socket can take
     (tests/support/ports.py); minion keys accepted as they come (salt-factories would
     otherwise run a salt-key process for each new minion); three request workers, Salt's
@@ -58,7 +58,6 @@ def master_config(**extra) -> dict:
         **ports.master_ports(),
         "auto_accept": True,
         "worker_threads": 3,
-        **extra,
     }
 
 
