@@ -12,6 +12,7 @@ import base64
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -56,10 +57,14 @@ class GuestError(AssertionError):
 def install_forwarder(
     directory: Path, relay_socket: Path, timeout: float, program: str = "iscsiadm"
 ) -> Path:
-    """``directory/<program>``: forwarder.py with a shebang of this Python, and its config."""
+    """``directory/<program>``: forwarder.py with a shebang of this Python, and its config.
+
+    The interpreter itself, isolated and without site-packages (``-IS``; standard library
+    only): a minion runs the forwarder for every iscsiadm call, and ``python3`` on PATH
+    may be a wrapper (pyenv's shim is a bash script: 0.21 CPU-seconds a call, against 0.06)."""
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / program
-    path.write_text(f"#!{Path(shutil.which('python3') or '/usr/bin/python3')}\n")
+    path.write_text(f"#!{sys.executable} -IS\n")
     with open(path, "a") as out:
         out.write(FORWARDER.read_text())
     path.chmod(0o755)
