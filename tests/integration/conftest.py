@@ -6,6 +6,7 @@ import pytest
 import salt.utils.yaml
 
 from tests.conftest import SALT_TREE, master_config, minion_config
+from tests.support import daemons
 from tests.support.local_client import LocalCli, sync_all
 
 
@@ -40,7 +41,7 @@ def master(salt_factories, master_id, master_trees):
             "log_level_logfile": "all",
         },
     )
-    with factory.started():
+    with daemons.running(factory):
         yield factory
 
 
@@ -64,7 +65,7 @@ def minion(master, minion_id, powershell, secrets_file):
     # The secrets test reads every log line, at the most verbose level.
     overrides["log_level_logfile"] = "all"
     factory = master.salt_minion_daemon(minion_id, overrides=overrides)
-    with factory.started():
+    with daemons.running(factory):
         # Modules come from the master's file_roots, as users deploy them.
         synced = sync_all(master.config, factory.id)
         assert "modules.iscsi" in synced["modules"], synced

@@ -6,6 +6,7 @@ import pytest
 from saltfactories.utils import random_string
 
 from tests.conftest import SALT_TREE, minion_config
+from tests.support import daemons
 
 LIBRARY_INIT = Path("_utils", "saltext_win_iscsi", "__init__.py")
 
@@ -30,7 +31,7 @@ def threaded_minion(master, powershell):
     overrides.pop("file_client")
     overrides.pop("file_roots")
     factory = master.salt_minion_daemon(random_string("threaded-"), overrides=overrides)
-    with factory.started():
+    with daemons.running(factory):
         yield factory
 
 

@@ -5,6 +5,7 @@ import pytest
 import salt.client
 from saltfactories.utils import random_string
 
+from tests.support import daemons
 from tests.support.local_client import sync_all, sync_master
 from tests.support.openiscsi_env import PrivateNodeDb, require_iscsiadm
 from tests.support.simhost.model import SEED_TARGET
@@ -27,7 +28,7 @@ def linux_minion(master, nodes):
     # No iscsi.powershell: this minion is a Linux host with open-iscsi.
     overrides = {"iscsi.timeout": 30, **nodes.minion_config()}
     factory = master.salt_minion_daemon(random_string("linux-"), overrides=overrides)
-    with factory.started():
+    with daemons.running(factory):
         sync_all(master.config, factory.id)
         yield factory
 

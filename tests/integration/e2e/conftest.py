@@ -10,7 +10,7 @@ import salt.utils.yaml
 from saltfactories.utils import random_string
 
 from tests.conftest import SALT_TREE, master_config, minion_config
-from tests.support import waiting
+from tests.support import daemons, waiting
 from tests.support.local_client import LocalCli, sync_all
 from tests.support.simhost.model import SimulatedHost
 from tests.support.simhost.powershell_standin import install
@@ -59,7 +59,7 @@ def loop_master(salt_factories, loop_dir):
             "reactor": [{"salt/beacon/*/iscsi/violation": [REACTOR]}],
         },
     )
-    with factory.started():
+    with daemons.running(factory):
         yield factory
 
 
@@ -80,7 +80,7 @@ def loop_minion(loop_master, loop_dir, loop_host):
     }
     overrides["log_level_logfile"] = "info"
     factory = loop_master.salt_minion_daemon(random_string("loop-minion-"), overrides=overrides)
-    with factory.started():
+    with daemons.running(factory):
         synced = sync_all(loop_master.config, factory.id)
         assert "beacons.iscsi" in synced["beacons"], synced
         # A module refresh does not rebuild the running minion's beacon loader.

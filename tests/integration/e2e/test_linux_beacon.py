@@ -7,6 +7,7 @@ import pytest
 from saltfactories.utils import random_string
 
 from tests.integration.e2e.conftest import BACKOFF_MAX, BEACON_INTERVAL, wait_for
+from tests.support import daemons
 from tests.support.local_client import LocalCli, sync_all
 from tests.support.openiscsi_env import PrivateNodeDb, require_iscsiadm
 
@@ -31,7 +32,7 @@ def linux_beacon_minion(loop_master, linux_nodes, set_loop_pillar):
         "beacons": {"iscsi": [{"interval": BEACON_INTERVAL}, {"backoff_max": BACKOFF_MAX}]},
     }
     factory = loop_master.salt_minion_daemon(random_string("linux-beacon-"), overrides=overrides)
-    with factory.started():
+    with daemons.running(factory):
         sync_all(loop_master.config, factory.id)
         refresh = LocalCli(loop_master.config, 60, factory.id).run("saltutil.refresh_beacons")
         assert refresh.returncode == 0, refresh

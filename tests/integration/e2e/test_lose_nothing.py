@@ -10,6 +10,7 @@ from saltfactories.utils import random_string
 
 from tests.conftest import minion_config
 from tests.integration.e2e.conftest import BACKOFF_MAX, WATCHED, wait_for
+from tests.support import daemons
 from tests.support.local_client import LocalCli, sync_all
 from tests.support.simhost.model import SimulatedHost
 from tests.support.simhost.powershell_standin import install
@@ -97,7 +98,7 @@ def net_minion(loop_master, loop_dir, tmp_path_factory):
     overrides.pop("file_roots")
     overrides["loop_interval"] = 1
     factory = loop_master.salt_minion_daemon(minion_id, overrides=overrides)
-    with factory.started():
+    with daemons.running(factory):
         yield factory, host, sid
     (pillar / "top.sls").write_text("base:\n  '*':\n    - iscsi\n")
 

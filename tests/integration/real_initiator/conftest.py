@@ -19,7 +19,7 @@ import salt.utils.yaml
 from saltfactories.utils import random_string
 
 from tests.conftest import SALT_TREE, master_config
-from tests.support import waiting
+from tests.support import daemons, waiting
 from tests.support.initiator_vm import image, packages
 from tests.support.initiator_vm.machine import InitiatorVm
 from tests.support.initiator_vm.targets import Target
@@ -122,7 +122,7 @@ def vm_master(salt_factories, vm_trees):
             "reactor": [{"salt/beacon/*/iscsi/violation": [REACTOR]}],
         },
     )
-    with factory.started():
+    with daemons.running(factory):
         assert "runners.iscsi" in sync_master(factory.config_file)  # the fleet report
         yield factory
 
@@ -139,7 +139,7 @@ def vm_minion(vm_master, vm):
         "log_level_logfile": "debug",  # every log line, to look for a secret in them
     }
     factory = vm_master.salt_minion_daemon(random_string("vm-minion-"), overrides=overrides)
-    with factory.started():
+    with daemons.running(factory):
         synced = sync_all(vm_master.config, factory.id)
         assert "modules.iscsi" in synced["modules"], synced
         yield factory

@@ -12,6 +12,7 @@ import salt.client
 from saltfactories.utils import random_string
 
 from tests.integration.real_initiator.conftest import PORTAL, SECOND_PORTAL, fresh
+from tests.support import daemons
 from tests.support.initiator_vm import admin
 from tests.support.initiator_vm.targets import Target
 from tests.support.local_client import sync_all
@@ -34,7 +35,7 @@ PILLAR = {
 def windows_minion(vm_master, powershell):
     overrides = {"iscsi.backend": "windows", "iscsi.powershell": str(powershell)}
     factory = vm_master.salt_minion_daemon(random_string("win-"), overrides=overrides)
-    with factory.started():
+    with daemons.running(factory):
         sync_all(vm_master.config, factory.id)
         yield factory
 

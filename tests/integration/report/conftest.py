@@ -19,7 +19,7 @@ import salt.utils.yaml
 from saltfactories.utils import random_string
 
 from tests.conftest import SALT_TREE, master_config, minion_config
-from tests.support import waiting
+from tests.support import daemons, waiting
 from tests.support.local_client import sync_master
 from tests.support.simhost.model import SEED_TARGET, SimulatedHost
 from tests.support.simhost.powershell_standin import install
@@ -87,7 +87,7 @@ def fleet_master(salt_factories, fleet_dir):
             "gather_job_timeout": 5,
         },
     )
-    with factory.started():
+    with daemons.running(factory):
         assert "runners.iscsi" in sync_master(factory.config_file)
         yield factory
 
@@ -116,7 +116,7 @@ def fleet(fleet_master, fleet_dir, fleet_hosts):
         yield factories
     finally:
         with concurrent.futures.ThreadPoolExecutor(len(factories)) as pool:
-            list(pool.map(lambda f: f.terminate(), factories.values()))
+            list(pool.map(daemons.stop, factories.values()))
 
 
 @pytest.fixture(scope="package")
