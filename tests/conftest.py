@@ -128,21 +128,12 @@ def work_unit(path: str) -> str:
     return "integration" + (f"/{parts[0]}" if len(parts) > 1 else "")
 
 
-# The other daemon packages, longest first, so that a worker freed by a VM unit takes the
-# longest one left (three workers, 2026-12-02: e2e 355 to 369 s, integration's own files
-# 229 to 264 s, report 185 to 203 s; in collection order the report came before the own
-# files, and the suite ended with them).
-DAEMON_UNITS = ("integration/e2e", "integration", "integration/report")
-
-
-def _rank(item) -> tuple[int, int]:
+def _rank(item) -> int:
     """The VM units first (their boots), then the other daemon packages, then the rest."""
     unit = work_unit(str(item.path))
     if unit.startswith(f"integration/{REAL_INITIATOR}/"):
-        return (0, 0)
-    if unit in DAEMON_UNITS:
-        return (1, DAEMON_UNITS.index(unit))
-    return (2, 0)
+        return 0
+    return 1 if unit.startswith("integration") else 2
 
 
 def pytest_collection_modifyitems(config, items):
@@ -158,21 +149,6 @@ def pytest_xdist_make_scheduler(config, log):
     class WorkUnitScheduling(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
             return work_unit(str(config.rootpath / nodeid.split("::", 1)[0]))
-
-        def _reschedule(self, node) -> None:
-            """A worker's next unit once one test of its current unit is left (the one a
-            worker holds until it knows what follows it), not two as pytest-xdist does:
-            units then go out in the order workers free up. With two, the e2e worker,
-            whose last tests are long, took the next daemon package before a VM worker
-            had finished, and ran the two longest packages one after the other."""
-            if node.shutting_down:
-                return
-            if not self.workqueue:
-                node.shutdown()
-                return
-            if self._pending_of(self.assigned_work[node]) > 1:
-                return
-            self._assign_work_unit(node)
 
     return WorkUnitScheduling(config, log)
 
