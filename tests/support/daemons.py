@@ -1,9 +1,9 @@
 """Test daemons' lifetime: started for a fixture, killed at its end.
 
-Salt's graceful shutdown takes a minion some 7 s and a master 3 s (SIGTERM to exit, here),
-time a fixture's teardown spends waiting; a test daemon has nothing to save at the end, so
-it gets SIGKILL, as do its children (salt-factories' ``slow_stop=False``). A stop or
-restart inside a test (``terminate()``, then ``start()``) stays graceful, as an admin's is.
+A fixture's teardown waited on Salt's graceful shutdown (the oldest Salt's e2e package:
+23.5 s, against 4.8 s killed); a test daemon has nothing to save at the end, so it gets
+SIGKILL, as do its children (salt-factories' ``slow_stop=False``). A stop or restart
+inside a test (``terminate()``, then ``start()``) stays graceful, as an admin's is.
 """
 
 from __future__ import annotations
@@ -27,4 +27,4 @@ def running(factory: Daemon) -> Iterator[Daemon]:
         try:
             yield factory
         finally:
-            factory.slow_stop = False
+            stop(factory)
