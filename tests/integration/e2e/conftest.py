@@ -10,7 +10,7 @@ import salt.utils.yaml
 from saltfactories.utils import random_string
 
 from tests.conftest import SALT_TREE, master_config, minion_config
-from tests.support import daemons, waiting
+from tests.support import daemons, events, waiting
 from tests.support.local_client import LocalCli, sync_all
 from tests.support.simhost.model import SimulatedHost
 from tests.support.simhost.powershell_standin import install
@@ -86,7 +86,22 @@ def loop_minion(loop_master, loop_dir, loop_host):
         # A module refresh does not rebuild the running minion's beacon loader.
         refresh = LocalCli(loop_master.config, 60, factory.id).run("saltutil.refresh_beacons")
         assert refresh.returncode == 0, refresh
+        # The new beacon's first check is its baseline: a registration it finds there is
+        # no news (its violation is still reported). Once a second check has begun, the
+        # first is over, and what a test registers is news.
+        checks = beacon_checks(loop_host)
+
+        def second_check():
+            """the refreshed beacon's second check began"""
+            return beacon_checks(loop_host) >= checks + 2
+
+        wait_for(second_check)
         yield factory
+
+
+def beacon_checks(host: SimulatedHost) -> int:
+    """The beacon's checks of ``host`` so far: one digest request each."""
+    return host.stats()["requests"].get("digest", 0)
 
 
 @pytest.fixture(scope="package")
@@ -111,6 +126,10 @@ class Bus:
 
     def __init__(self, listener, master, minion) -> None:
         self.listener, self.master, self.minion = listener, master, minion
+
+    def flush(self) -> None:
+        """Wait until every event the master fired so far is in the listener."""
+        events.flush(self.listener, self.master)
 
     def events(self, tag: str, since: float) -> list:
         found = self.listener.get_events([(self.master.id, tag)], after_time=since)
@@ -142,12 +161,15 @@ def bus(event_listener, loop_master, loop_minion) -> Bus:
 
 
 def quiet(bus: Bus, loop_call, window: float = 3 * BEACON_INTERVAL + 2) -> None:
-    """Wait until no job runs on the minion and no policy run was published for ``window``
-    seconds: whatever an earlier test set in motion has finished."""
+    """Wait until no job runs on the minion and no violation was reported nor policy run
+    published for ``window`` seconds: whatever an earlier test set in motion has finished.
+    (A violation event's policy run is published some time after it, by the reactor.)"""
 
     def settled():
-        """the minion is idle and no policy run started lately"""
-        if bus.policy_runs(time.time() - window):
+        """the minion is idle, and no violation nor policy run came lately"""
+        bus.flush()
+        lately = time.time() - window
+        if bus.violations(lately) or bus.policy_runs(lately):
             return False  # the bus is read in-process; asking the minion is a job
         running = loop_call.run("saltutil.running")
         return running.returncode == 0 and running.data == []
