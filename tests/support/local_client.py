@@ -80,6 +80,16 @@ def sync_all(master_config: dict, minion_id: str, timeout: float = 120) -> dict:
     return ret.data
 
 
+def sync_beacon(master_config: dict, minion_id: str) -> dict:
+    """``sync_all``, then ``saltutil.refresh_beacons``: a running minion does not rebuild
+    its beacons on a sync, so the synced ``iscsi`` beacon runs only after the refresh."""
+    synced = sync_all(master_config, minion_id)
+    assert "beacons.iscsi" in synced["beacons"], synced
+    refresh = LocalCli(master_config, 60, minion_id).run("saltutil.refresh_beacons")
+    assert refresh.returncode == 0, refresh
+    return synced
+
+
 def sync_master(config_file: str) -> list[str]:
     """What ``salt-run saltutil.sync_utils`` then ``saltutil.sync_runners`` do, for file_roots
     users: the library, then the runner, onto the master. In this process: a runner runs in

@@ -11,7 +11,7 @@ from saltfactories.utils import random_string
 
 from tests.conftest import SALT_TREE, master_config, minion_config
 from tests.support import daemons, events, waiting
-from tests.support.local_client import LocalCli, sync_all
+from tests.support.local_client import LocalCli, sync_beacon
 from tests.support.simhost.model import SimulatedHost
 from tests.support.simhost.powershell_standin import install
 
@@ -81,11 +81,7 @@ def loop_minion(loop_master, loop_dir, loop_host):
     overrides["log_level_logfile"] = "info"
     factory = loop_master.salt_minion_daemon(random_string("loop-minion-"), overrides=overrides)
     with daemons.running(factory):
-        synced = sync_all(loop_master.config, factory.id)
-        assert "beacons.iscsi" in synced["beacons"], synced
-        # A module refresh does not rebuild the running minion's beacon loader.
-        refresh = LocalCli(loop_master.config, 60, factory.id).run("saltutil.refresh_beacons")
-        assert refresh.returncode == 0, refresh
+        sync_beacon(loop_master.config, factory.id)
         # The new beacon's first check is its baseline: a registration it finds there is
         # no news (its violation is still reported). Once a second check has begun, the
         # first is over, and what a test registers is news.

@@ -8,7 +8,7 @@ from saltfactories.utils import random_string
 
 from tests.integration.e2e.conftest import BACKOFF_MAX, BEACON_INTERVAL, wait_for
 from tests.support import daemons
-from tests.support.local_client import LocalCli, sync_all
+from tests.support.local_client import sync_beacon
 from tests.support.openiscsi_env import PrivateNodeDb, require_iscsiadm
 
 WATCHED = "iqn.1991-05.com.contoso:testiscsi-linux"
@@ -33,9 +33,7 @@ def linux_beacon_minion(loop_master, linux_nodes, set_loop_pillar):
     }
     factory = loop_master.salt_minion_daemon(random_string("linux-beacon-"), overrides=overrides)
     with daemons.running(factory):
-        sync_all(loop_master.config, factory.id)
-        refresh = LocalCli(loop_master.config, 60, factory.id).run("saltutil.refresh_beacons")
-        assert refresh.returncode == 0, refresh
+        sync_beacon(loop_master.config, factory.id)
         yield factory
 
 
