@@ -22,6 +22,7 @@ from tests.integration.report.conftest import (
     shape,
     wait_for,
 )
+from tests.support import events
 from tests.support.report_tools import read_page
 from tests.support.simhost.model import SEED_TARGET
 
@@ -40,26 +41,12 @@ def hosts(fleet, fleet_hosts):
     return fleet_hosts
 
 
-def runner_return(event_listener, master, since: float, runner: str):
-    """The return event of the ``runner`` run that began at ``since``, awaited: the bus
-    reaches the listener asynchronously, and salt-run may have exited before."""
-
-    def returned():
-        """the runner's return event reached the listener"""
-        runs = event_listener.get_events([(master.id, "salt/run/*/ret")], after_time=since)
-        return [e for e in runs if e.data.get("fun") == f"runner.{runner}"]
-
-    wait_for(returned, timeout=30)
-    (run,) = returned()
-    return run
-
-
-def published(event_listener, master, since: float, runner: str = "iscsi.report") -> list:
-    """The jobs the master published for the ``runner`` run that began at ``since`` (their
-    salt/job/<jid>/new events): all in once the run's return, fired after them, is."""
-    runner_return(event_listener, master, since, runner)
-    events = event_listener.get_events([(master.id, "salt/job/*/new")], after_time=since)
-    return sorted(events, key=lambda e: e.stamp)
+def published(event_listener, master, since: float) -> list:
+    """The jobs the master published since ``since`` (their salt/job/<jid>/new events), once
+    the listener has every event fired so far (tests/support/events.py)."""
+    events.flush(event_listener, master)
+    jobs = event_listener.get_events([(master.id, "salt/job/*/new")], after_time=since)
+    return sorted(jobs, key=lambda e: e.stamp)
 
 
 def asked(events: list) -> list[str]:
@@ -216,7 +203,14 @@ def test_report_shows_every_host(
     )
 
     # The runner job's success (in its return event) says that not every host complies.
-    run = runner_return(event_listener, fleet_master, since, "iscsi.report")
+    # The event bus is asynchronous: the event may reach the listener after salt-run exits.
+    def report_runs():
+        """the runner's return event"""
+        runs = event_listener.get_events([(fleet_master.id, "salt/run/*/ret")], after_time=since)
+        return [e for e in runs if e.data.get("fun") == "runner.iscsi.report"]
+
+    wait_for(report_runs, timeout=30)
+    (run,) = report_runs()
     assert run.data["success"] is False
 
     junit_validate(str(junit))
@@ -324,9 +318,7 @@ def test_enforce_fixes_the_violating_hosts_only_and_the_next_report_says_so(
     }
     # One policy run per batch of one minion, and nothing for the others.
     runs = [
-        e
-        for e in published(event_listener, fleet_master, since, "iscsi.enforce")
-        if e.data["fun"] == "state.apply"
+        e for e in published(event_listener, fleet_master, since) if e.data["fun"] == "state.apply"
     ]
     assert sorted(tuple(e.data["tgt"]) for e in runs) == sorted(
         [(ids["compliant"],), (ids["violating"],)]
