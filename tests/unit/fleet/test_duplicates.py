@@ -68,4 +68,6 @@ def test_junit_and_html_carry_the_duplicates(tmp_path, junit_validate):
     section = page[page.index('<section id="duplicates">') :]
     assert "Duplicate initiator names" in section
     assert f"<code>{CLONED}</code>" in section and "win-a, win-b" in section
+    # the count right-aligned under its right-aligned heading
+    assert '<th class="num">shared by</th>' in section and '<td class="num">2</td>' in section
     assert page.index('id="duplicates"') < page.index('id="hosts"')  # before the host list

@@ -8,6 +8,9 @@ import hashlib
 import html
 import re
 import xml.etree.ElementTree as ET
+from html.parser import HTMLParser
+
+import pytest
 
 from saltext_win_iscsi.fleet import html as report_html
 from saltext_win_iscsi.fleet import junit as report_junit
@@ -102,6 +105,43 @@ def test_html_is_self_contained_and_escapes_every_value():
     assert scripts == [report_html.SCRIPT]
     digest = base64.b64encode(hashlib.sha256(scripts[0].encode()).digest()).decode()
     assert f"script-src 'sha256-{digest}'" in html.unescape(page)
+
+
+class _Columns(HTMLParser):
+    """Per table, per column: the set of (tag, is right-aligned) its heading and cells have."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tables: list[dict[int, set[tuple[str, bool]]]] = []
+        self._column = 0
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "table":
+            self.tables.append({})
+        elif tag == "tr":
+            self._column = 0
+        elif tag in ("th", "td"):
+            numeric = "num" in (dict(attrs).get("class") or "").split()
+            self.tables[-1].setdefault(self._column, set()).add((tag, numeric))
+            self._column += 1
+
+
+@pytest.mark.parametrize("inventory", [False, True])
+def test_html_number_columns_are_aligned_as_their_headings(inventory):
+    page = report_html.render(
+        samples.fleet(ROLES, inventory=inventory, remediation=[samples.remediation("win-bad")])
+    )
+    columns = _Columns()
+    columns.feed(page)
+    assert len(columns.tables) >= 3  # the hosts, a host's violations, the remediation runs
+    for table in columns.tables:
+        for kinds in table.values():
+            # heading and cells present, all right-aligned or none
+            assert {tag for tag, _ in kinds} == {"th", "td"}, kinds
+            assert len({numeric for _, numeric in kinds}) == 1, kinds
+    hosts = columns.tables[0]
+    right = [i for i, kinds in hosts.items() if ("th", True) in kinds]
+    assert len(right) == (4 if inventory else 2)  # violations, [sessions, logins,] runs
 
 
 def test_html_in_a_browser(tmp_path, browser):

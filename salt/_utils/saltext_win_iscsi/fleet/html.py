@@ -40,7 +40,7 @@ h1{font-size:24px;margin:0 0 4px}h2{font-size:18px;margin:28px 0 10px}
 .verdict{font-size:17px;font-weight:600;margin:8px 0 14px}.verdict.bad{color:#b71c1c}.verdict.good{color:#1b5e20}
 table{border-collapse:collapse;width:100%;background:#fff;box-shadow:0 1px 2px #0002;margin-bottom:8px}
 th,td{text-align:left;padding:6px 10px;border-bottom:1px solid #e3e7ee;vertical-align:top}
-th{background:#e9edf3;font-size:13px}td.num{text-align:right}
+th{background:#e9edf3;font-size:13px}.num{text-align:right}
 #hosts td:nth-child(-n+2),details td:first-child{white-space:nowrap}
 .badge{display:inline-block;white-space:nowrap;border-left:4px solid;padding:0 6px;background:#f4f6f9;border-radius:3px}
 details{background:#fff;border-radius:8px;box-shadow:0 1px 2px #0002;margin:10px 0;padding:8px 14px}
@@ -99,11 +99,24 @@ def _css(status: str) -> str:
     return status.replace(" ", "-")
 
 
-def _table(headers: list[str], rows: list[list[str]]) -> str:
-    """A table; ``rows`` hold already-escaped cell HTML."""
-    head = "".join(f"<th>{_e(h)}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+def _cell(tag: str, css: str, html: str) -> str:
+    return f'<{tag} class="{css}">{html}</{tag}>' if css else f"<{tag}>{html}</{tag}>"
+
+
+def _head(headers: list[str], numeric: frozenset[str]) -> str:
+    """The header row: a number column's heading aligned as its numbers (right)."""
+    return "".join(_cell("th", "num" if h in numeric else "", _e(h)) for h in headers)
+
+
+def _table(headers: list[str], rows: list[list[str]], numeric: frozenset[str] = frozenset()) -> str:
+    """A table; ``rows`` hold already-escaped cell HTML, the ``numeric`` columns
+    right-aligned, heading and cells alike."""
+    css = ["num" if h in numeric else "" for h in headers]
+    body = "".join(
+        "<tr>" + "".join(_cell("td", c, cell) for c, cell in zip(css, row, strict=True)) + "</tr>"
+        for row in rows
+    )
+    return f"<table><thead><tr>{_head(headers, numeric)}</tr></thead><tbody>{body}</tbody></table>"
 
 
 def _cards(report: FleetReport) -> str:
@@ -132,6 +145,7 @@ def _duplicates(report: FleetReport) -> str:
             [f"<code>{_e(name)}</code>", _e(", ".join(minions)), str(len(minions))]
             for name, minions in duplicates
         ],
+        numeric=frozenset({"shared by"}),
     )
     return (
         '<section id="duplicates"><h2>Duplicate initiator names</h2><p>Several minions '
@@ -158,20 +172,31 @@ def _count(value: int | None) -> str:
     return "–" if value is None else str(value)
 
 
+# The hosts table's number columns: right-aligned, heading and cells.
+HOST_NUMBERS = frozenset(
+    {"violations", "persistent sessions", "persistent logins", "remediation runs"}
+)
+
+
+def _host_columns(inventory: bool) -> list[str]:
+    """The hosts table's headings (the inventory's two with ``iscsi.report inventory=True``)."""
+    counted = ["persistent sessions", "persistent logins"] if inventory else []
+    return ["host", "status", "violations", *counted, "remediation runs", "error"]
+
+
 def _host_row(index: int, host: HostReport, runs: int, inventory: bool) -> str:
-    cells = [
-        ("", f'<a href="#host-{index}">{_e(host.minion)}</a>'),
-        ("", f'<span class="badge {_css(host.status)}">{_e(host.status)}</span>'),
-        ("num", str(len(host.violations))),
-    ]
-    if inventory:
-        cells += [
-            ("num", _count(host.persistent_sessions)),
-            ("num", _count(host.persistent_logins)),
-        ]
-    cells += [("num", str(runs)), ("error-text", _e(host.error))]
+    cells = {
+        "host": f'<a href="#host-{index}">{_e(host.minion)}</a>',
+        "status": f'<span class="badge {_css(host.status)}">{_e(host.status)}</span>',
+        "violations": str(len(host.violations)),
+        "persistent sessions": _count(host.persistent_sessions),
+        "persistent logins": _count(host.persistent_logins),
+        "remediation runs": str(runs),
+        "error": _e(host.error),
+    }
     html = "".join(
-        f'<td class="{css}">{cell}</td>' if css else f"<td>{cell}</td>" for css, cell in cells
+        _cell("td", "num" if h in HOST_NUMBERS else "error-text" if h == "error" else "", cells[h])
+        for h in _host_columns(inventory)
     )
     return f'<tr data-status="{_e(host.status)}">{html}</tr>'
 
@@ -250,11 +275,7 @@ def render(report: FleetReport) -> str:
         _host_row(i, h, len(report.remediation_of(h.minion)), report.inventory)
         for i, h in enumerate(hosts)
     )
-    headers = ["host", "status", "violations"]
-    if report.inventory:
-        headers += ["persistent sessions", "persistent logins"]
-    headers += ["remediation runs", "error"]
-    head = "".join(f"<th>{h}</th>" for h in headers)
+    head = _head(_host_columns(report.inventory), HOST_NUMBERS)
     table = f'<table id="hosts"><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>'
 
     details = "".join(_details(i, h, report.remediation_of(h.minion)) for i, h in enumerate(hosts))
