@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -17,12 +19,22 @@ SALT_TREE = REPO_ROOT / "salt"
 
 
 @pytest.fixture(scope="session")
-def salt_factories_config():
-    return {
+def salt_factories_config(request):
+    """The test daemons' folders in one folder of this session's (salt-factories' default
+    leaves them in /tmp), removed at the end unless a test failed (their logs tell why).
+    Under /tmp, not pytest's deeper tmp_path: Salt's AF_UNIX socket paths must stay within
+    108 bytes."""
+    root = Path(tempfile.mkdtemp(prefix="saltext-iscsi-"))
+    yield {
         "code_dir": str(REPO_ROOT),
         "inject_sitecustomize": False,
         "start_timeout": 120 if os.environ.get("CI") else 60,
+        "root_dir": root,
     }
+    if request.session.testsfailed:
+        print(f"\nthe test daemons' folders are kept in {root}")
+    else:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="package")

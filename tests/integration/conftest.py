@@ -3,43 +3,23 @@
 from pathlib import Path
 
 import pytest
-import salt.utils.yaml
 
-from tests.conftest import SALT_TREE, master_config, minion_config
+from tests.conftest import master_config, minion_config
 from tests.support import daemons
 from tests.support.local_client import LocalCli, sync_all
+from tests.support.trees import Trees
 
 
 @pytest.fixture(scope="package")
-def master_trees(tmp_path_factory) -> dict[str, Path]:
-    """Pillar and a site state tree (top.sls) beside the extension's own salt/ tree."""
-    root = tmp_path_factory.mktemp("master-trees")
-    # overlay: files a test puts before the extension's own tree (file_roots order wins)
-    trees = {"pillar": root / "pillar", "states": root / "states", "overlay": root / "overlay"}
-    for tree in trees.values():
-        tree.mkdir()
-    (trees["states"] / "top.sls").write_text("base:\n  '*':\n    - iscsi\n")
-    (trees["pillar"] / "top.sls").write_text("base:\n  '*':\n    - iscsi\n")
-    (trees["pillar"] / "iscsi.sls").write_text("{}\n")
-    return trees
+def master_trees(tmp_path_factory) -> Trees:
+    return Trees(tmp_path_factory.mktemp("master-trees"))
 
 
 @pytest.fixture(scope="package")
 def master(salt_factories, master_id, master_trees):
     factory = salt_factories.salt_master_daemon(
         master_id,
-        overrides={
-            **master_config(),
-            "file_roots": {
-                "base": [
-                    str(master_trees["overlay"]),
-                    str(SALT_TREE),
-                    str(master_trees["states"]),
-                ]
-            },
-            "pillar_roots": {"base": [str(master_trees["pillar"])]},
-            "log_level_logfile": "all",
-        },
+        overrides={**master_config(), **master_trees.master_config(), "log_level_logfile": "all"},
     )
     with daemons.running(factory):
         yield factory
@@ -95,14 +75,11 @@ def minion_run(local_cli, minion) -> LocalCli:
 
 
 @pytest.fixture
-def set_pillar(master_trees, minion_run):
-    """Write the minion's iscsi pillar (any YAML value, or raw text) and refresh it."""
+def set_pillar(master_trees, local_cli, minion):
+    """Write every minion's iscsi pillar and refresh the package's minion; {} after."""
 
-    def _set(data=None, raw: str | None = None) -> None:
-        text = raw if raw is not None else salt.utils.yaml.safe_dump(data, default_flow_style=False)
-        (master_trees["pillar"] / "iscsi.sls").write_text(text)
-        ret = minion_run.run("saltutil.refresh_pillar", "wait=True")
-        assert ret.returncode == 0, ret
+    def _set(data: dict) -> None:
+        master_trees.set_pillar(data, local_cli, minion.id)
 
     yield _set
     _set({})

@@ -38,7 +38,7 @@ def threaded_minion(master, powershell):
 @pytest.fixture
 def overlay_library(master_trees):
     """Put a changed library __init__.py before the extension's own; removed afterwards."""
-    path = master_trees["overlay"] / LIBRARY_INIT
+    path = master_trees.overlay / LIBRARY_INIT
     path.parent.mkdir(parents=True, exist_ok=True)
     yield path
     path.unlink()

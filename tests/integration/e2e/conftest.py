@@ -6,14 +6,14 @@ import time
 from pathlib import Path
 
 import pytest
-import salt.utils.yaml
 from saltfactories.utils import random_string
 
-from tests.conftest import SALT_TREE, master_config, minion_config
+from tests.conftest import master_config, minion_config
 from tests.support import daemons, events, waiting
 from tests.support.local_client import LocalCli, sync_beacon
 from tests.support.simhost.model import SimulatedHost
 from tests.support.simhost.powershell_standin import install
+from tests.support.trees import Trees
 
 BEACON_INTERVAL = 1
 BACKOFF_MAX = 4  # seconds: short, so that the tests see several attempts
@@ -35,12 +35,12 @@ def wait_for(predicate, timeout: float = LIMIT, step: float = 0.05) -> float:
 
 @pytest.fixture(scope="package")
 def loop_dir(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("e2e")
-    for sub in ("pillar", "states"):
-        (root / sub).mkdir()
-    (root / "pillar" / "top.sls").write_text("base:\n  '*':\n    - iscsi\n")
-    (root / "pillar" / "iscsi.sls").write_text(salt.utils.yaml.safe_dump(POLICY))
-    return root
+    return tmp_path_factory.mktemp("e2e")
+
+
+@pytest.fixture(scope="package")
+def loop_trees(loop_dir) -> Trees:
+    return Trees(loop_dir / "trees", POLICY)
 
 
 @pytest.fixture(scope="package")
@@ -49,13 +49,12 @@ def loop_host(loop_dir) -> SimulatedHost:
 
 
 @pytest.fixture(scope="package")
-def loop_master(salt_factories, loop_dir):
+def loop_master(salt_factories, loop_trees):
     factory = salt_factories.salt_master_daemon(
         random_string("loop-master-"),
         overrides={
             **master_config(),
-            "file_roots": {"base": [str(SALT_TREE), str(loop_dir / "states")]},
-            "pillar_roots": {"base": [str(loop_dir / "pillar")]},
+            **loop_trees.master_config(),
             "reactor": [{"salt/beacon/*/iscsi/violation": [REACTOR]}],
         },
     )
@@ -107,12 +106,11 @@ def loop_call(loop_master, loop_minion) -> LocalCli:
 
 
 @pytest.fixture(scope="package")
-def set_loop_pillar(loop_dir, loop_call):
-    def _set(data) -> None:
-        text = salt.utils.yaml.safe_dump(data, default_flow_style=False)
-        (loop_dir / "pillar" / "iscsi.sls").write_text(text)
-        ret = loop_call.run("saltutil.refresh_pillar", "wait=True")
-        assert ret.returncode == 0, ret
+def set_loop_pillar(loop_trees, loop_call, loop_minion):
+    """Write every minion's iscsi pillar and refresh the loop minion's."""
+
+    def _set(data: dict) -> None:
+        loop_trees.set_pillar(data, loop_call, loop_minion.id)
 
     return _set
 

@@ -14,6 +14,7 @@ from tests.support import daemons
 from tests.support.local_client import LocalCli, sync_all
 from tests.support.simhost.model import SimulatedHost
 from tests.support.simhost.powershell_standin import install
+from tests.support.trees import EVERY_MINION_ISCSI
 
 DOWNTIME = 7  # seconds a daemon stays down: the outage under test, not a wait
 
@@ -68,15 +69,14 @@ def test_minion_restart_with_a_corrupt_cache(loop_host, loop_minion, bus, world)
 
 
 @pytest.fixture(scope="module")
-def net_minion(loop_master, loop_dir, tmp_path_factory):
+def net_minion(loop_master, loop_trees, tmp_path_factory):
     """A minion with no beacon, only the safety-net schedule from pillar (as in
     pillar.example, every few seconds instead of every 30 minutes)."""
     host_dir = tmp_path_factory.mktemp("net-host")
     host = SimulatedHost(host_dir / "host.json").reset()
     sid = host.add_session(WATCHED, persistent=True)  # a violation from the start
     minion_id = random_string("net-minion-")
-    pillar = loop_dir / "pillar"
-    (pillar / "net.sls").write_text(
+    (loop_trees.pillar / "net.sls").write_text(
         salt.utils.yaml.safe_dump(
             {
                 "schedule": {
@@ -92,7 +92,9 @@ def net_minion(loop_master, loop_dir, tmp_path_factory):
             }
         )
     )
-    (pillar / "top.sls").write_text(f"base:\n  '*':\n    - iscsi\n  '{minion_id}':\n    - net\n")
+    (loop_trees.pillar / "top.sls").write_text(
+        EVERY_MINION_ISCSI + f"  '{minion_id}':\n    - net\n"
+    )
     overrides = minion_config(install(host_dir / "bin", host.path))
     overrides.pop("file_client")
     overrides.pop("file_roots")
@@ -100,7 +102,7 @@ def net_minion(loop_master, loop_dir, tmp_path_factory):
     factory = loop_master.salt_minion_daemon(minion_id, overrides=overrides)
     with daemons.running(factory):
         yield factory, host, sid
-    (pillar / "top.sls").write_text("base:\n  '*':\n    - iscsi\n")
+    loop_trees.reset_pillar_top()
 
 
 def test_the_schedule_converges_a_minion_without_the_beacon(loop_master, net_minion):

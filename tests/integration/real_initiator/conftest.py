@@ -12,18 +12,17 @@ from __future__ import annotations
 
 import os
 import time
-from pathlib import Path
 
 import pytest
-import salt.utils.yaml
 from saltfactories.utils import random_string
 
-from tests.conftest import SALT_TREE, master_config
+from tests.conftest import master_config
 from tests.support import daemons, waiting
 from tests.support.initiator_vm import image, packages
 from tests.support.initiator_vm.machine import InitiatorVm
 from tests.support.initiator_vm.targets import Target
 from tests.support.local_client import LocalCli, sync_all, sync_master
+from tests.support.trees import Trees
 
 REACTOR = "salt://reactor/iscsi_enforce.sls"
 PORTAL = "127.0.0.1:3260"
@@ -99,16 +98,8 @@ def vm(vm_image, tmp_path_factory):
 
 
 @pytest.fixture(scope="package")
-def vm_trees(tmp_path_factory) -> dict[str, Path]:
-    """Pillar (``iscsi.sls`` for every minion) and a top file that applies the formula."""
-    root = tmp_path_factory.mktemp("vm-trees")
-    trees = {"pillar": root / "pillar", "states": root / "states"}
-    for tree in trees.values():
-        tree.mkdir()
-    (trees["states"] / "top.sls").write_text("base:\n  '*':\n    - iscsi\n")
-    (trees["pillar"] / "top.sls").write_text("base:\n  '*':\n    - iscsi\n")
-    (trees["pillar"] / "iscsi.sls").write_text("{}\n")
-    return trees
+def vm_trees(tmp_path_factory) -> Trees:
+    return Trees(tmp_path_factory.mktemp("vm-trees"))
 
 
 @pytest.fixture(scope="package")
@@ -117,8 +108,7 @@ def vm_master(salt_factories, vm_trees):
         random_string("vm-master-"),
         overrides={
             **master_config(),
-            "file_roots": {"base": [str(SALT_TREE), str(vm_trees["states"])]},
-            "pillar_roots": {"base": [str(vm_trees["pillar"])]},
+            **vm_trees.master_config(),
             "reactor": [{"salt/beacon/*/iscsi/violation": [REACTOR]}],
         },
     )
@@ -156,23 +146,16 @@ def salt_run(vm_master):
     return vm_master.salt_run_cli(timeout=180)
 
 
-def write_pillar(trees: dict[str, Path], data: dict) -> None:
-    text = salt.utils.yaml.safe_dump(data, default_flow_style=False)
-    (trees["pillar"] / "iscsi.sls").write_text(text)
-
-
 @pytest.fixture
 def set_pillar(vm_trees, local_cli, vm_minion):
-    """Write every minion's iscsi pillar and refresh it on the VM's minion; {} after."""
+    """Write every minion's iscsi pillar and refresh it on the VM's minion (or the one
+    given); {} after, refreshed on the VM's minion."""
 
     def _set(data: dict, minion=vm_minion) -> None:
-        write_pillar(vm_trees, data)
-        ret = local_cli.run("saltutil.refresh_pillar", "wait=True", minion_tgt=minion.id)
-        assert ret.returncode == 0, ret
+        vm_trees.set_pillar(data, local_cli, minion.id)
 
     yield _set
-    write_pillar(vm_trees, {})
-    local_cli.run("saltutil.refresh_pillar", "wait=True", minion_tgt=vm_minion.id)
+    _set({})
 
 
 def call(local_cli, minion, *args, **kwargs):

@@ -15,14 +15,14 @@ import concurrent.futures
 from pathlib import Path
 
 import pytest
-import salt.utils.yaml
 from saltfactories.utils import random_string
 
-from tests.conftest import SALT_TREE, master_config, minion_config
+from tests.conftest import master_config, minion_config
 from tests.support import daemons, waiting
 from tests.support.local_client import sync_master
 from tests.support.simhost.model import SEED_TARGET, SimulatedHost
 from tests.support.simhost.powershell_standin import install
+from tests.support.trees import Trees
 
 REACTOR = "salt://reactor/iscsi_enforce.sls"
 ABSENT_TARGET = "iqn.1991-05.com.contoso:old-archive"
@@ -49,11 +49,12 @@ def wait_for(predicate, timeout: float = LIMIT, step: float = 0.2) -> float:
 
 @pytest.fixture(scope="package")
 def fleet_dir(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("fleet")
-    (root / "pillar").mkdir()
-    (root / "pillar" / "top.sls").write_text("base:\n  '*':\n    - iscsi\n")
-    (root / "pillar" / "iscsi.sls").write_text(salt.utils.yaml.safe_dump(POLICY))
-    return root
+    return tmp_path_factory.mktemp("fleet")
+
+
+@pytest.fixture(scope="package")
+def fleet_trees(fleet_dir) -> Trees:
+    return Trees(fleet_dir / "trees", POLICY)
 
 
 @pytest.fixture(scope="package")
@@ -75,13 +76,12 @@ def shape(hosts: dict[str, SimulatedHost]) -> None:
 
 
 @pytest.fixture(scope="package")
-def fleet_master(salt_factories, fleet_dir):
+def fleet_master(salt_factories, fleet_trees):
     factory = salt_factories.salt_master_daemon(
         random_string("fleet-master-"),
         overrides={
             **master_config(),
-            "file_roots": {"base": [str(SALT_TREE)]},
-            "pillar_roots": {"base": [str(fleet_dir / "pillar")]},
+            **fleet_trees.master_config(),
             "reactor": [{"salt/beacon/*/iscsi/violation": [REACTOR]}],
             "timeout": TIMEOUT,
             "gather_job_timeout": 5,

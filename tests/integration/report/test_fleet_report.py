@@ -270,11 +270,10 @@ def test_jobs_do_not_grow_with_the_number_of_minions(ids, hosts, fleet_master, e
 
 
 def test_a_malformed_policy_is_reported_as_the_hosts_error(
-    hosts, ids, fleet_dir, fleet_master, salt_run
+    hosts, ids, fleet_trees, fleet_master, salt_run
 ):
     minion = ids["compliant"]
-    pillar = fleet_dir / "pillar"
-    top = (pillar / "top.sls").read_text()
+    pillar = fleet_trees.pillar
     (pillar / "broken.sls").write_text("iscsi:\n  policy:\n    not_persistent: oops\n")
     (pillar / "top.sls").write_text(
         f"base:\n  '* and not {minion}':\n    - match: compound\n    - iscsi\n"
@@ -290,7 +289,7 @@ def test_a_malformed_policy_is_reported_as_the_hosts_error(
             'pillar iscsi:policy:not_persistent must be a list of rules, not: "oops"'
         )
     finally:
-        (pillar / "top.sls").write_text(top)
+        fleet_trees.reset_pillar_top()
         assert salt.run("saltutil.refresh_pillar", "wait=True", minion_tgt=minion).returncode == 0
 
 
